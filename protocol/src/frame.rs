@@ -1,0 +1,239 @@
+//! Length-prefixed frames: a `u32` big-endian payload length, then a bincode 2 payload.
+//!
+//! The length is checked against the maximum before anything is allocated, and bincode's own
+//! allocation limit stops a payload that claims a huge collection. A clean EOF between frames is
+//! `Ok(None)`; an EOF inside a frame is [`FrameError::Truncated`].
+
+use std::io::{self, Read, Write};
+
+use bincode::config::{self, Configuration};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Bytes of the length prefix.
+pub const HEADER_LEN: usize = 4;
+
+type Config = Configuration<
+    config::LittleEndian,
+    config::Varint,
+    config::Limit<{ crate::DEFAULT_MAX_FRAME }>,
+>;
+
+fn config() -> Config {
+    config::standard().with_limit::<{ crate::DEFAULT_MAX_FRAME }>()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("connection closed inside a frame ({got} of {expected} bytes)")]
+    Truncated { expected: usize, got: usize },
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+    #[error("cannot encode frame: {0}")]
+    Encode(String),
+    #[error("socket i/o: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Encodes `msg` as one whole frame, header included.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut buf = vec![0u8; HEADER_LEN];
+    bincode::serde::encode_into_std_write(msg, &mut buf, config())
+        .map_err(|e| FrameError::Encode(e.to_string()))?;
+    let len = buf.len() - HEADER_LEN;
+    let header = u32::try_from(len)
+        .ok()
+        .filter(|&l| l as usize <= crate::DEFAULT_MAX_FRAME)
+        .ok_or(FrameError::TooLarge {
+            len,
+            max: crate::DEFAULT_MAX_FRAME,
+        })?;
+    buf[..HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+    Ok(buf)
+}
+
+/// Reads the payload length out of a header and checks it against `max`.
+pub fn payload_len(header: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(len)
+}
+
+/// Decodes one payload; trailing bytes mean the two sides disagree on the type.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    let (msg, used) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| FrameError::Decode(e.to_string()))?;
+    if used != payload.len() {
+        return Err(FrameError::Decode(format!(
+            "{} trailing bytes after the message",
+            payload.len() - used
+        )));
+    }
+    Ok(msg)
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
+pub fn read_frame<T: DeserializeOwned>(
+    r: &mut impl Read,
+    max: usize,
+) -> Result<Option<T>, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    let got = read_full(r, &mut header)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if got < HEADER_LEN {
+        return Err(FrameError::Truncated {
+            expected: HEADER_LEN,
+            got,
+        });
+    }
+    let len = payload_len(header, max)?;
+    let mut payload = vec![0u8; len];
+    let got = read_full(r, &mut payload)?;
+    if got < len {
+        return Err(FrameError::Truncated { expected: len, got });
+    }
+    decode(&payload).map(Some)
+}
+
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
+    w.write_all(&encode(msg)?)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Fills `buf` unless the stream ends first; returns how many bytes arrived.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::*;
+    use std::collections::BTreeMap;
+    use std::io::Cursor;
+
+    fn start() -> Request {
+        Request::Start(StartRequest {
+            namespace: "default".into(),
+            id: "web".into(),
+            bundle: "/b".into(),
+            labels: BTreeMap::from([("app".into(), "db".into())]),
+            stdout: None,
+            stderr: Some("/tmp/err".into()),
+        })
+    }
+
+    #[test]
+    fn round_trips_back_to_back_frames() {
+        let event = Response::Event(Event {
+            time: 1,
+            kind: EventKind::Exit,
+            namespace: "default".into(),
+            id: "web".into(),
+            process: "init".into(),
+            pid: 42,
+            status: Some(137),
+        });
+        let mut buf = encode(&start()).unwrap();
+        buf.extend(encode(&event).unwrap());
+        let mut r = Cursor::new(buf);
+        assert_eq!(read_frame::<Request>(&mut r, 1024).unwrap(), Some(start()));
+        assert_eq!(read_frame::<Response>(&mut r, 1024).unwrap(), Some(event));
+        assert!(read_frame::<Response>(&mut r, 1024).unwrap().is_none());
+    }
+
+    #[test]
+    fn oversized_length_is_refused_before_reading_the_payload() {
+        let mut r = Cursor::new(u32::MAX.to_be_bytes().to_vec());
+        let err = read_frame::<Request>(&mut r, DEFAULT).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { len, .. } if len == u32::MAX as usize));
+    }
+
+    const DEFAULT: usize = crate::DEFAULT_MAX_FRAME;
+
+    #[test]
+    fn truncated_header_and_payload_are_errors() {
+        let mut r = Cursor::new(vec![0u8, 0]);
+        assert!(matches!(
+            read_frame::<Request>(&mut r, DEFAULT),
+            Err(FrameError::Truncated {
+                expected: 4,
+                got: 2
+            })
+        ));
+        let mut frame = encode(&start()).unwrap();
+        frame.truncate(frame.len() - 3);
+        let mut r = Cursor::new(frame);
+        assert!(matches!(
+            read_frame::<Request>(&mut r, DEFAULT),
+            Err(FrameError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_payload_is_a_decode_error() {
+        for garbage in [
+            vec![0xff; 64],
+            b"GET / HTTP/1.1\r\n".to_vec(),
+            vec![0u8; 1],
+            vec![],
+        ] {
+            let mut frame = (garbage.len() as u32).to_be_bytes().to_vec();
+            frame.extend(&garbage);
+            let res = read_frame::<Request>(&mut Cursor::new(frame), DEFAULT);
+            assert!(
+                matches!(res, Err(FrameError::Decode(_))),
+                "{garbage:?}: {res:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn payload_claiming_a_huge_string_is_a_decode_error() {
+        // Variant 0 (Start), then a namespace whose varint length claims u64::MAX bytes.
+        let mut payload = vec![0u8, 0xfd];
+        payload.extend(u64::MAX.to_le_bytes());
+        assert!(matches!(
+            decode::<Request>(&payload),
+            Err(FrameError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_are_a_decode_error() {
+        let mut frame = encode(&Request::Info(InfoRequest {})).unwrap();
+        frame.push(0);
+        assert!(matches!(
+            decode::<Request>(&frame[HEADER_LEN..]),
+            Err(FrameError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn a_wrong_version_hello_still_decodes_so_it_can_be_reported() {
+        let theirs = Hello {
+            protocol: 99,
+            version: "9.9.9".into(),
+        };
+        let frame = encode(&theirs).unwrap();
+        let got: Hello = decode(&frame[HEADER_LEN..]).unwrap();
+        assert_eq!(got, theirs);
+        assert_ne!(got.protocol, Hello::ours().protocol);
+    }
+}

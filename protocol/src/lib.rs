@@ -1,0 +1,28 @@
+//! The wire contract between `ctrd` and its clients.
+//!
+//! Data only: typed requests, responses, errors and events ([`message`]), the length-prefixed
+//! bincode framing ([`frame`]), and a small blocking [`client`] used by `ctr`, the tests and the
+//! benchmark. Nothing here depends on an async runtime, so any client can link it.
+//!
+//! A connection opens with a [`Hello`] from each side. bincode does not describe itself, so a
+//! version skew would otherwise decode as garbage; the handshake turns it into a clear error.
+
+pub mod client;
+pub mod frame;
+pub mod message;
+
+pub use client::{Client, ClientError, EventStream};
+pub use frame::FrameError;
+pub use message::*;
+
+/// Bumped whenever a wire type changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame either side accepts unless configured otherwise.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The namespace a request uses when the client names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The version of this crate, which every binary of the workspace shares.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
