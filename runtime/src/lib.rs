@@ -1,1 +1,25 @@
-//! x
+//! The OCI runtime adapter: everything ctrd knows about `runc`.
+//!
+//! - [`id`]: container ids and namespaces, validated with runc's own rule before they touch a path;
+//! - [`bundle`]: a validated bundle directory;
+//! - [`layout`]: where the daemon keeps things under its state dir;
+//! - [`runner`]: the seam through which runc processes are spawned and waited on, so a subreaper
+//!   elsewhere in the process never steals their exit status;
+//! - [`runc`]: run, kill, delete and list, with runc's own error messages;
+//! - [`pidfd`]: signals that can never hit a recycled pid.
+
+pub mod bundle;
+pub mod error;
+pub mod id;
+pub mod layout;
+pub mod pidfd;
+pub mod runc;
+pub mod runner;
+
+pub use bundle::Bundle;
+pub use error::RuntimeError;
+pub use id::{ContainerId, Namespace};
+pub use layout::StateDir;
+pub use pidfd::PidFd;
+pub use runc::{Runc, RuncContainer, StartSpec};
+pub use runner::{DirectRunner, ExitStatus, ProcessRunner};

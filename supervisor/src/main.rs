@@ -1,1 +1,224 @@
-fn main() {}
+//! `ctrd`: the container supervisor daemon.
+//!
+//! Start-up runs in a fixed order: everything that is process-wide (rlimits, the subreaper bit,
+//! the socket's umask, the SIGCHLD handler) happens before any thread or the event loop starts.
+//! Shutdown has a written order too, in [`shutdown`].
+
+mod container;
+mod reaper;
+mod server;
+mod socket;
+mod subscribers;
+mod supervisor;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Arbiter};
+use clap::Parser;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use runtime::{Runc, StateDir};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
+use worker::Pool;
+
+use crate::reaper::Reaper;
+use crate::supervisor::{ExitMsg, Shutdown, Supervisor, WaitEmpty};
+
+/// How long containers get after KILL, once the grace period is over, before ctrd gives up on them.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Parser)]
+#[command(name = "ctrd", version, about = "Container supervisor daemon")]
+struct Args {
+    /// Where ctrd keeps runc state, container logs and its socket.
+    #[arg(long, default_value = "/run/ctrd")]
+    state_dir: PathBuf,
+    /// The socket clients connect to [default: <state-dir>/ctrd.sock].
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// The OCI runtime binary.
+    #[arg(long, default_value = "runc")]
+    runtime: PathBuf,
+    /// Worker threads making runtime calls at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// How long containers get to exit after TERM at shutdown before they are killed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
+    /// Largest request frame accepted, in bytes.
+    #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
+    max_frame_size: usize,
+    /// Log at debug level (RUST_LOG overrides).
+    #[arg(long)]
+    debug: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DaemonError {
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot become child subreaper: {0}")]
+    Subreaper(nix::Error),
+    #[error(transparent)]
+    Socket(#[from] socket::SocketError),
+    #[error("cannot start {what}: {source}")]
+    Thread {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("event loop: {0}")]
+    EventLoop(std::io::Error),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let level = if args.debug { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            log::error!("{err}");
+            eprintln!("ctrd: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), DaemonError> {
+    raise_nofile_limit();
+    nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
+    let state = StateDir::new(&args.state_dir);
+    for dir in [
+        state.path().to_path_buf(),
+        state.runc_base(),
+        state.runc_logs(),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| DaemonError::StateDir { path: dir, source })?;
+    }
+    let socket_path = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| state.path().join("ctrd.sock"));
+    let listener = socket::bind(&socket_path)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| DaemonError::Thread {
+            what: "the socket server",
+            source,
+        })?;
+
+    // Exits can arrive before the actor exists; they wait in this channel until it does.
+    let (exit_tx, exit_rx) = crossbeam_channel::unbounded();
+    let reaper = Reaper::start(move |exit| {
+        let _ = exit_tx.send(exit);
+    })
+    .map_err(|source| DaemonError::Thread {
+        what: "the reaper",
+        source,
+    })?;
+    let runc = Arc::new(Runc::new(&args.runtime, state.clone(), reaper));
+    let pool = Arc::new(
+        Pool::new(usize::from(args.concurrency), runc).map_err(|source| DaemonError::Thread {
+            what: "the worker pool",
+            source,
+        })?,
+    );
+
+    let system = actix_rt::System::new();
+    let result = system.block_on(async move {
+        let listener =
+            tokio::net::UnixListener::from_std(listener).map_err(DaemonError::EventLoop)?;
+        // The actor gets a thread of its own, so socket traffic never delays its handlers.
+        let arbiter = Arbiter::new();
+        let sup = Supervisor::new(state, pool);
+        let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
+        forward_exits(exit_rx, addr.clone())?;
+        let server = actix_rt::spawn(server::serve(listener, addr.clone(), args.max_frame_size));
+        log::info!(
+            "ctrd {} serving on {} (runtime {}, {} workers)",
+            protocol::VERSION,
+            socket_path.display(),
+            args.runtime.display(),
+            args.concurrency
+        );
+        wait_for_termination()
+            .await
+            .map_err(DaemonError::EventLoop)?;
+        server.abort();
+        shutdown(&addr, args.shutdown_timeout).await;
+        if let Err(e) = std::fs::remove_file(&socket_path) {
+            log::warn!("cannot remove {}: {e}", socket_path.display());
+        }
+        arbiter.stop();
+        log::info!("ctrd stopped");
+        Ok(())
+    });
+    result
+}
+
+/// A thousand containers mean a thousand pidfds, plus a socket per client.
+fn raise_nofile_limit() {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::warn!("cannot raise the open file limit from {soft} to {hard}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot read the open file limit: {e}"),
+    }
+}
+
+/// Moves exits from the reaper's channel into the actor's mailbox.
+fn forward_exits(
+    exits: crossbeam_channel::Receiver<reaper::Exit>,
+    addr: Addr<Supervisor>,
+) -> Result<(), DaemonError> {
+    std::thread::Builder::new()
+        .name("exits".into())
+        .spawn(move || {
+            for exit in exits {
+                addr.do_send(ExitMsg(exit));
+            }
+        })
+        .map(drop)
+        .map_err(|source| DaemonError::Thread {
+            what: "the exit forwarder",
+            source,
+        })
+}
+
+async fn wait_for_termination() -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM: shutting down"),
+        _ = int.recv() => log::info!("SIGINT: shutting down"),
+    }
+    Ok(())
+}
+
+/// The shutdown order: (the caller has stopped accepting) TERM every container and wait up to
+/// the grace period for them to exit and be deleted; then KILL the rest and wait a little more.
+async fn shutdown(addr: &Addr<Supervisor>, grace: Duration) {
+    for (signal, wait) in [(libc::SIGTERM, grace), (libc::SIGKILL, KILL_WAIT)] {
+        if addr.send(Shutdown { signal }).await.is_err() {
+            return;
+        }
+        let (reply, empty) = oneshot::channel();
+        if addr.send(WaitEmpty { reply }).await.is_err() {
+            return;
+        }
+        if tokio::time::timeout(wait, empty).await.is_ok() {
+            return;
+        }
+        log::warn!("containers still running after {wait:?}");
+    }
+}

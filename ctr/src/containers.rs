@@ -1,0 +1,270 @@
+//! `ctr containers`: list, start, kill and state, and the one view of a container that their
+//! table and JSON outputs share.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use protocol::{Container, KillRequest, StartRequest, Status};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::output::{self, Format, Table};
+use crate::{signal, Global, KillArgs, StartArgs};
+
+/// A container as ctr prints it: the wire type with its creation time readable.
+#[derive(Debug, Serialize)]
+struct ContainerView<'a> {
+    id: &'a str,
+    namespace: &'a str,
+    bundle: &'a str,
+    status: Status,
+    /// `null` while the container is starting.
+    pid: Option<u32>,
+    /// RFC 3339, UTC, nanoseconds.
+    created: String,
+    labels: &'a BTreeMap<String, String>,
+    stdout: &'a str,
+    stderr: &'a str,
+}
+
+impl<'a> From<&'a Container> for ContainerView<'a> {
+    fn from(c: &'a Container) -> Self {
+        ContainerView {
+            id: &c.id,
+            namespace: &c.namespace,
+            bundle: &c.bundle,
+            status: c.status,
+            pid: c.pid,
+            created: output::rfc3339(c.created),
+            labels: &c.labels,
+            stdout: &c.stdout,
+            stderr: &c.stderr,
+        }
+    }
+}
+
+pub fn list(global: &Global, format: Format, out: &mut impl Write) -> Result<(), Error> {
+    let mut containers = global.connect()?.list(&global.namespace)?;
+    containers.sort_by(|a, b| a.id.cmp(&b.id));
+    match format {
+        Format::Table => out.write_all(list_table(&containers).as_bytes())?,
+        Format::Json => {
+            let views: Vec<ContainerView> = containers.iter().map(ContainerView::from).collect();
+            output::json_document(out, &views)?;
+        }
+    }
+    Ok(())
+}
+
+/// The original ctr's columns: PATH is the bundle, PID1 the init process.
+fn list_table(containers: &[Container]) -> String {
+    let mut table = Table::with_header(&["ID", "PATH", "STATUS", "PID1"]);
+    for c in containers {
+        table.row([
+            c.id.clone(),
+            c.bundle.clone(),
+            c.status.to_string(),
+            pid_cell(c.pid),
+        ]);
+    }
+    table.render()
+}
+
+/// Prints nothing on success, so scripts can chain on the exit code alone.
+pub fn start(global: &Global, args: &StartArgs) -> Result<(), Error> {
+    let labels = parse_labels(&args.labels)?;
+    // ctrd runs in another directory, so relative paths are resolved here. The cwd is read only
+    // when a path needs it: a removed cwd must not break a command that names absolute paths.
+    let needs_cwd = std::iter::once(&args.bundle)
+        .chain(&args.stdout)
+        .chain(&args.stderr)
+        .any(|path| path.is_relative());
+    let cwd = if needs_cwd {
+        env::current_dir().map_err(Error::Cwd)?
+    } else {
+        // Every path is absolute, so joining onto this base leaves them as they are.
+        PathBuf::from("/")
+    };
+    let resolve = |path: &Path| path_string(absolute(&cwd, path));
+    let request = StartRequest {
+        namespace: global.namespace.clone(),
+        id: args.id.clone(),
+        bundle: resolve(&args.bundle)?,
+        labels,
+        stdout: args.stdout.as_deref().map(resolve).transpose()?,
+        stderr: args.stderr.as_deref().map(resolve).transpose()?,
+    };
+    global.connect()?.start(request)?;
+    Ok(())
+}
+
+/// Later labels win over earlier ones with the same key, as repeated flags usually do.
+fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    labels
+        .iter()
+        .map(|label| match label.split_once('=') {
+            None => Err(Error::Label(label.clone())),
+            Some(("", _)) => Err(Error::EmptyLabelKey(label.clone())),
+            Some((key, value)) => Ok((key.to_string(), value.to_string())),
+        })
+        .collect()
+}
+
+/// Joins without touching the file system: symlinks stay as the user named them, and `.` and
+/// doubled slashes are dropped only for readability (`..` is kept, since it may cross a symlink).
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    cwd.join(path).components().collect()
+}
+
+fn path_string(path: PathBuf) -> Result<String, Error> {
+    path.into_os_string()
+        .into_string()
+        .map_err(|raw| Error::NonUtf8Path(raw.into()))
+}
+
+pub fn kill(global: &Global, args: &KillArgs) -> Result<(), Error> {
+    let request = KillRequest {
+        namespace: global.namespace.clone(),
+        id: args.id.clone(),
+        signal: signal::parse(&args.signal)?,
+        all: args.all,
+    };
+    global.connect()?.kill(request)?;
+    Ok(())
+}
+
+pub fn state(global: &Global, id: &str, format: Format, out: &mut impl Write) -> Result<(), Error> {
+    let container = global.connect()?.state(&global.namespace, id)?;
+    match format {
+        Format::Table => out.write_all(state_table(&container).as_bytes())?,
+        Format::Json => output::json_document(out, &ContainerView::from(&container))?,
+    }
+    Ok(())
+}
+
+/// One `KEY  VALUE` row per field; labels share one row as `k=v,k=v` (JSON has them exact).
+fn state_table(c: &Container) -> String {
+    let labels = if c.labels.is_empty() {
+        "-".to_string()
+    } else {
+        c.labels
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut table = Table::default();
+    table.row(["ID".to_string(), c.id.clone()]);
+    table.row(["NAMESPACE".to_string(), c.namespace.clone()]);
+    table.row(["PATH".to_string(), c.bundle.clone()]);
+    table.row(["STATUS".to_string(), c.status.to_string()]);
+    table.row(["PID1".to_string(), pid_cell(c.pid)]);
+    table.row(["CREATED".to_string(), output::rfc3339(c.created)]);
+    table.row(["LABELS".to_string(), labels]);
+    table.row(["STDOUT".to_string(), c.stdout.clone()]);
+    table.row(["STDERR".to_string(), c.stderr.clone()]);
+    table.render()
+}
+
+/// A starting container has no init process yet.
+fn pid_cell(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "-".to_string(), |pid| pid.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(id: &str, pid: Option<u32>) -> Container {
+        Container {
+            namespace: "default".into(),
+            id: id.into(),
+            bundle: format!("/bundles/{id}"),
+            status: if pid.is_some() {
+                Status::Running
+            } else {
+                Status::Starting
+            },
+            pid,
+            created: 1_700_000_000_123_456_789,
+            labels: BTreeMap::from([("app".into(), "web".into()), ("tier".into(), "1".into())]),
+            stdout: "/var/log/out".into(),
+            stderr: "/var/log/err".into(),
+        }
+    }
+
+    #[test]
+    fn labels_split_at_the_first_equals_sign() {
+        let labels = parse_labels(&["a=1".into(), "b=x=y".into(), "c=".into(), "a=2".into()]);
+        assert_eq!(
+            labels.unwrap(),
+            BTreeMap::from([
+                ("a".into(), "2".into()),
+                ("b".into(), "x=y".into()),
+                ("c".into(), String::new()),
+            ])
+        );
+    }
+
+    #[test]
+    fn labels_without_equals_or_key_are_rejected_by_name() {
+        let err = parse_labels(&["ok=1".into(), "oops".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid label \"oops\": expected KEY=VALUE"
+        );
+        let err = parse_labels(&["=v".into()]).unwrap_err();
+        assert_eq!(err.to_string(), "invalid label \"=v\": the key is empty");
+    }
+
+    #[test]
+    fn relative_paths_join_the_cwd() {
+        let cwd = Path::new("/home/me/work");
+        assert_eq!(
+            absolute(cwd, Path::new("bundle")),
+            Path::new("/home/me/work/bundle")
+        );
+        assert_eq!(
+            absolute(cwd, Path::new("./b//c/")),
+            Path::new("/home/me/work/b/c")
+        );
+        assert_eq!(
+            absolute(cwd, Path::new("../link/x")),
+            Path::new("/home/me/work/../link/x")
+        );
+        assert_eq!(absolute(cwd, Path::new("/abs/b")), Path::new("/abs/b"));
+    }
+
+    #[test]
+    fn list_table_shows_a_dash_for_a_starting_container() {
+        let table = list_table(&[container("web", Some(42)), container("db", None)]);
+        assert_eq!(
+            table,
+            "ID    PATH           STATUS     PID1\n\
+             web   /bundles/web   running    42\n\
+             db    /bundles/db    starting   -\n"
+        );
+    }
+
+    #[test]
+    fn state_table_has_one_row_per_field() {
+        let table = state_table(&container("web", Some(42)));
+        assert!(table.starts_with("ID          web\n"));
+        assert!(table.contains("\nCREATED     2023-11-14T22:13:20.123456789Z\n"));
+        assert!(table.contains("\nLABELS      app=web,tier=1\n"));
+    }
+
+    #[test]
+    fn json_view_has_readable_times_and_null_pids() {
+        let c = container("db", None);
+        let json = serde_json::to_value(ContainerView::from(&c)).unwrap();
+        assert_eq!(json["id"], "db");
+        assert_eq!(json["bundle"], "/bundles/db");
+        assert_eq!(json["status"], "starting");
+        assert!(json["pid"].is_null());
+        assert_eq!(json["created"], "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(json["labels"]["tier"], "1");
+    }
+}

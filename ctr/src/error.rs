@@ -1,0 +1,40 @@
+//! The one error type of ctr: everything a command can fail with, reported once by `main`.
+
+use std::io;
+use std::path::PathBuf;
+
+use protocol::ClientError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The daemon refused, or could not be reached or understood.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("invalid label {0:?}: expected KEY=VALUE")]
+    Label(String),
+    #[error("invalid label {0:?}: the key is empty")]
+    EmptyLabelKey(String),
+    #[error("signal {0} is out of range: expected 1 to 64")]
+    SignalRange(i64),
+    #[error(
+        "unknown signal {0:?}: expected a number from 1 to 64 or a name such as TERM or SIGKILL"
+    )]
+    UnknownSignal(String),
+    #[error("cannot determine the current directory to resolve relative paths: {0}")]
+    Cwd(io::Error),
+    #[error("path {} is not valid UTF-8", .0.display())]
+    NonUtf8Path(PathBuf),
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Writing to stdout failed; a closed pipe is not a failure of ctr (see `is_closed_stdout`).
+    #[error("cannot write to stdout: {0}")]
+    Output(#[from] io::Error),
+}
+
+impl Error {
+    /// Whoever read our output has gone away (`ctr events | head -1`); that ends the command
+    /// quietly instead of failing it.
+    pub fn is_closed_stdout(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}

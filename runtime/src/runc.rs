@@ -1,0 +1,303 @@
+//! The runc binary, called with its own `--root` per namespace and a JSON `--log` per call.
+//!
+//! `runc run -d` hands its stdio to the container, so runc's errors are never read from a pipe:
+//! they come from the `--log` file, which holds one JSON object per line.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::{Bundle, ContainerId, Namespace, ProcessRunner, RuntimeError, StateDir};
+
+pub struct Runc {
+    binary: PathBuf,
+    state: StateDir,
+    runner: Arc<dyn ProcessRunner>,
+    /// Makes each call's log file name unique.
+    calls: AtomicU64,
+}
+
+/// What a detached start needs besides the names.
+pub struct StartSpec<'a> {
+    pub namespace: &'a Namespace,
+    pub id: &'a ContainerId,
+    pub bundle: &'a Bundle,
+    pub pid_file: &'a Path,
+    pub stdout: File,
+    pub stderr: File,
+}
+
+/// One entry of `runc list`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuncContainer {
+    pub id: String,
+    pub pid: u32,
+    pub status: String,
+    pub bundle: String,
+}
+
+#[derive(Deserialize)]
+struct LogLine {
+    level: String,
+    msg: String,
+}
+
+impl Runc {
+    pub fn new(
+        binary: impl Into<PathBuf>,
+        state: StateDir,
+        runner: Arc<dyn ProcessRunner>,
+    ) -> Self {
+        Runc {
+            binary: binary.into(),
+            state,
+            runner,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    pub fn state_dir(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// Starts the container detached and returns its init pid; on failure removes whatever runc
+    /// left behind, so a failed start leaves no state.
+    pub fn run_detached(&self, spec: StartSpec<'_>) -> Result<u32, RuntimeError> {
+        let (ns, id) = (spec.namespace, spec.id);
+        let bundle = spec.bundle.path().to_string_lossy().into_owned();
+        let pid_file = spec.pid_file.to_string_lossy().into_owned();
+        let stdio = (
+            Stdio::null(),
+            Stdio::from(spec.stdout),
+            Stdio::from(spec.stderr),
+        );
+        let args = [
+            "run",
+            "-d",
+            "--pid-file",
+            &pid_file,
+            "--bundle",
+            &bundle,
+            id.as_str(),
+        ];
+        let started = self
+            .call("run", ns, id, &args, stdio)
+            .and_then(|()| read_pid_file(spec.pid_file));
+        started.map_err(|failure| self.clean_up_failed_start(ns, id, failure))
+    }
+
+    pub fn kill(
+        &self,
+        ns: &Namespace,
+        id: &ContainerId,
+        signal: i32,
+        all: bool,
+    ) -> Result<(), RuntimeError> {
+        let signal = signal.to_string();
+        let mut args = vec!["kill"];
+        if all {
+            args.push("--all");
+        }
+        args.extend([id.as_str(), &signal]);
+        self.call("kill", ns, id, &args, quiet())
+    }
+
+    pub fn delete(
+        &self,
+        ns: &Namespace,
+        id: &ContainerId,
+        force: bool,
+    ) -> Result<(), RuntimeError> {
+        let mut args = vec!["delete"];
+        if force {
+            args.push("--force");
+        }
+        args.push(id.as_str());
+        self.call("delete", ns, id, &args, quiet())
+    }
+
+    /// Whether runc holds state for this container in the namespace's root.
+    pub fn has_state(&self, ns: &Namespace, id: &ContainerId) -> bool {
+        self.state.runc_root(ns).join(id.as_str()).exists()
+    }
+
+    /// The containers runc knows in this namespace.
+    pub fn list(&self, ns: &Namespace) -> Result<Vec<RuncContainer>, RuntimeError> {
+        let out_path = self.log_path("list", ns.as_str(), ".out");
+        let out =
+            File::create(&out_path).map_err(|e| RuntimeError::io("cannot create", &out_path, e))?;
+        let listed = self
+            .call_named(
+                "list",
+                ns,
+                "-",
+                &["list", "--format", "json"],
+                (Stdio::null(), out.into(), Stdio::null()),
+            )
+            .and_then(|()| {
+                fs::read(&out_path).map_err(|e| RuntimeError::io("cannot read", &out_path, e))
+            });
+        let _ = fs::remove_file(&out_path);
+        let bytes = listed?;
+        // runc prints `null` for an empty root.
+        let parsed: Option<Vec<RuncContainer>> =
+            serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Failed {
+                op: "list",
+                id: ns.to_string(),
+                message: format!("unreadable output: {e}"),
+            })?;
+        Ok(parsed.unwrap_or_default())
+    }
+
+    fn clean_up_failed_start(
+        &self,
+        ns: &Namespace,
+        id: &ContainerId,
+        failure: RuntimeError,
+    ) -> RuntimeError {
+        if !self.has_state(ns, id) {
+            return failure;
+        }
+        match self.delete(ns, id, true) {
+            Ok(()) => failure,
+            Err(cleanup) => RuntimeError::CleanupFailed {
+                failure: Box::new(failure),
+                cleanup: Box::new(cleanup),
+            },
+        }
+    }
+
+    fn call(
+        &self,
+        op: &'static str,
+        ns: &Namespace,
+        id: &ContainerId,
+        args: &[&str],
+        stdio: (Stdio, Stdio, Stdio),
+    ) -> Result<(), RuntimeError> {
+        self.call_named(op, ns, id.as_str(), args, stdio)
+    }
+
+    fn call_named(
+        &self,
+        op: &'static str,
+        ns: &Namespace,
+        id: &str,
+        args: &[&str],
+        (stdin, stdout, stderr): (Stdio, Stdio, Stdio),
+    ) -> Result<(), RuntimeError> {
+        let log = self.log_path(op, id, ".json");
+        let root = self.state.runc_root(ns);
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&root)
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json"])
+            .args(args)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr);
+        let status = self
+            .runner
+            .run(&mut cmd)
+            .map_err(|source| RuntimeError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            });
+        let logged = fs::read_to_string(&log).unwrap_or_default();
+        let _ = fs::remove_file(&log);
+        let status = status?;
+        if status.success() {
+            return Ok(());
+        }
+        Err(RuntimeError::Failed {
+            op,
+            id: id.to_string(),
+            message: error_message(&logged)
+                .unwrap_or_else(|| format!("exited with status {}", status.code())),
+        })
+    }
+
+    fn log_path(&self, op: &str, id: &str, ext: &str) -> PathBuf {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        self.state.runc_logs().join(format!("{op}-{id}-{n}{ext}"))
+    }
+}
+
+fn quiet() -> (Stdio, Stdio, Stdio) {
+    (Stdio::null(), Stdio::null(), Stdio::null())
+}
+
+fn read_pid_file(path: &Path) -> Result<u32, RuntimeError> {
+    let content =
+        fs::read_to_string(path).map_err(|e| RuntimeError::io("cannot read pid file", path, e))?;
+    content
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|&pid| pid > 1)
+        .ok_or_else(|| RuntimeError::BadPidFile {
+            path: path.to_path_buf(),
+            content,
+        })
+}
+
+/// runc's own words: its error-level lines joined, else its last line, from a JSON log.
+fn error_message(log: &str) -> Option<String> {
+    let lines: Vec<LogLine> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let errors: Vec<&str> = lines
+        .iter()
+        .filter(|l| matches!(l.level.as_str(), "error" | "fatal" | "panic"))
+        .map(|l| l.msg.as_str())
+        .collect();
+    if !errors.is_empty() {
+        return Some(errors.join(": "));
+    }
+    lines.last().map(|l| l.msg.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_message_prefers_error_lines() {
+        let log = concat!(
+            r#"{"level":"warning","msg":"deprecated","time":"t"}"#,
+            "\n",
+            r#"{"level":"error","msg":"container with id exists: web","time":"t"}"#,
+            "\nnot json\n"
+        );
+        assert_eq!(error_message(log).unwrap(), "container with id exists: web");
+        let log = r#"{"level":"info","msg":"only info","time":"t"}"#;
+        assert_eq!(error_message(log).unwrap(), "only info");
+        assert!(error_message("").is_none());
+    }
+
+    #[test]
+    fn pid_file_must_hold_a_real_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pid");
+        fs::write(&path, "4242").unwrap();
+        assert_eq!(read_pid_file(&path).unwrap(), 4242);
+        for bad in ["", "1", "0", "x", "-5"] {
+            fs::write(&path, bad).unwrap();
+            assert!(matches!(
+                read_pid_file(&path),
+                Err(RuntimeError::BadPidFile { .. })
+            ));
+        }
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+set -euo pipefail
+# setup.sh — idempotent host preparation for building and testing ctrd/ctr.
+# Must run as root. Installs with apt-get, only when missing:
+#   runc            the OCI runtime ctrd drives (tests start real containers)
+#   busybox-static  /bin/busybox as a *static* binary; scripts/make-bundle.sh
+#                   copies it alone into test rootfs dirs, so the dynamic
+#                   `busybox` package (needs libc in the rootfs) won't do
+# Does not install Rust: fails with a clear message if `cargo` is not on PATH
+# (after sourcing ~/.cargo/env when present).
+# Prints one line per package it installed; silent otherwise.
+
+die() { echo "setup.sh: error: $*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (ctrd and its tests drive runc as root); try: sudo $0"
+
+missing=()
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+if ! dpkg -s busybox-static >/dev/null 2>&1 || [[ ! -x /bin/busybox ]]; then
+    missing+=(busybox-static)
+fi
+
+if ((${#missing[@]})); then
+    command -v apt-get >/dev/null 2>&1 \
+        || die "missing ${missing[*]} and apt-get is not available; install them by hand"
+    log=$(mktemp /tmp/ctrd-setup.XXXXXX.log)
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        die "apt-get failed installing: ${missing[*]} (log: $log)"
+    fi
+    rm -f "$log"
+    for p in "${missing[@]}"; do echo "setup.sh: installed $p"; done
+fi
+
+# Final sanity checks, so failures show up here and not as odd test errors.
+command -v runc >/dev/null 2>&1 || die "runc still not on PATH after install"
+[[ -x /bin/busybox ]] || die "/bin/busybox missing after installing busybox-static"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    env_file="${CARGO_HOME:-$HOME/.cargo}/env"
+    # shellcheck disable=SC1090
+    [[ -f $env_file ]] && . "$env_file"
+fi
+command -v cargo >/dev/null 2>&1 \
+    || die "cargo not found on PATH (nor via ~/.cargo/env); install a Rust toolchain (e.g. https://rustup.rs) — this script does not install Rust"

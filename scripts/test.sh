@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+set -euo pipefail
+# test.sh [CARGO TEST ARGS...] — the full check used by CI.
+# Runs scripts/setup.sh (as root; apt-installs runc and busybox-static if
+# missing — the tests start real runc containers from busybox bundles), then
+# `cargo fmt --check`, `cargo clippy -D warnings`, and `cargo test --workspace`
+# with any extra arguments passed through (e.g. `-- --nocapture`).
+# Works from the repo root regardless of the caller's cwd.
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+scripts/setup.sh
+if ! command -v cargo >/dev/null 2>&1; then
+    # shellcheck disable=SC1091
+    . "${CARGO_HOME:-${HOME:-/root}/.cargo}/env" # setup.sh verified it exists
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace "$@"

@@ -1,0 +1,97 @@
+//! A container as the supervisor actor owns it, and the phases it moves through.
+//!
+//! ```text
+//!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete)──► gone
+//!                 └──────(runc failed)──────────────────────────────────────────────────────► gone
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use protocol::{ErrorKind, ErrorResponse, Response, Status};
+use runtime::{ContainerId, Namespace, PidFd};
+use tokio::sync::oneshot;
+
+/// Containers are unique by id within a namespace.
+pub type Key = (Namespace, ContainerId);
+
+pub struct Container {
+    pub namespace: Namespace,
+    pub id: ContainerId,
+    pub bundle: String,
+    pub labels: BTreeMap<String, String>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// Nanoseconds since the epoch when the start was accepted.
+    pub created: u64,
+    pub phase: Phase,
+}
+
+pub enum Phase {
+    Starting {
+        /// When the start was queued: an exit reaped before this cannot be this container's.
+        since: Instant,
+        /// Answers the client that asked for the start.
+        reply: oneshot::Sender<Response>,
+    },
+    Running {
+        pid: u32,
+        /// `None` when the init had exited by the time the worker opened it.
+        pidfd: Option<PidFd>,
+    },
+    Stopped {
+        pid: u32,
+    },
+}
+
+impl Phase {
+    pub fn status(&self) -> Status {
+        match self {
+            Phase::Starting { .. } => Status::Starting,
+            Phase::Running { .. } => Status::Running,
+            Phase::Stopped { .. } => Status::Stopped,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Phase::Starting { .. } => None,
+            Phase::Running { pid, .. } | Phase::Stopped { pid, .. } => Some(*pid),
+        }
+    }
+}
+
+impl Container {
+    /// The handle to signal the init process, or why there is none.
+    pub fn signal_target(&self) -> Result<&PidFd, ErrorResponse> {
+        let not = |what: &str| {
+            ErrorResponse::new(
+                ErrorKind::FailedPrecondition,
+                format!("container \"{}\" is {what}", self.id),
+            )
+        };
+        match &self.phase {
+            Phase::Running {
+                pidfd: Some(pidfd), ..
+            } => Ok(pidfd),
+            Phase::Running { pidfd: None, .. } => Err(not("exiting")),
+            Phase::Starting { .. } => Err(not("still starting; signal it once it runs")),
+            Phase::Stopped { .. } => Err(not("stopped")),
+        }
+    }
+
+    pub fn to_wire(&self) -> protocol::Container {
+        protocol::Container {
+            namespace: self.namespace.to_string(),
+            id: self.id.to_string(),
+            bundle: self.bundle.clone(),
+            status: self.phase.status(),
+            pid: self.phase.pid(),
+            created: self.created,
+            labels: self.labels.clone(),
+            stdout: self.stdout.to_string_lossy().into_owned(),
+            stderr: self.stderr.to_string_lossy().into_owned(),
+        }
+    }
+}

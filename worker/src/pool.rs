@@ -1,0 +1,144 @@
+//! A fixed pool of threads fed by crossbeam channels.
+//!
+//! Jobs are closures that get the shared [`Runc`] and report their own result (usually by sending
+//! a message to the actor). Two queues: cleanup after an exit is [`Priority::Urgent`] so it never
+//! waits behind a thousand queued starts.
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{select, unbounded, Receiver, Sender};
+use runtime::Runc;
+
+type Job = Box<dyn FnOnce(&Runc) + Send>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Normal,
+    Urgent,
+}
+
+/// Owns the worker threads; dropping it lets them finish what is queued and exit.
+pub struct Pool {
+    normal: Sender<Job>,
+    urgent: Sender<Job>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+pub struct PoolClosed;
+
+impl Pool {
+    pub fn new(size: usize, runc: Arc<Runc>) -> io::Result<Pool> {
+        let (normal, normal_rx) = unbounded::<Job>();
+        let (urgent, urgent_rx) = unbounded::<Job>();
+        let threads = (0..size.max(1))
+            .map(|n| {
+                let (runc, normal_rx, urgent_rx) =
+                    (runc.clone(), normal_rx.clone(), urgent_rx.clone());
+                thread::Builder::new()
+                    .name(format!("worker-{n}"))
+                    .spawn(move || work(&runc, &urgent_rx, &normal_rx))
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Pool {
+            normal,
+            urgent,
+            threads,
+        })
+    }
+
+    pub fn submit(
+        &self,
+        priority: Priority,
+        job: impl FnOnce(&Runc) + Send + 'static,
+    ) -> Result<(), PoolClosed> {
+        let queue = match priority {
+            Priority::Normal => &self.normal,
+            Priority::Urgent => &self.urgent,
+        };
+        queue.send(Box::new(job)).map_err(|_| PoolClosed)
+    }
+
+    /// Jobs waiting for a worker, for the daemon's state dump.
+    pub fn queued(&self) -> usize {
+        self.normal.len() + self.urgent.len()
+    }
+
+    pub fn size(&self) -> usize {
+        self.threads.len()
+    }
+}
+
+fn work(runc: &Runc, urgent: &Receiver<Job>, normal: &Receiver<Job>) {
+    loop {
+        let job = match urgent.try_recv() {
+            Ok(job) => job,
+            Err(_) => {
+                let next = select! {
+                    recv(urgent) -> job => job,
+                    recv(normal) -> job => job,
+                };
+                match next {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            }
+        };
+        // A job that panics must not take its worker thread with it.
+        if panic::catch_unwind(AssertUnwindSafe(|| job(runc))).is_err() {
+            log::error!("a worker job panicked; the worker carries on");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::bounded;
+    use runtime::{DirectRunner, StateDir};
+    use std::time::Duration;
+
+    fn runc() -> Arc<Runc> {
+        Arc::new(Runc::new(
+            "runc",
+            StateDir::new("/nonexistent"),
+            Arc::new(DirectRunner),
+        ))
+    }
+
+    #[test]
+    fn urgent_jobs_overtake_queued_normal_ones() {
+        let pool = Pool::new(1, runc()).unwrap();
+        let (gate_tx, gate_rx) = bounded::<()>(0);
+        let (order_tx, order_rx) = unbounded();
+        pool.submit(Priority::Normal, move |_| gate_rx.recv().unwrap())
+            .unwrap();
+        for n in 0..3 {
+            let tx = order_tx.clone();
+            pool.submit(Priority::Normal, move |_| tx.send(n).unwrap())
+                .unwrap();
+        }
+        let tx = order_tx.clone();
+        pool.submit(Priority::Urgent, move |_| tx.send(99).unwrap())
+            .unwrap();
+        gate_tx.send(()).unwrap();
+        let got: Vec<i32> = (0..4)
+            .map(|_| order_rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(got, [99, 0, 1, 2]);
+    }
+
+    #[test]
+    fn a_panicking_job_leaves_the_worker_alive() {
+        let pool = Pool::new(1, runc()).unwrap();
+        pool.submit(Priority::Normal, |_| panic!("boom")).unwrap();
+        let (tx, rx) = bounded(1);
+        pool.submit(Priority::Normal, move |_| tx.send(()).unwrap())
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(pool.size(), 1);
+    }
+}
