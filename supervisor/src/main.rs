@@ -19,19 +19,27 @@ use std::time::Duration;
 use actix::{Actor, Addr, Arbiter};
 use clap::Parser;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use runtime::{Runc, StateDir};
+use runtime::{Namespace, Runc, StateDir};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
-use worker::Pool;
+use worker::{Pool, Priority};
 
 use crate::reaper::Reaper;
-use crate::supervisor::{ExitMsg, Shutdown, Supervisor, WaitEmpty};
+use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
 
 /// How long containers get after KILL, once the grace period is over, before ctrd gives up on them.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// How long subscribers get to take their last events at shutdown.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Parser)]
-#[command(name = "ctrd", version, about = "Container supervisor daemon")]
+#[command(
+    name = "ctrd",
+    version,
+    about = "Container supervisor daemon",
+    args_override_self = true
+)]
 struct Args {
     /// Where ctrd keeps runc state, container logs and its socket.
     #[arg(long, default_value = "/run/ctrd")]
@@ -130,6 +138,7 @@ fn run(args: Args) -> Result<(), DaemonError> {
             source,
         })?,
     );
+    let _ = pool.submit(Priority::Normal, report_leftovers);
 
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
@@ -140,7 +149,13 @@ fn run(args: Args) -> Result<(), DaemonError> {
         let sup = Supervisor::new(state, pool);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         forward_exits(exit_rx, addr.clone())?;
-        let server = actix_rt::spawn(server::serve(listener, addr.clone(), args.max_frame_size));
+        let (drain, mut drained) = tokio::sync::mpsc::channel(1);
+        let server = actix_rt::spawn(server::serve(
+            listener,
+            addr.clone(),
+            args.max_frame_size,
+            drain,
+        ));
         log::info!(
             "ctrd {} serving on {} (runtime {}, {} workers)",
             protocol::VERSION,
@@ -153,6 +168,13 @@ fn run(args: Args) -> Result<(), DaemonError> {
             .map_err(DaemonError::EventLoop)?;
         server.abort();
         shutdown(&addr, args.shutdown_timeout).await;
+        if addr.send(CloseSubscriptions).await.is_ok()
+            && tokio::time::timeout(DRAIN_WAIT, drained.recv())
+                .await
+                .is_err()
+        {
+            log::warn!("subscribers did not take their last events within {DRAIN_WAIT:?}");
+        }
         if let Err(e) = std::fs::remove_file(&socket_path) {
             log::warn!("cannot remove {}: {e}", socket_path.display());
         }
@@ -161,6 +183,37 @@ fn run(args: Args) -> Result<(), DaemonError> {
         Ok(())
     });
     result
+}
+
+/// Containers that runc still holds from an earlier ctrd (one that crashed, say) are not this
+/// daemon's children and it cannot supervise them: say so, with what to do about each.
+fn report_leftovers(runc: &Runc) {
+    let base = runc.state_dir().runc_base();
+    let Ok(entries) = std::fs::read_dir(&base) else {
+        return;
+    };
+    let namespaces = entries
+        .flatten()
+        .filter_map(|e| Namespace::new(&e.file_name().to_string_lossy()).ok());
+    for ns in namespaces {
+        match runc.list(&ns) {
+            Ok(left) => {
+                for c in left {
+                    log::warn!(
+                        "container {ns}/{} ({}, pid {}) is left over from an earlier ctrd and is not \
+                         supervised; remove it with `{} --root {} delete --force {}`",
+                        c.id,
+                        c.status,
+                        c.pid,
+                        runc.binary().display(),
+                        runc.state_dir().runc_root(&ns).display(),
+                        c.id
+                    );
+                }
+            }
+            Err(e) => log::warn!("cannot list left-over containers in {ns}: {e}"),
+        }
+    }
 }
 
 /// A thousand containers mean a thousand pidfds, plus a socket per client.
@@ -207,6 +260,7 @@ async fn wait_for_termination() -> std::io::Result<()> {
 
 /// The shutdown order: (the caller has stopped accepting) TERM every container and wait up to
 /// the grace period for them to exit and be deleted; then KILL the rest and wait a little more.
+/// (The caller then ends the subscriptions, waits for them to drain, and removes the socket.)
 async fn shutdown(addr: &Addr<Supervisor>, grace: Duration) {
     for (signal, wait) in [(libc::SIGTERM, grace), (libc::SIGKILL, KILL_WAIT)] {
         if addr.send(Shutdown { signal }).await.is_err() {

@@ -16,20 +16,30 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::subscribers::QUEUE_LEN;
+use crate::subscribers::{Subscription, QUEUE_LEN};
 use crate::supervisor::{Info, List, Signal, Start, State, Subscribe, Supervisor};
 
 /// How long a client may take to say hello before its connection is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Held by every event stream while it runs; shutdown waits for all of them to be dropped, so
+/// the last events reach their subscribers before the daemon exits.
+pub type DrainGuard = mpsc::Sender<()>;
+
 /// Accepts connections until the task is dropped.
-pub async fn serve(listener: UnixListener, supervisor: Addr<Supervisor>, max_frame: usize) {
+pub async fn serve(
+    listener: UnixListener,
+    supervisor: Addr<Supervisor>,
+    max_frame: usize,
+    drain: DrainGuard,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let supervisor = supervisor.clone();
+                let drain = drain.clone();
                 actix_rt::spawn(async move {
-                    if let Err(e) = connection(stream, supervisor, max_frame).await {
+                    if let Err(e) = connection(stream, supervisor, max_frame, drain).await {
                         log::debug!("connection closed: {e}");
                     }
                 });
@@ -47,6 +57,7 @@ async fn connection(
     stream: UnixStream,
     supervisor: Addr<Supervisor>,
     max_frame: usize,
+    drain: DrainGuard,
 ) -> Result<(), FrameError> {
     let (mut rd, mut wr) = stream.into_split();
     let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame::<Hello>(&mut rd, max_frame))
@@ -76,18 +87,19 @@ async fn connection(
         let response = match request {
             Request::Subscribe(sub) => {
                 let (queue, events) = mpsc::channel(QUEUE_LEN);
-                let response = ask(
-                    &supervisor,
-                    Subscribe {
-                        namespace: sub.namespace,
-                        queue,
-                    },
-                )
-                .await;
+                let (lagged, lag_notice) = oneshot::channel();
+                let subscription = Subscription { queue, lagged };
+                let subscribe = Subscribe {
+                    namespace: sub.namespace,
+                    subscription,
+                };
+                let response = ask(&supervisor, subscribe).await;
                 let subscribed = response == Response::Subscribed;
                 write_frame(&mut wr, &response).await?;
                 if subscribed {
-                    return stream_events(rd, wr, events).await;
+                    let result = stream_events(rd, wr, events, lag_notice).await;
+                    drop(drain);
+                    return result;
                 }
                 continue;
             }
@@ -124,19 +136,20 @@ async fn connection(
     }
 }
 
-/// Writes events as they come until the supervisor drops the queue because the subscriber fell
-/// behind, or the client hangs up.
+/// Writes events as they come until the supervisor ends the subscription (at shutdown, or because
+/// the subscriber fell behind) or the client hangs up.
 async fn stream_events(
     mut rd: OwnedReadHalf,
     mut wr: OwnedWriteHalf,
     mut events: mpsc::Receiver<Event>,
+    mut lag_notice: oneshot::Receiver<()>,
 ) -> Result<(), FrameError> {
     let mut discard = [0u8; 64];
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 Some(event) => write_frame(&mut wr, &Response::Event(event)).await?,
-                // Only the supervisor drops a queue, and only when it was full.
+                None if lag_notice.try_recv().is_err() => return Ok(()),
                 None => {
                     let lagged = ErrorResponse::new(
                         ErrorKind::Unavailable,

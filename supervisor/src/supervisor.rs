@@ -17,12 +17,12 @@ use protocol::{
     DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, KillRequest, Response, StartRequest,
 };
 use runtime::{ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
 use crate::container::{Container, Key, Phase};
 use crate::reaper::Exit;
-use crate::subscribers::Subscribers;
+use crate::subscribers::{Subscribers, Subscription};
 
 /// The name of a container's main process in events.
 const INIT: &str = "init";
@@ -83,13 +83,18 @@ pub struct State {
     pub id: String,
 }
 
-/// Send the namespace's events into `queue` from now on.
+/// Send the namespace's events into the subscription's queue from now on.
 #[derive(Message)]
 #[rtype(result = "Response")]
 pub struct Subscribe {
     pub namespace: String,
-    pub queue: mpsc::Sender<Event>,
+    pub subscription: Subscription,
 }
+
+/// End every subscription cleanly: the last step of shutdown, once no container is left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSubscriptions;
 
 #[derive(Message)]
 #[rtype(result = "Response")]
@@ -366,6 +371,10 @@ impl Handler<ExitMsg> for Supervisor {
                     .values()
                     .any(|c| matches!(c.phase, Phase::Starting { .. }));
                 if starting {
+                    log::debug!(
+                        "pid {} exited before any start claimed it; holding it",
+                        exit.pid
+                    );
                     self.unclaimed.push(exit);
                 } else {
                     log::debug!("reaped pid {} that is no container's init", exit.pid);
@@ -477,7 +486,7 @@ impl Handler<Subscribe> for Supervisor {
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         MessageResult(match Namespace::new(&msg.namespace) {
             Ok(ns) => {
-                self.subscribers.add(ns, msg.queue);
+                self.subscribers.add(ns, msg.subscription);
                 Response::Subscribed
             }
             Err(err) => Response::Error(invalid(err)),
@@ -515,6 +524,14 @@ impl Handler<Shutdown> for Supervisor {
             }
         }
         log::info!("sent signal {signal} to {signalled} container(s)");
+    }
+}
+
+impl Handler<CloseSubscriptions> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseSubscriptions, _: &mut Context<Self>) {
+        self.subscribers.close_all();
     }
 }
 

@@ -1,0 +1,319 @@
+//! The harness for tests against the real `ctrd` binary and real runc.
+//!
+//! Each test gets its own daemon with its own temp state dir, socket and runc root, so tests run
+//! in parallel. Nothing sleeps for synchronisation: waits poll with a deadline or block on events.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use protocol::{Client, Event, EventKind, KillRequest, StartRequest, DEFAULT_NAMESPACE};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `probe` every few milliseconds until it yields a value; panics naming `what` at the deadline.
+pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// An id no other test, in this binary or another, uses at the same time: runc derives a
+/// container's cgroup path from its id, so ids must be unique on the host.
+pub fn unique_id(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `ctr` binary, built beside `ctrd` by `cargo test --workspace`.
+pub fn ctr_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_ctrd")).with_file_name("ctr");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("ctrd-test-")
+            .tempdir()
+            .unwrap();
+        let state = dir.path().join("state");
+        let socket = dir.path().join("ctrd.sock");
+        let mut daemon = Daemon {
+            child: None,
+            socket,
+            state,
+            dir,
+        };
+        daemon.spawn(extra);
+        daemon
+    }
+
+    /// Starts `ctrd` on this daemon's state dir and socket, and waits until it serves.
+    pub fn spawn(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("ctrd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ctrd"))
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(["--shutdown-timeout", "5s", "--debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_until("ctrd to serve", || Client::connect(&self.socket).ok());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("ctrd is running").id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ctrd.log")).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).unwrap()
+    }
+
+    pub fn events(&self) -> Events {
+        Events::subscribe(self.client())
+    }
+
+    /// Runs `ctr` against this daemon.
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        Command::new(ctr_binary())
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Makes a busybox bundle running `cmd` with `scripts/make-bundle.sh`.
+    pub fn bundle(&self, name: &str, cmd: &[&str]) -> PathBuf {
+        let path = self.dir.path().join("bundles").join(name);
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/make-bundle.sh"))
+            .arg(&path)
+            .args(cmd)
+            .status()
+            .unwrap();
+        assert!(status.success(), "make-bundle.sh failed for {name}");
+        path
+    }
+
+    pub fn start_container(&self, id: &str, bundle: &Path) -> u32 {
+        self.client()
+            .start(start_request(id, bundle))
+            .unwrap_or_else(|e| panic!("start {id}: {e}"))
+    }
+
+    pub fn kill(&self, id: &str, signal: i32) {
+        self.client()
+            .kill(KillRequest {
+                namespace: DEFAULT_NAMESPACE.into(),
+                id: id.into(),
+                signal,
+                all: false,
+            })
+            .unwrap_or_else(|e| panic!("kill {id}: {e}"));
+    }
+
+    /// What runc still holds under this daemon's state dir.
+    pub fn runc_leftovers(&self) -> Vec<PathBuf> {
+        let base = self.state.join("runc");
+        let Ok(namespaces) = std::fs::read_dir(&base) else {
+            return Vec::new();
+        };
+        namespaces
+            .flatten()
+            .flat_map(|ns| std::fs::read_dir(ns.path()).into_iter().flatten().flatten())
+            .map(|entry| entry.path())
+            .collect()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of our own child, which we have not waited for yet.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
+    }
+
+    /// Waits for the daemon to exit by itself, within the harness deadline.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("ctrd is running");
+        let status = wait_until("ctrd to exit", || child.try_wait().unwrap());
+        self.child = None;
+        status
+    }
+
+    /// Kills the daemon outright, as a crash would.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    /// Stops the daemon and anything it left, so a failed test does not leak containers.
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            // SAFETY: as in `signal`.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let start = Instant::now();
+            while child.try_wait().ok().flatten().is_none() && start.elapsed() < DEADLINE {
+                thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for leftover in self.runc_leftovers() {
+            let (Some(root), Some(id)) = (leftover.parent(), leftover.file_name()) else {
+                continue;
+            };
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(root)
+                .args(["delete", "--force"])
+                .arg(id)
+                .stderr(Stdio::null())
+                .status();
+        }
+        if thread::panicking() {
+            eprintln!("--- ctrd log ---\n{}", self.log());
+        }
+    }
+}
+
+pub fn start_request(id: &str, bundle: &Path) -> StartRequest {
+    StartRequest {
+        namespace: DEFAULT_NAMESPACE.into(),
+        id: id.into(),
+        bundle: bundle.to_string_lossy().into_owned(),
+        labels: BTreeMap::new(),
+        stdout: None,
+        stderr: None,
+    }
+}
+
+/// A subscription read on a thread of its own, so tests can wait for events with a deadline.
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+    pub seen: Vec<Event>,
+}
+
+impl Events {
+    pub fn subscribe(client: Client) -> Events {
+        let mut stream = client.subscribe(DEFAULT_NAMESPACE).unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            while let Ok(Some(event)) = stream.next_event() {
+                if tx.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Events {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until `count` events satisfying `pred` have arrived in all; returns them.
+    pub fn wait_for(&mut self, count: usize, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let matching: Vec<Event> = self.seen.iter().filter(|e| pred(e)).cloned().collect();
+            if matching.len() >= count {
+                return matching;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(event) => self.seen.push(event),
+                Err(_) => panic!(
+                    "timed out with {} of {count} events; seen: {:#?}",
+                    matching.len(),
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    pub fn exits_of(&mut self, id: &str) -> Vec<Event> {
+        self.of(id, EventKind::Exit)
+    }
+
+    pub fn of(&self, id: &str, kind: EventKind) -> Vec<Event> {
+        self.seen
+            .iter()
+            .filter(|e| e.id == id && e.kind == kind)
+            .cloned()
+            .collect()
+    }
+
+    /// Starts and kills a fresh container and waits for its exit: every event the daemon
+    /// emitted for earlier work has been delivered by then.
+    pub fn barrier(&mut self, daemon: &Daemon, bundle: &Path) {
+        let id = unique_id("barrier");
+        daemon.start_container(&id, bundle);
+        daemon.kill(&id, libc::SIGKILL);
+        self.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
+    }
+}
+
+/// Sends raw bytes on a fresh connection, for tests of what a hostile client can do.
+pub fn raw_connection(socket: &Path, bytes: &[u8]) -> UnixStream {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.write_all(bytes).unwrap();
+    stream
+}
+
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
