@@ -3,8 +3,10 @@ set -euo pipefail
 # test.sh [CARGO TEST ARGS...] — the full check used by CI.
 # Runs scripts/setup.sh (as root; apt-installs runc and busybox-static if
 # missing — the tests start real runc containers from busybox bundles), then
-# `cargo fmt --check`, `cargo clippy -D warnings`, and `cargo test --workspace`
-# with any extra arguments passed through (e.g. `-- --nocapture`).
+# `cargo fmt --check`, `cargo clippy -D warnings`, a build of every binary (the
+# integration tests run `ctr` beside `ctrd`, and `cargo test` builds only the
+# binaries of the package under test), and `cargo test --workspace` with any
+# extra arguments passed through (e.g. `-- --nocapture`).
 # Works from the repo root regardless of the caller's cwd.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,4 +20,5 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --bins
 cargo test --workspace "$@"

@@ -45,12 +45,13 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `ctr` binary, built beside `ctrd` by `cargo test --workspace`.
+/// The `ctr` binary, built beside `ctrd` by `cargo build --workspace --bins` (scripts/test.sh
+/// does that first: `cargo test` builds only the binaries of the package under test).
 pub fn ctr_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_ctrd")).with_file_name("ctr");
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
         path.display()
     );
     path
