@@ -234,4 +234,6 @@ pub enum ErrorKind {
     /// The frame could not be read or decoded.
     Protocol,
     Internal,
+    /// The client is not root or a member of the daemon's `--group`.
+    PermissionDenied,
 }

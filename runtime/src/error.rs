@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -21,6 +22,12 @@ pub enum RuntimeError {
         op: &'static str,
         id: String,
         message: String,
+    },
+    #[error("runc {op} {id}: no answer after {after:?}; killed it")]
+    TimedOut {
+        op: &'static str,
+        id: String,
+        after: Duration,
     },
     #[error("{op} {path}: {source}")]
     Io {

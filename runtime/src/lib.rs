@@ -22,4 +22,4 @@ pub use id::{ContainerId, Namespace};
 pub use layout::StateDir;
 pub use pidfd::PidFd;
 pub use runc::{Runc, RuncContainer, StartSpec};
-pub use runner::{DirectRunner, ExitStatus, ProcessRunner};
+pub use runner::{DirectRunner, ExitStatus, ProcessRunner, RunError};

@@ -8,15 +8,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{Bundle, ContainerId, Namespace, ProcessRunner, RuntimeError, StateDir};
+use crate::runner::RunError;
+use crate::{Bundle, ContainerId, ExitStatus, Namespace, ProcessRunner, RuntimeError, StateDir};
+
+/// How long a runc call may take unless the daemon says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Runc {
     binary: PathBuf,
     state: StateDir,
     runner: Arc<dyn ProcessRunner>,
+    /// How long one runc call may take before it is killed.
+    timeout: Duration,
     /// Makes each call's log file name unique.
     calls: AtomicU64,
 }
@@ -56,8 +63,14 @@ impl Runc {
             binary: binary.into(),
             state,
             runner,
+            timeout: DEFAULT_TIMEOUT,
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// Bounds every runc call: a runc that hangs is killed, with its children, at `timeout`.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Runc { timeout, ..self }
     }
 
     pub fn binary(&self) -> &Path {
@@ -206,24 +219,30 @@ impl Runc {
             .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr);
-        let status = self
-            .runner
-            .run(&mut cmd)
-            .map_err(|source| RuntimeError::Spawn {
-                binary: self.binary.clone(),
-                source,
-            });
+        let status = self.runner.run(&mut cmd, self.timeout);
         let logged = fs::read_to_string(&log).unwrap_or_default();
         let _ = fs::remove_file(&log);
-        let status = status?;
-        if status.success() {
-            return Ok(());
-        }
+        let status = match status {
+            Ok(status) if status.success() => return Ok(()),
+            Ok(status) => status,
+            Err(RunError::Spawn(source)) => {
+                return Err(RuntimeError::Spawn {
+                    binary: self.binary.clone(),
+                    source,
+                })
+            }
+            Err(RunError::TimedOut(after)) => {
+                return Err(RuntimeError::TimedOut {
+                    op,
+                    id: id.to_string(),
+                    after,
+                })
+            }
+        };
         Err(RuntimeError::Failed {
             op,
             id: id.to_string(),
-            message: error_message(&logged)
-                .unwrap_or_else(|| format!("exited with status {}", status.code())),
+            message: error_message(&logged).unwrap_or_else(|| failure_without_log(status, &logged)),
         })
     }
 
@@ -249,6 +268,22 @@ fn read_pid_file(path: &Path) -> Result<u32, RuntimeError> {
             path: path.to_path_buf(),
             content,
         })
+}
+
+/// What to say when runc's log holds no JSON line: how it ended, and the start of whatever it did
+/// write, so a runtime that prints garbage is still diagnosable.
+fn failure_without_log(status: ExitStatus, logged: &str) -> String {
+    let ended = match status {
+        ExitStatus::Exited(code) => format!("exited with status {code}"),
+        ExitStatus::Signaled(signal) => format!("was killed by signal {signal}"),
+    };
+    match logged.lines().find(|l| !l.trim().is_empty()) {
+        Some(line) => {
+            let line: String = line.chars().take(200).collect();
+            format!("{ended}; its log is not JSON: {line:?}")
+        }
+        None => ended,
+    }
 }
 
 /// runc's own words: its error-level lines joined, else its last line, from a JSON log.
@@ -284,6 +319,18 @@ mod tests {
         let log = r#"{"level":"info","msg":"only info","time":"t"}"#;
         assert_eq!(error_message(log).unwrap(), "only info");
         assert!(error_message("").is_none());
+    }
+
+    #[test]
+    fn a_runtime_without_a_json_log_is_still_explained() {
+        assert_eq!(
+            failure_without_log(ExitStatus::Signaled(11), ""),
+            "was killed by signal 11"
+        );
+        assert_eq!(
+            failure_without_log(ExitStatus::Exited(2), "\n%%garbage%%\nmore"),
+            "exited with status 2; its log is not JSON: \"%%garbage%%\""
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the socket's umask, the SIGCHLD handler) happens before any thread or the event loop starts.
 //! Shutdown has a written order too, in [`shutdown`].
 
+mod access;
 mod container;
 mod reaper;
 mod server;
@@ -24,7 +25,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use worker::{Pool, Priority};
 
+use crate::access::Access;
 use crate::reaper::Reaper;
+use crate::server::Limits;
 use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
 
 /// How long containers get after KILL, once the grace period is over, before ctrd gives up on them.
@@ -59,6 +62,18 @@ struct Args {
     /// Largest request frame accepted, in bytes.
     #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
     max_frame_size: usize,
+    /// How long one runtime call may take before it is killed and reported failed.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    runtime_timeout: Duration,
+    /// Members of this group may use the socket (mode 0660); without it, root only (0600).
+    #[arg(long)]
+    group: Option<String>,
+    /// Connections served at once; more are turned away with an error.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// How long a connection may stay silent before a request; event streams are exempt.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     debug: bool,
@@ -75,6 +90,8 @@ enum DaemonError {
     Subreaper(nix::Error),
     #[error(transparent)]
     Socket(#[from] socket::SocketError),
+    #[error("--group: {0}")]
+    Access(#[from] access::AccessError),
     #[error("cannot start {what}: {source}")]
     Thread {
         what: &'static str,
@@ -114,7 +131,8 @@ fn run(args: Args) -> Result<(), DaemonError> {
         .socket
         .clone()
         .unwrap_or_else(|| state.path().join("ctrd.sock"));
-    let listener = socket::bind(&socket_path)?;
+    let access = Access::new(args.group.as_deref())?;
+    let listener = socket::bind(&socket_path, access.group())?;
     listener
         .set_nonblocking(true)
         .map_err(|source| DaemonError::Thread {
@@ -131,7 +149,9 @@ fn run(args: Args) -> Result<(), DaemonError> {
         what: "the reaper",
         source,
     })?;
-    let runc = Arc::new(Runc::new(&args.runtime, state.clone(), reaper));
+    let runc = Arc::new(
+        Runc::new(&args.runtime, state.clone(), reaper).with_timeout(args.runtime_timeout),
+    );
     let pool = Arc::new(
         Pool::new(usize::from(args.concurrency), runc).map_err(|source| DaemonError::Thread {
             what: "the worker pool",
@@ -153,7 +173,12 @@ fn run(args: Args) -> Result<(), DaemonError> {
         let server = actix_rt::spawn(server::serve(
             listener,
             addr.clone(),
-            args.max_frame_size,
+            Limits {
+                max_frame: args.max_frame_size,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections as usize,
+            },
+            access,
             drain,
         ));
         log::info!(

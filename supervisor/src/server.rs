@@ -4,6 +4,7 @@
 //! time, until it subscribes and becomes an event stream. A framing or decoding error ends that
 //! connection only (after a best-effort error frame); every other connection keeps being served.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
@@ -14,34 +15,60 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::access::Access;
 use crate::subscribers::{Subscription, QUEUE_LEN};
 use crate::supervisor::{Info, List, Signal, Start, State, Subscribe, Supervisor};
-
-/// How long a client may take to say hello before its connection is closed.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Held by every event stream while it runs; shutdown waits for all of them to be dropped, so
 /// the last events reach their subscribers before the daemon exits.
 pub type DrainGuard = mpsc::Sender<()>;
 
+/// What every connection is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_frame: usize,
+    /// How long a connection may stay silent before a request (the hello included); event
+    /// streams are exempt, since listening is all a subscriber does.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
 /// Accepts connections until the task is dropped.
 pub async fn serve(
     listener: UnixListener,
     supervisor: Addr<Supervisor>,
-    max_frame: usize,
+    limits: Limits,
+    access: Access,
     drain: DrainGuard,
 ) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    let why = format!(
+                        "ctrd is serving its limit of {} connections; try again later",
+                        limits.max_connections
+                    );
+                    log::warn!("refused a connection: {why}");
+                    actix_rt::spawn(turn_away(stream, limits, ErrorKind::Unavailable, why));
+                    continue;
+                };
+                if let Err(why) = access.check(&stream) {
+                    log::warn!("refused a connection: {why}");
+                    let why = format!("permission denied: {why}");
+                    actix_rt::spawn(turn_away(stream, limits, ErrorKind::PermissionDenied, why));
+                    continue;
+                }
                 let supervisor = supervisor.clone();
                 let drain = drain.clone();
                 actix_rt::spawn(async move {
-                    if let Err(e) = connection(stream, supervisor, max_frame, drain).await {
+                    if let Err(e) = connection(stream, supervisor, limits, drain).await {
                         log::debug!("connection closed: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -53,17 +80,28 @@ pub async fn serve(
     }
 }
 
+/// Answers a connection that will not be served: the handshake, so the client can read what
+/// follows, then one error frame in place of the answer to its first request.
+async fn turn_away(stream: UnixStream, limits: Limits, kind: ErrorKind, why: String) {
+    let (mut rd, mut wr) = stream.into_split();
+    let hello = tokio::time::timeout(
+        limits.idle_timeout,
+        read_frame::<Hello>(&mut rd, limits.max_frame),
+    );
+    if let Ok(Ok(Some(_))) = hello.await {
+        let _ = write_frame(&mut wr, &Hello::ours()).await;
+        let _ = write_frame(&mut wr, &Response::Error(ErrorResponse::new(kind, why))).await;
+    }
+}
+
 async fn connection(
     stream: UnixStream,
     supervisor: Addr<Supervisor>,
-    max_frame: usize,
+    limits: Limits,
     drain: DrainGuard,
 ) -> Result<(), FrameError> {
     let (mut rd, mut wr) = stream.into_split();
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame::<Hello>(&mut rd, max_frame))
-        .await
-        .map_err(|_| FrameError::Io(std::io::ErrorKind::TimedOut.into()));
-    let hello = match hello.and_then(|h| h) {
+    let hello = match read_within::<Hello>(&mut rd, limits).await {
         Ok(Some(hello)) => hello,
         Ok(None) => return Ok(()),
         Err(e) => return refuse(&mut wr, e).await,
@@ -79,7 +117,7 @@ async fn connection(
         return Ok(());
     }
     loop {
-        let request = match read_frame::<Request>(&mut rd, max_frame).await {
+        let request = match read_within::<Request>(&mut rd, limits).await {
             Ok(Some(request)) => request,
             Ok(None) => return Ok(()),
             Err(e) => return refuse(&mut wr, e).await,
@@ -164,6 +202,21 @@ async fn stream_events(
             },
         }
     }
+}
+
+/// Reads the next frame, giving up once the connection has been silent for the idle timeout.
+async fn read_within<T: DeserializeOwned>(
+    rd: &mut OwnedReadHalf,
+    limits: Limits,
+) -> Result<Option<T>, FrameError> {
+    tokio::time::timeout(limits.idle_timeout, read_frame(rd, limits.max_frame))
+        .await
+        .unwrap_or_else(|_| {
+            Err(FrameError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no request within {:?}", limits.idle_timeout),
+            )))
+        })
 }
 
 async fn ask<M>(supervisor: &Addr<Supervisor>, msg: M) -> Response
