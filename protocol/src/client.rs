@@ -79,7 +79,13 @@ impl Client {
 
     /// Sends one request and returns its response; an error response becomes `Err`.
     pub fn call(&mut self, req: impl Into<Request>) -> Result<Response, ClientError> {
-        frame::write_frame(&mut self.stream, &req.into())?;
+        if let Err(write_failed) = frame::write_frame(&mut self.stream, &req.into()) {
+            // A daemon that closed the connection usually said why first (idle too long, say).
+            return match self.read() {
+                Ok(Response::Error(e)) => Err(ClientError::Daemon(e)),
+                _ => Err(write_failed.into()),
+            };
+        }
         match self.read()? {
             Response::Error(e) => Err(ClientError::Daemon(e)),
             resp => Ok(resp),

@@ -81,15 +81,13 @@ pub async fn serve(
 }
 
 /// Answers a connection that will not be served: the handshake, so the client can read what
-/// follows, then one error frame in place of the answer to its first request.
+/// follows, then one error frame as the answer to its first request (read first, so the client's
+/// write of it does not meet a closed socket).
 async fn turn_away(stream: UnixStream, limits: Limits, kind: ErrorKind, why: String) {
     let (mut rd, mut wr) = stream.into_split();
-    let hello = tokio::time::timeout(
-        limits.idle_timeout,
-        read_frame::<Hello>(&mut rd, limits.max_frame),
-    );
-    if let Ok(Ok(Some(_))) = hello.await {
+    if let Ok(Some(_)) = read_within::<Hello>(&mut rd, limits).await {
         let _ = write_frame(&mut wr, &Hello::ours()).await;
+        let _ = read_within::<Request>(&mut rd, limits).await;
         let _ = write_frame(&mut wr, &Response::Error(ErrorResponse::new(kind, why))).await;
     }
 }
