@@ -17,7 +17,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::subscribers::{Subscription, QUEUE_LEN};
-use crate::supervisor::{Info, List, Signal, Start, State, Subscribe, Supervisor};
+use crate::supervisor::{
+    Checkpoint, DeleteCheckpoint, Info, List, ListCheckpoints, Signal, Start, State, Subscribe,
+    Supervisor,
+};
 
 /// How long a client may take to say hello before its connection is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,6 +134,18 @@ async fn connection(
                 .await
             }
             Request::Info(_) => ask(&supervisor, Info).await,
+            Request::Checkpoint(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, Checkpoint { req, reply }, answer).await
+            }
+            Request::ListCheckpoints(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, ListCheckpoints { req, reply }, answer).await
+            }
+            Request::DeleteCheckpoint(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, DeleteCheckpoint { req, reply }, answer).await
+            }
         };
         write_frame(&mut wr, &response).await?;
     }
