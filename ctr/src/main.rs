@@ -284,6 +284,47 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_flags_and_names_parse() {
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "checkpoints",
+            "create",
+            "--tcp",
+            "--exit",
+            "web",
+            "c1",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Checkpoints(CheckpointsArgs {
+                command: CheckpointsCommand::Create(create),
+            }) => {
+                assert!(create.tcp && create.exit);
+                assert!(!create.unix_sockets && !create.shell);
+                assert_eq!((create.id.as_str(), create.name.as_str()), ("web", "c1"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "containers",
+            "start",
+            "--checkpoint",
+            "c1",
+            "web",
+            "/b",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Start(start)),
+                ..
+            }) => assert_eq!(start.checkpoint.as_deref(), Some("c1")),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
     fn reports_fold_to_one_line() {
         assert_eq!(
             one_line("runc create failed:\n  container_linux.go: oops\n\n"),
