@@ -18,7 +18,10 @@ use protocol::{
     DEFAULT_NAMESPACE,
 };
 
-const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done";
+/// Written to a temporary file and renamed, so `/count` always holds a whole number, even when
+/// CRIU freezes the shell in the middle of a write.
+const COUNTER: &str =
+    "i=0; while true; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; sleep 0.1; done";
 
 /// A counter bundle with a writable root.
 fn counter_bundle(daemon: &Daemon, name: &str) -> PathBuf {
@@ -38,7 +41,7 @@ fn writable_root(bundle: &Path) {
     .unwrap();
 }
 
-/// The counter's last value; `None` while the file is missing or being rewritten.
+/// The counter's last value; `None` before its first write.
 fn count(bundle: &Path) -> Option<u64> {
     std::fs::read_to_string(bundle.join("rootfs/count"))
         .ok()?
