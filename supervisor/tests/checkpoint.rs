@@ -19,9 +19,10 @@ use protocol::{
 };
 
 /// Written to a temporary file and renamed, so `/count` always holds a whole number, even when
-/// CRIU freezes the shell in the middle of a write.
+/// CRIU freezes the shell in the middle of a write. Each value goes to stdout too.
 const COUNTER: &str =
-    "i=0; while true; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; sleep 0.1; done";
+    "i=0; while true; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; \
+                       echo $i; sleep 0.1; done";
 
 /// A counter bundle with a writable root.
 fn counter_bundle(daemon: &Daemon, name: &str) -> PathBuf {
@@ -156,6 +157,13 @@ fn a_counter_keeps_counting_stops_with_its_checkpoint_and_continues_when_restore
     assert_eq!(parent_of(restored_pid), daemon.pid(), "reparented to ctrd");
     let starts = events.wait_for(2, |e| e.id == id && e.kind == EventKind::StartContainer);
     assert_eq!(starts[1].pid, restored_pid);
+    // Its stdout, a pipe when dumped, is the new pipe to the same log.
+    let log = daemon.state.join("default").join(&id).join("stdout.log");
+    wait_until("the restored counter's output in the log", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let numbers: Vec<u64> = text.lines().filter_map(|l| l.parse().ok()).collect();
+        (numbers.contains(&1) && numbers.contains(&(last + 1))).then_some(())
+    });
 
     daemon.kill(&id, libc::SIGKILL);
     let exits = events.wait_for(2, |e| e.id == id && e.kind == EventKind::Exit);
