@@ -283,13 +283,14 @@ fn write_meta(images: &Path, meta: &CheckpointMeta) -> Result<(), RuntimeError> 
     fs::rename(&tmp, &path).map_err(|e| RuntimeError::io("cannot rename", &tmp, e))
 }
 
-/// runc says only "criu failed" and where the log is; CRIU's own error lines say why.
+/// runc says only "criu failed" and where the log is; CRIU's own error lines say why. (When
+/// CRIU never ran, runc's message is all there is.)
 fn with_criu_errors(err: RuntimeError, log: &Path) -> RuntimeError {
     let RuntimeError::Failed { op, id, message } = err else {
         return err;
     };
     let mut message = message;
-    if !message.contains("log file:") {
+    if !message.contains("log file:") && log.is_file() {
         message.push_str(&format!("; log file: {}", log.display()));
     }
     let log_text = fs::read_to_string(log).unwrap_or_default();
