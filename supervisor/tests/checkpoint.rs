@@ -460,3 +460,22 @@ fn a_missing_checkpoint_name_is_not_found_by_kind() {
     let err: ClientError = daemon.client().start(request).unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::NotFound), "{err}");
 }
+
+#[test]
+fn a_missing_criu_is_a_clear_error_and_the_container_runs_on() {
+    let daemon = Daemon::start_with(&["--criu", "/nonexistent/criu"]);
+    let bundle = counter_bundle(&daemon, "counter");
+    let id = unique_id("nocriu");
+    let pid = daemon.start_container(&id, &bundle);
+    let err = ctr_err(&daemon, &["checkpoints", "create", "--exit", &id, "c1"]);
+    assert!(
+        err.starts_with(&format!("ctr: cannot checkpoint container \"{id}\""))
+            && err.contains("/nonexistent/criu"),
+        "{err}"
+    );
+    assert!(!bundle.join("checkpoints/c1").exists());
+    let state = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
+    assert_eq!((state.status, state.pid), (Status::Running, Some(pid)));
+    let last = wait_count_above(&bundle, 0);
+    wait_count_above(&bundle, last);
+}
