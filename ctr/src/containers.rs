@@ -95,6 +95,7 @@ pub fn start(global: &Global, args: &StartArgs) -> Result<(), Error> {
         labels,
         stdout: args.stdout.as_deref().map(resolve).transpose()?,
         stderr: args.stderr.as_deref().map(resolve).transpose()?,
+        checkpoint: args.checkpoint.clone(),
     };
     global.connect()?.start(request)?;
     Ok(())

@@ -2,8 +2,10 @@
 //!
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
 //! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1.
-//! The commands live in [`containers`], [`events`] and [`daemon`]; [`output`] owns the formats.
+//! The commands live in [`containers`], [`checkpoints`], [`events`] and [`daemon`]; [`output`]
+//! owns the formats.
 
+mod checkpoints;
 mod containers;
 mod daemon;
 mod error;
@@ -66,6 +68,8 @@ enum Command {
     Version(FormatArgs),
     /// Print ctrd's status
     Info(FormatArgs),
+    /// List, create and delete a container's checkpoints (CRIU images kept in its bundle)
+    Checkpoints(CheckpointsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +94,58 @@ enum ContainersCommand {
 }
 
 #[derive(Debug, Args)]
+struct CheckpointsArgs {
+    #[command(subcommand)]
+    command: CheckpointsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckpointsCommand {
+    /// List the checkpoints in a container's bundle
+    List(ListCheckpointsArgs),
+    /// Checkpoint a running container into <bundle>/checkpoints/NAME; returns once written
+    Create(CreateCheckpointArgs),
+    /// Delete a checkpoint from a container's bundle
+    Delete(DeleteCheckpointArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListCheckpointsArgs {
+    /// Container id
+    id: String,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+struct CreateCheckpointArgs {
+    /// Dump established TCP connections (CRIU --tcp-established)
+    #[arg(long)]
+    tcp: bool,
+    /// Dump unix sockets connected outside the container (CRIU --ext-unix-sk)
+    #[arg(long)]
+    unix_sockets: bool,
+    /// Dump a process attached to a terminal or session (CRIU --shell-job)
+    #[arg(long)]
+    shell: bool,
+    /// Stop the container once it is dumped (default: it keeps running)
+    #[arg(long)]
+    exit: bool,
+    /// Container id
+    id: String,
+    /// Checkpoint name: letters, digits, '_', '.' and '-'
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct DeleteCheckpointArgs {
+    /// Container id
+    id: String,
+    /// Checkpoint name
+    name: String,
+}
+
+#[derive(Debug, Args)]
 struct FormatArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -107,6 +163,9 @@ struct StartArgs {
     /// File that receives the container's stderr [default: its log in ctrd's state dir]
     #[arg(long, value_name = "FILE")]
     stderr: Option<PathBuf>,
+    /// Restore the container from this checkpoint in <bundle>/checkpoints/
+    #[arg(long, value_name = "NAME")]
+    checkpoint: Option<String>,
     /// Container id, unique in the namespace
     id: String,
     /// OCI bundle directory (the one holding config.json)
@@ -161,6 +220,13 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
         Command::Events(args) => events::stream(global, args.format, out),
         Command::Version(args) => daemon::version(global, args.format, out),
         Command::Info(args) => daemon::info(global, args.format, out),
+        Command::Checkpoints(args) => match args.command {
+            CheckpointsCommand::List(args) => {
+                checkpoints::list(global, &args.id, args.format.format, out)
+            }
+            CheckpointsCommand::Create(args) => checkpoints::create(global, &args),
+            CheckpointsCommand::Delete(args) => checkpoints::delete(global, &args),
+        },
     }
 }
 
@@ -213,6 +279,47 @@ mod tests {
                 assert!(!kill.all);
                 assert_eq!(kill.id, "c1");
             }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn checkpoint_flags_and_names_parse() {
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "checkpoints",
+            "create",
+            "--tcp",
+            "--exit",
+            "web",
+            "c1",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Checkpoints(CheckpointsArgs {
+                command: CheckpointsCommand::Create(create),
+            }) => {
+                assert!(create.tcp && create.exit);
+                assert!(!create.unix_sockets && !create.shell);
+                assert_eq!((create.id.as_str(), create.name.as_str()), ("web", "c1"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "containers",
+            "start",
+            "--checkpoint",
+            "c1",
+            "web",
+            "/b",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Start(start)),
+                ..
+            }) => assert_eq!(start.checkpoint.as_deref(), Some("c1")),
             other => panic!("parsed as {other:?}"),
         }
     }

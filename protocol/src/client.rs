@@ -135,6 +135,37 @@ impl Client {
         }
     }
 
+    /// Checkpoints a container; returns once the checkpoint is on disk.
+    pub fn checkpoint(&mut self, req: CheckpointRequest) -> Result<(), ClientError> {
+        match self.call(req)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The checkpoints in a container's bundle.
+    pub fn checkpoints(
+        &mut self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Vec<Checkpoint>, ClientError> {
+        let req = ListCheckpointsRequest {
+            namespace: namespace.into(),
+            id: id.into(),
+        };
+        match self.call(req)? {
+            Response::Checkpoints(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn delete_checkpoint(&mut self, req: DeleteCheckpointRequest) -> Result<(), ClientError> {
+        match self.call(req)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Turns this connection into the namespace's event stream.
     pub fn subscribe(mut self, namespace: &str) -> Result<EventStream, ClientError> {
         let req = SubscribeRequest {
@@ -191,6 +222,7 @@ fn unexpected(resp: Response) -> ClientError {
         Response::Event(_) => "event",
         Response::Info(_) => "info",
         Response::Error(_) => "error",
+        Response::Checkpoints(_) => "checkpoints",
     };
     ClientError::Unexpected(name.to_string())
 }

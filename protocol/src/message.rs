@@ -33,6 +33,9 @@ pub enum Request {
     State(StateRequest),
     Subscribe(SubscribeRequest),
     Info(InfoRequest),
+    Checkpoint(CheckpointRequest),
+    ListCheckpoints(ListCheckpointsRequest),
+    DeleteCheckpoint(DeleteCheckpointRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -46,6 +49,9 @@ pub struct StartRequest {
     /// Absolute path the container's stdout goes to; default: its log file in the state dir.
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+    /// Restore the container from this checkpoint in `<bundle>/checkpoints/` instead of
+    /// starting it afresh.
+    pub checkpoint: Option<String>,
 }
 
 /// Send a signal to a container's init process, or with `all` to every process in it.
@@ -78,6 +84,44 @@ pub struct SubscribeRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoRequest {}
 
+/// Dump a running container with CRIU into `<bundle>/checkpoints/<name>`; answered once the
+/// checkpoint is on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRequest {
+    pub namespace: String,
+    pub id: String,
+    pub name: String,
+    pub options: CheckpointOptions,
+    /// Stop the container once it is dumped; without it the container keeps running.
+    pub exit: bool,
+}
+
+/// What CRIU is allowed to dump besides plain processes and files; a restore uses the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointOptions {
+    /// Established TCP connections (`--tcp-established`).
+    pub tcp: bool,
+    /// Unix sockets connected to a peer outside the container (`--ext-unix-sk`).
+    pub unix_sockets: bool,
+    /// A process attached to a terminal or session outside the container (`--shell-job`).
+    pub shell: bool,
+}
+
+/// The checkpoints kept in a container's bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCheckpointsRequest {
+    pub namespace: String,
+    pub id: String,
+}
+
+/// Remove one checkpoint from a container's bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteCheckpointRequest {
+    pub namespace: String,
+    pub id: String,
+    pub name: String,
+}
+
 macro_rules! request_from {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Request {
@@ -95,6 +139,9 @@ request_from!(
     State(StateRequest),
     Subscribe(SubscribeRequest),
     Info(InfoRequest),
+    Checkpoint(CheckpointRequest),
+    ListCheckpoints(ListCheckpointsRequest),
+    DeleteCheckpoint(DeleteCheckpointRequest),
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +156,7 @@ pub enum Response {
     Event(Event),
     Info(DaemonInfo),
     Error(ErrorResponse),
+    Checkpoints(Vec<Checkpoint>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +180,17 @@ pub struct Container {
     pub stderr: String,
 }
 
+/// A checkpoint kept in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub name: String,
+    pub options: CheckpointOptions,
+    /// Whether the container was stopped when it was dumped.
+    pub exit: bool,
+    /// When it was taken, in nanoseconds since the Unix epoch.
+    pub created: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
@@ -140,6 +199,8 @@ pub enum Status {
     Running,
     /// Its init has exited and the runtime is cleaning up; the id is still taken.
     Stopped,
+    /// CRIU is dumping it; it cannot be signalled or checkpointed again until that is done.
+    Checkpointing,
 }
 
 impl fmt::Display for Status {
@@ -148,6 +209,7 @@ impl fmt::Display for Status {
             Status::Starting => "starting",
             Status::Running => "running",
             Status::Stopped => "stopped",
+            Status::Checkpointing => "checkpointing",
         })
     }
 }
@@ -173,6 +235,8 @@ pub struct Event {
 pub enum EventKind {
     StartContainer,
     Exit,
+    /// A checkpoint of the container was written.
+    Checkpoint,
 }
 
 impl fmt::Display for EventKind {
@@ -180,6 +244,7 @@ impl fmt::Display for EventKind {
         f.write_str(match self {
             EventKind::StartContainer => "start-container",
             EventKind::Exit => "exit",
+            EventKind::Checkpoint => "checkpoint",
         })
     }
 }

@@ -42,6 +42,12 @@ pub enum RuntimeError {
         failure: Box<RuntimeError>,
         cleanup: Box<RuntimeError>,
     },
+    #[error("checkpoint \"{name}\" already exists at {path}")]
+    CheckpointExists { name: String, path: PathBuf },
+    #[error("checkpoint \"{name}\" not found at {path}")]
+    NoCheckpoint { name: String, path: PathBuf },
+    #[error("unreadable checkpoint description {path}: {message}")]
+    BadCheckpoint { path: PathBuf, message: String },
 }
 
 impl RuntimeError {

@@ -6,9 +6,11 @@
 //! - [`runner`]: the seam through which runc processes are spawned and waited on, so a subreaper
 //!   elsewhere in the process never steals their exit status;
 //! - [`runc`]: run, kill, delete and list, with runc's own error messages;
-//! - [`pidfd`]: signals that can never hit a recycled pid.
+//! - [`pidfd`]: signals that can never hit a recycled pid;
+//! - [`checkpoint`]: checkpoints kept in a bundle, and dumping and restoring through runc + CRIU.
 
 pub mod bundle;
+pub mod checkpoint;
 pub mod error;
 pub mod id;
 pub mod layout;
@@ -17,8 +19,9 @@ pub mod runc;
 pub mod runner;
 
 pub use bundle::Bundle;
+pub use checkpoint::{CheckpointMeta, CheckpointOptions, RestoreSpec};
 pub use error::RuntimeError;
-pub use id::{ContainerId, Namespace};
+pub use id::{CheckpointName, ContainerId, Namespace};
 pub use layout::StateDir;
 pub use pidfd::PidFd;
 pub use runc::{Runc, RuncContainer, StartSpec};

@@ -20,6 +20,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Runc {
     binary: PathBuf,
+    /// The CRIU binary runc runs for checkpoint and restore (`runc --criu`).
+    criu: PathBuf,
     state: StateDir,
     runner: Arc<dyn ProcessRunner>,
     /// How long one runc call may take before it is killed.
@@ -61,6 +63,7 @@ impl Runc {
     ) -> Self {
         Runc {
             binary: binary.into(),
+            criu: PathBuf::from("criu"),
             state,
             runner,
             timeout: DEFAULT_TIMEOUT,
@@ -73,8 +76,18 @@ impl Runc {
         Runc { timeout, ..self }
     }
 
+    /// Uses `criu` for checkpoint and restore instead of the `criu` on runc's PATH.
+    pub fn with_criu(mut self, criu: impl Into<PathBuf>) -> Self {
+        self.criu = criu.into();
+        self
+    }
+
     pub fn binary(&self) -> &Path {
         &self.binary
+    }
+
+    pub fn criu(&self) -> &Path {
+        &self.criu
     }
 
     pub fn state_dir(&self) -> &StateDir {
@@ -170,7 +183,7 @@ impl Runc {
         Ok(parsed.unwrap_or_default())
     }
 
-    fn clean_up_failed_start(
+    pub(crate) fn clean_up_failed_start(
         &self,
         ns: &Namespace,
         id: &ContainerId,
@@ -188,7 +201,7 @@ impl Runc {
         }
     }
 
-    fn call(
+    pub(crate) fn call(
         &self,
         op: &'static str,
         ns: &Namespace,
@@ -256,7 +269,7 @@ fn quiet() -> (Stdio, Stdio, Stdio) {
     (Stdio::null(), Stdio::null(), Stdio::null())
 }
 
-fn read_pid_file(path: &Path) -> Result<u32, RuntimeError> {
+pub(crate) fn read_pid_file(path: &Path) -> Result<u32, RuntimeError> {
     let content =
         fs::read_to_string(path).map_err(|e| RuntimeError::io("cannot read pid file", path, e))?;
     content

@@ -3,15 +3,18 @@
 //! ```text
 //!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete)──► gone
 //!                 └──────(runc failed)──────────────────────────────────────────────────────► gone
+//!                         Running ──(Checkpoint)──► Checkpointing ──(CRIU done)──► Running
 //! ```
+//! A start with a checkpoint (a restore) goes through the same phases as any other start.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use protocol::{ErrorKind, ErrorResponse, Response, Status};
-use runtime::{ContainerId, Namespace, PidFd};
+use runtime::{CheckpointName, ContainerId, ExitStatus, Namespace, PidFd};
 use tokio::sync::oneshot;
+use worker::Relay;
 
 /// Containers are unique by id within a namespace.
 pub type Key = (Namespace, ContainerId);
@@ -26,6 +29,9 @@ pub struct Container {
     /// Nanoseconds since the epoch when the start was accepted.
     pub created: u64,
     pub phase: Phase,
+    /// Copies its output into `stdout` and `stderr`; taken by the cleanup after its exit, which
+    /// waits for the last bytes before the exit is reported.
+    pub relay: Option<Relay>,
 }
 
 pub enum Phase {
@@ -43,6 +49,17 @@ pub enum Phase {
     Stopped {
         pid: u32,
     },
+    /// Running, with CRIU dumping it in a worker: nothing else may touch it until that is done.
+    Checkpointing {
+        pid: u32,
+        pidfd: Option<PidFd>,
+        name: CheckpointName,
+        /// The init's exit, when it came during the dump (always, for a checkpoint with exit):
+        /// handled once the checkpoint's result is in, so `checkpoint` precedes `exit`.
+        exited: Option<ExitStatus>,
+        /// Answers the client that asked for the checkpoint.
+        reply: oneshot::Sender<Response>,
+    },
 }
 
 impl Phase {
@@ -51,13 +68,16 @@ impl Phase {
             Phase::Starting { .. } => Status::Starting,
             Phase::Running { .. } => Status::Running,
             Phase::Stopped { .. } => Status::Stopped,
+            Phase::Checkpointing { .. } => Status::Checkpointing,
         }
     }
 
     pub fn pid(&self) -> Option<u32> {
         match self {
             Phase::Starting { .. } => None,
-            Phase::Running { pid, .. } | Phase::Stopped { pid, .. } => Some(*pid),
+            Phase::Running { pid, .. }
+            | Phase::Stopped { pid, .. }
+            | Phase::Checkpointing { pid, .. } => Some(*pid),
         }
     }
 }
@@ -78,6 +98,9 @@ impl Container {
             Phase::Running { pidfd: None, .. } => Err(not("exiting")),
             Phase::Starting { .. } => Err(not("still starting; signal it once it runs")),
             Phase::Stopped { .. } => Err(not("stopped")),
+            Phase::Checkpointing { .. } => Err(not(
+                "being checkpointed; try again once the checkpoint is done",
+            )),
         }
     }
 

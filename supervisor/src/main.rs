@@ -33,6 +33,9 @@ use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitE
 /// How long containers get after KILL, once the grace period is over, before ctrd gives up on them.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// Where scripts/install-criu.sh puts its CRIU wrapper.
+const INSTALLED_CRIU: &str = "/opt/ctrd-criu/criu";
+
 /// How long subscribers get to take their last events at shutdown.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
@@ -53,6 +56,10 @@ struct Args {
     /// The OCI runtime binary.
     #[arg(long, default_value = "runc")]
     runtime: PathBuf,
+    /// The CRIU binary runc uses for checkpoint and restore [default: /opt/ctrd-criu/criu, where
+    /// scripts/setup.sh installs CRIU 4 when the system's criu does not work, else `criu`].
+    #[arg(long)]
+    criu: Option<PathBuf>,
     /// Worker threads making runtime calls at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
@@ -149,8 +156,11 @@ fn run(args: Args) -> Result<(), DaemonError> {
         what: "the reaper",
         source,
     })?;
+    let criu = args.criu.clone().unwrap_or_else(default_criu);
     let runc = Arc::new(
-        Runc::new(&args.runtime, state.clone(), reaper).with_timeout(args.runtime_timeout),
+        Runc::new(&args.runtime, state.clone(), reaper)
+            .with_timeout(args.runtime_timeout)
+            .with_criu(&criu),
     );
     let pool = Arc::new(
         Pool::new(usize::from(args.concurrency), runc).map_err(|source| DaemonError::Thread {
@@ -182,10 +192,11 @@ fn run(args: Args) -> Result<(), DaemonError> {
             drain,
         ));
         log::info!(
-            "ctrd {} serving on {} (runtime {}, {} workers)",
+            "ctrd {} serving on {} (runtime {}, criu {}, {} workers)",
             protocol::VERSION,
             socket_path.display(),
             args.runtime.display(),
+            criu.display(),
             args.concurrency
         );
         wait_for_termination()
@@ -238,6 +249,17 @@ fn report_leftovers(runc: &Runc) {
             }
             Err(e) => log::warn!("cannot list left-over containers in {ns}: {e}"),
         }
+    }
+}
+
+/// The CRIU that scripts/setup.sh installs when the system's own fails `criu check`, if it did;
+/// else the system's.
+fn default_criu() -> PathBuf {
+    let installed = PathBuf::from(INSTALLED_CRIU);
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from("criu")
     }
 }
 

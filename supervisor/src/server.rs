@@ -19,7 +19,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::access::Access;
 use crate::subscribers::{Subscription, QUEUE_LEN};
-use crate::supervisor::{Info, List, Signal, Start, State, Subscribe, Supervisor};
+use crate::supervisor::{
+    Checkpoint, DeleteCheckpoint, Info, List, ListCheckpoints, Signal, Start, State, Subscribe,
+    Supervisor,
+};
 
 /// Held by every event stream while it runs; shutdown waits for all of them to be dropped, so
 /// the last events reach their subscribers before the daemon exits.
@@ -167,6 +170,18 @@ async fn connection(
                 .await
             }
             Request::Info(_) => ask(&supervisor, Info).await,
+            Request::Checkpoint(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, Checkpoint { req, reply }, answer).await
+            }
+            Request::ListCheckpoints(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, ListCheckpoints { req, reply }, answer).await
+            }
+            Request::DeleteCheckpoint(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, DeleteCheckpoint { req, reply }, answer).await
+            }
         };
         write_frame(&mut wr, &response).await?;
     }

@@ -5,18 +5,22 @@
 //! emitted here, in the order the actor decides them: a container's `start-container` always
 //! precedes its `exit`, and its `exit` is emitted only once runc has deleted it, so an id is free
 //! for reuse the moment a client sees the exit.
+//!
+//! Checkpoints, and listing and deleting them, are handled in [`checkpoints`].
+
+mod checkpoints;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use protocol::{
     DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, KillRequest, Response, StartRequest,
 };
-use runtime::{ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
+use runtime::{CheckpointName, ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
 use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
@@ -24,8 +28,13 @@ use crate::container::{Container, Key, Phase};
 use crate::reaper::Exit;
 use crate::subscribers::{Subscribers, Subscription};
 
+pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
+
 /// The name of a container's main process in events.
 const INIT: &str = "init";
+
+/// How long the cleanup after an exit waits for the container's last output to reach its files.
+const RELAY_WAIT: Duration = Duration::from_secs(5);
 
 // ---- messages -------------------------------------------------------------------------------
 
@@ -180,13 +189,32 @@ impl Supervisor {
         let Some(container) = self.containers.get_mut(&key) else {
             return;
         };
+        if let Phase::Checkpointing { exited, .. } = &mut container.phase {
+            *exited = Some(status);
+            return;
+        }
         let Some(pid) = container.phase.pid() else {
             return;
         };
         container.phase = Phase::Stopped { pid };
+        let relay = container.relay.take();
         let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Urgent, move |runc| {
-            let result = runc.delete(&key.0, &key.1, true);
+            // A checkpoint with exit has had runc delete the container already.
+            let result = if runc.has_state(&key.0, &key.1) {
+                runc.delete(&key.0, &key.1, true)
+            } else {
+                Ok(())
+            };
+            if let Some(relay) = relay {
+                if !relay.wait(RELAY_WAIT) {
+                    log::warn!(
+                        "container {}/{}: output still open {RELAY_WAIT:?} after its exit",
+                        key.0,
+                        key.1
+                    );
+                }
+            }
             addr.do_send(Deleted {
                 key,
                 status,
@@ -249,6 +277,7 @@ impl Handler<Start> for Supervisor {
             key,
             stdout,
             stderr,
+            checkpoint,
         } = match self.admit(&req) {
             Ok(admitted) => admitted,
             Err(err) => {
@@ -262,6 +291,7 @@ impl Handler<Start> for Supervisor {
             bundle: req.bundle.clone().into(),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
+            checkpoint,
         };
         let since = Instant::now();
         let addr = ctx.address();
@@ -295,6 +325,7 @@ impl Handler<Start> for Supervisor {
             stderr,
             created: now_ns(),
             phase: Phase::Starting { since, reply },
+            relay: None,
         };
         self.containers.insert(key, container);
     }
@@ -324,6 +355,7 @@ impl Handler<StartDone> for Supervisor {
                     RuntimeError::InvalidName { .. } | RuntimeError::InvalidBundle { .. } => {
                         ErrorKind::InvalidArgument
                     }
+                    RuntimeError::NoCheckpoint { .. } => ErrorKind::NotFound,
                     _ => ErrorKind::Runtime,
                 };
                 let message = format!("cannot start container \"{}\": {err}", key.1);
@@ -345,6 +377,7 @@ impl Handler<StartDone> for Supervisor {
                     pid,
                     pidfd: started.pidfd,
                 },
+                relay: Some(started.relay),
                 ..container
             },
         );
@@ -551,6 +584,7 @@ struct Admitted {
     key: Key,
     stdout: PathBuf,
     stderr: PathBuf,
+    checkpoint: Option<CheckpointName>,
 }
 
 impl Supervisor {
@@ -578,10 +612,17 @@ impl Supervisor {
         };
         let stdout = output(&req.stdout, "stdout")?;
         let stderr = output(&req.stderr, "stderr")?;
+        let checkpoint = req
+            .checkpoint
+            .as_deref()
+            .map(CheckpointName::new)
+            .transpose()
+            .map_err(invalid)?;
         Ok(Admitted {
             key,
             stdout,
             stderr,
+            checkpoint,
         })
     }
 }

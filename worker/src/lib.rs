@@ -1,10 +1,17 @@
 //! The worker pool: threads that make the slow runtime calls so the supervisor actor never blocks.
 //!
 //! - [`pool`]: the threads and their two queues;
-//! - [`start`]: what a worker does to start one container.
+//! - [`start`]: what a worker does to start (or restore) one container;
+//! - [`relay`]: the pipes a container writes its output into, copied to its files;
+//! - [`checkpoint`]: what a worker does to checkpoint a container, list or delete checkpoints.
 
+pub mod checkpoint;
 pub mod pool;
+pub mod relay;
 pub mod start;
 
+pub use checkpoint::{checkpoint_container, CheckpointJob};
+
 pub use pool::{Pool, Priority};
+pub use relay::Relay;
 pub use start::{start_container, StartJob, Started};

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use protocol::frame::decode;
 use protocol::Request;
-use runtime::{Bundle, ContainerId, Namespace};
+use runtime::{Bundle, CheckpointName, ContainerId, Namespace};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(request) = decode::<Request>(data) else {
@@ -21,6 +21,15 @@ fuzz_target!(|data: &[u8]| {
         Request::List(r) => (r.namespace.as_str(), ""),
         Request::Subscribe(r) => (r.namespace.as_str(), ""),
         Request::Info(_) => ("", ""),
+        Request::Checkpoint(r) => {
+            let _ = CheckpointName::new(&r.name);
+            (r.namespace.as_str(), r.id.as_str())
+        }
+        Request::ListCheckpoints(r) => (r.namespace.as_str(), r.id.as_str()),
+        Request::DeleteCheckpoint(r) => {
+            let _ = CheckpointName::new(&r.name);
+            (r.namespace.as_str(), r.id.as_str())
+        }
     };
     let _ = Namespace::new(namespace);
     let _ = ContainerId::new(id);
