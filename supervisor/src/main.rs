@@ -4,7 +4,10 @@
 //! the socket's umask, the SIGCHLD handler) happens before any thread or the event loop starts.
 //! Shutdown has a written order too, in [`shutdown`].
 
+mod cli;
+mod config;
 mod container;
+mod notify;
 mod reaper;
 mod server;
 mod socket;
@@ -24,6 +27,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use worker::{Pool, Priority};
 
+use crate::cli::Args;
 use crate::reaper::Reaper;
 use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
 
@@ -32,37 +36,6 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// How long subscribers get to take their last events at shutdown.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ctrd",
-    version,
-    about = "Container supervisor daemon",
-    args_override_self = true
-)]
-struct Args {
-    /// Where ctrd keeps runc state, container logs and its socket.
-    #[arg(long, default_value = "/run/ctrd")]
-    state_dir: PathBuf,
-    /// The socket clients connect to [default: <state-dir>/ctrd.sock].
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// The OCI runtime binary.
-    #[arg(long, default_value = "runc")]
-    runtime: PathBuf,
-    /// Worker threads making runtime calls at once.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    concurrency: u16,
-    /// How long containers get to exit after TERM at shutdown before they are killed.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    shutdown_timeout: Duration,
-    /// Largest request frame accepted, in bytes.
-    #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
-    max_frame_size: usize,
-    /// Log at debug level (RUST_LOG overrides).
-    #[arg(long)]
-    debug: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 enum DaemonError {
@@ -86,6 +59,16 @@ enum DaemonError {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(command) = &args.command {
+        return cli::run(command);
+    }
+    let args = match config::load(args) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("ctrd: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let level = if args.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     match run(args) {
@@ -99,6 +82,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), DaemonError> {
+    let notifier = notify::Notifier::from_env().unwrap_or_else(|e| {
+        log::warn!("{e}");
+        None
+    });
     raise_nofile_limit();
     nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
     let state = StateDir::new(&args.state_dir);
@@ -156,6 +143,14 @@ fn run(args: Args) -> Result<(), DaemonError> {
             args.max_frame_size,
             drain,
         ));
+        if let Some(notifier) = notifier.clone() {
+            notifier
+                .ready_when_serving(socket_path.clone())
+                .map_err(|source| DaemonError::Thread {
+                    what: "the readiness probe",
+                    source,
+                })?;
+        }
         log::info!(
             "ctrd {} serving on {} (runtime {}, {} workers)",
             protocol::VERSION,
@@ -166,6 +161,11 @@ fn run(args: Args) -> Result<(), DaemonError> {
         wait_for_termination()
             .await
             .map_err(DaemonError::EventLoop)?;
+        if let Some(notifier) = &notifier {
+            if let Err(e) = notifier.notify("STOPPING=1") {
+                log::warn!("{e}");
+            }
+        }
         server.abort();
         shutdown(&addr, args.shutdown_timeout).await;
         if addr.send(CloseSubscriptions).await.is_ok()
