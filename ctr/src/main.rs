@@ -2,12 +2,14 @@
 //!
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
 //! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1.
-//! The commands live in [`containers`], [`events`] and [`daemon`]; [`output`] owns the formats.
+//! The commands live in [`containers`], [`events`] and [`daemon`]; [`output`] owns the formats;
+//! [`generate`] writes completion scripts and man pages from this definition.
 
 mod containers;
 mod daemon;
 mod error;
 mod events;
+mod generate;
 mod output;
 mod signal;
 
@@ -66,6 +68,11 @@ enum Command {
     Version(FormatArgs),
     /// Print ctrd's status
     Info(FormatArgs),
+    /// Print a shell completion script: `source <(ctr completion bash)`
+    Completion(generate::CompletionArgs),
+    /// Write ctr's man pages into a directory
+    #[command(hide = true)]
+    Man(generate::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +168,8 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
         Command::Events(args) => events::stream(global, args.format, out),
         Command::Version(args) => daemon::version(global, args.format, out),
         Command::Info(args) => daemon::info(global, args.format, out),
+        Command::Completion(args) => generate::completion(args.shell, out),
+        Command::Man(args) => generate::man(&args.dir),
     }
 }
 
