@@ -73,7 +73,8 @@ install -m 0644 "$repo/supervisor/packaging/ctrd.service" "$root/lib/systemd/sys
 "$bin_dir/ctr" completion fish >"$root/usr/share/fish/vendor_completions.d/ctr.fish"
 "$repo/scripts/man.sh" --bin-dir "$bin_dir" --out "$stage/man" >/dev/null
 for page in "$stage"/man/man1/*.1; do
-    gzip -9n <"$page" >"$root/usr/share/man/man1/$(basename "$page").gz"
+    gzipped="$root/usr/share/man/man1/${page##*/}.gz"
+    gzip -9n <"$page" >"$gzipped"
 done
 install -m 0644 "$repo/LICENSE" "$root/usr/share/doc/ctrd/copyright"
 find "$root" -path "$root/DEBIAN" -prune -o -type f ! -path "$root/usr/bin/*" -exec chmod 0644 {} +

@@ -6,6 +6,8 @@ set -euo pipefail
 #   busybox-static  /bin/busybox as a *static* binary; scripts/make-bundle.sh
 #                   copies it alone into test rootfs dirs, so the dynamic
 #                   `busybox` package (needs libc in the rootfs) won't do
+# The packaging tests also use dpkg-deb and dpkg (part of dpkg, on every Debian system) and,
+# when present, systemd-analyze (the unit check says so and skips itself without it).
 # Does not install Rust: fails with a clear message if `cargo` is not on PATH
 # (after sourcing ~/.cargo/env when present).
 # Prints one line per package it installed; silent otherwise.
