@@ -1,10 +1,11 @@
 //! Files generated from ctr's own command line, so they always match it: shell completion
-//! scripts (`ctr completion SHELL`) and man pages (`ctr man DIR`, hidden; scripts/man.sh).
+//! scripts (`ctr completion SHELL`) and man pages (`ctr man DIR`, hidden; scripts/man.sh), and
+//! the parser that knows that hidden command.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory};
+use clap::{Args, CommandFactory, FromArgMatches};
 use clap_complete::Shell;
 
 use crate::error::Error;
@@ -17,41 +18,49 @@ pub struct CompletionArgs {
     pub shell: Shell,
 }
 
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// Directory that receives ctr.1 and one page per subcommand
-    pub dir: PathBuf,
+/// The hidden command scripts/man.sh runs: `ctr man DIR`.
+const MAN: &str = "man";
+const MAN_DIR: &str = "dir";
+
+/// Parses ctr's command line. `ctr man DIR` is added to the parser here rather than to [`Cli`]
+/// (clap_complete and clap_mangen would offer a hidden subcommand of `Cli` all the same), so
+/// completion scripts and man pages never show it; like `--help`, it is answered here and exits.
+pub fn parse_command_line() -> Cli {
+    let man_command = clap::Command::new(MAN)
+        .hide(true)
+        .about("Write ctr's man pages into DIR")
+        .arg(
+            clap::Arg::new(MAN_DIR)
+                .value_name("DIR")
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf)),
+        );
+    let matches = Cli::command().subcommand(man_command).get_matches();
+    if let Some((MAN, args)) = matches.subcommand() {
+        if let Some(dir) = args.get_one::<PathBuf>(MAN_DIR) {
+            let code = match man(dir) {
+                Ok(()) => 0,
+                Err(err) => {
+                    eprintln!("ctr: {err}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
 /// Writes the completion script for `shell`; sourcing it completes ctr's commands and flags.
 pub fn completion(shell: Shell, out: &mut impl Write) -> Result<(), Error> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut visible(&Cli::command()), "ctr", &mut script);
+    clap_complete::generate(shell, &mut Cli::command(), "ctr", &mut script);
     out.write_all(&script)?;
     Ok(())
 }
 
-/// `cmd` without its hidden subcommands, at every level: clap_complete would offer them too,
-/// and completion offers what `--help` shows.
-fn visible(cmd: &clap::Command) -> clap::Command {
-    let mut shown = clap::Command::new(cmd.get_name().to_string())
-        .args(cmd.get_arguments().cloned())
-        .subcommands(
-            cmd.get_subcommands()
-                .filter(|sub| !sub.is_hide_set())
-                .map(visible),
-        );
-    if let Some(about) = cmd.get_about() {
-        shown = shown.about(about.clone());
-    }
-    if let Some(version) = cmd.get_version() {
-        shown = shown.version(version.to_string());
-    }
-    shown
-}
-
 /// Writes `ctr.1` and `ctr-<subcommand>....1` for every visible subcommand into `dir`.
-pub fn man(dir: &Path) -> Result<(), Error> {
+fn man(dir: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(dir)
         .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
         .map_err(|source| Error::ManPages {

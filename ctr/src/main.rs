@@ -70,9 +70,6 @@ enum Command {
     Info(FormatArgs),
     /// Print a shell completion script: `source <(ctr completion bash)`
     Completion(generate::CompletionArgs),
-    /// Write ctr's man pages into a directory
-    #[command(hide = true)]
-    Man(generate::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -141,7 +138,7 @@ struct StateArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = generate::parse_command_line();
     match run(cli, &mut io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_closed_stdout() => ExitCode::SUCCESS,
@@ -169,7 +166,6 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
         Command::Version(args) => daemon::version(global, args.format, out),
         Command::Info(args) => daemon::info(global, args.format, out),
         Command::Completion(args) => generate::completion(args.shell, out),
-        Command::Man(args) => generate::man(&args.dir),
     }
 }
 
