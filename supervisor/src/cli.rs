@@ -71,8 +71,11 @@ pub fn run(command: &Command) -> ExitCode {
     let result = match command {
         Command::Config(ConfigCommand::Default) => {
             let text = crate::config::default_config(&Args::command());
-            std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
-                .map_err(|e| format!("cannot write to stdout: {e}"))
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+                // Whoever read it has what they wanted (`ctrd config default | head`).
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                written => written.map_err(|e| format!("cannot write to stdout: {e}")),
+            }
         }
         Command::Man { dir } => std::fs::create_dir_all(dir)
             .and_then(|()| clap_mangen::generate_to(Args::command(), dir))
