@@ -493,6 +493,69 @@ mod tests {
         assert_eq!(config_path(None, &default), Some(default.clone()));
     }
 
+    /// Flags of kinds ctrd does not have yet: the file handles them from their definition.
+    #[test]
+    fn every_kind_of_flag_maps_from_its_definition() {
+        let cmd = clap::Command::new("d")
+            .version("1")
+            .arg(Arg::new("label").long("label").action(ArgAction::Append))
+            .arg(Arg::new("verbose").long("verbose").action(ArgAction::Count))
+            .arg(
+                Arg::new("no-oom-notify")
+                    .long("no-oom-notify")
+                    .action(ArgAction::SetTrue)
+                    .help("Do not watch for OOM kills"),
+            )
+            .arg(Arg::new("color").long("color").action(ArgAction::SetFalse))
+            .arg(
+                Arg::new("format")
+                    .long("format")
+                    .value_parser(["json", "text"])
+                    .default_value("text"),
+            )
+            .arg(Arg::new("secret").long("secret").hide(true));
+        let text = "label = [\"a=1\", \"b\"]\nverbose = 2\nno-oom-notify = true\ncolor = false\n\
+                    format = \"json\"\nsecret = \"-x\"\n";
+        let words: Vec<String> = to_flags(&cmd, text)
+            .unwrap()
+            .into_iter()
+            .map(|w| w.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "--label=a=1",
+                "--label=b",
+                "--verbose",
+                "--verbose",
+                "--no-oom-notify",
+                "--color",
+                "--format=json",
+                "--secret=-x"
+            ]
+        );
+        assert_eq!(to_flags(&cmd, "label = \"one\"").unwrap(), ["--label=one"]);
+        let (line, problem) = to_flags(&cmd, "\nformat = \"xml\"").unwrap_err();
+        assert_eq!(line, 2);
+        assert!(matches!(problem, Problem::BadValue { key, .. } if key == "format"));
+
+        let default = default_config(&cmd);
+        assert!(default.contains("\n# label = [\"LABEL\"]\n"), "{default}");
+        assert!(default.contains("\nverbose = 0\n"), "{default}");
+        assert!(default.contains("\n# Do not watch for OOM kills\nno-oom-notify = false\n"));
+        assert!(default.contains("\ncolor = true\n"), "{default}");
+        assert!(default.contains("\n# One of: json, text.\nformat = \"text\"\n"));
+        assert!(
+            !default.contains("secret"),
+            "hidden flags stay out: {default}"
+        );
+        assert_eq!(
+            to_flags(&cmd, &default).unwrap(),
+            ["--format=text"],
+            "the defaults ask for nothing but themselves"
+        );
+    }
+
     #[test]
     fn edit_distance_counts_edits() {
         assert_eq!(edit_distance("socket", "socket"), 0);
