@@ -10,6 +10,8 @@ set -euo pipefail
 # Then runs scripts/install-criu.sh: when the system's `criu check` fails (Debian
 # bookworm's CRIU 3.17 does on this kernel), it unpacks CRIU 4 from Debian trixie
 # under /opt/ctrd-criu without touching the system's apt sources or dpkg database.
+# The packaging tests also use dpkg-deb and dpkg (part of dpkg, on every Debian system) and,
+# when present, systemd-analyze (the unit check says so and skips itself without it).
 # Does not install Rust: fails with a clear message if `cargo` is not on PATH
 # (after sourcing ~/.cargo/env when present).
 # Prints one line per package it installed; silent otherwise.

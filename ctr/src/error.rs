@@ -24,6 +24,8 @@ pub enum Error {
     Cwd(io::Error),
     #[error("path {} is not valid UTF-8", .0.display())]
     NonUtf8Path(PathBuf),
+    #[error("cannot write man pages to {}: {source}", .dir.display())]
+    ManPages { dir: PathBuf, source: io::Error },
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// Writing to stdout failed; a closed pipe is not a failure of ctr (see `is_closed_stdout`).

@@ -3,13 +3,14 @@
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
 //! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1.
 //! The commands live in [`containers`], [`checkpoints`], [`events`] and [`daemon`]; [`output`]
-//! owns the formats.
+//! owns the formats; [`generate`] writes completion scripts and man pages from this definition.
 
 mod checkpoints;
 mod containers;
 mod daemon;
 mod error;
 mod events;
+mod generate;
 mod output;
 mod signal;
 
@@ -70,6 +71,8 @@ enum Command {
     Info(FormatArgs),
     /// List, create and delete a container's checkpoints (CRIU images kept in its bundle)
     Checkpoints(CheckpointsArgs),
+    /// Print a shell completion script: `source <(ctr completion bash)`
+    Completion(generate::CompletionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +196,7 @@ struct StateArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = generate::parse_command_line();
     match run(cli, &mut io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_closed_stdout() => ExitCode::SUCCESS,
@@ -227,6 +230,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
             CheckpointsCommand::Create(args) => checkpoints::create(global, &args),
             CheckpointsCommand::Delete(args) => checkpoints::delete(global, &args),
         },
+        Command::Completion(args) => generate::completion(args.shell, out),
     }
 }
 

@@ -5,7 +5,10 @@
 //! Shutdown has a written order too, in [`shutdown`].
 
 mod access;
+mod cli;
+mod config;
 mod container;
+mod notify;
 mod reaper;
 mod server;
 mod socket;
@@ -26,6 +29,7 @@ use tokio::sync::oneshot;
 use worker::{Pool, Priority};
 
 use crate::access::Access;
+use crate::cli::Args;
 use crate::reaper::Reaper;
 use crate::server::Limits;
 use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
@@ -38,53 +42,6 @@ const INSTALLED_CRIU: &str = "/opt/ctrd-criu/criu";
 
 /// How long subscribers get to take their last events at shutdown.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ctrd",
-    version,
-    about = "Container supervisor daemon",
-    args_override_self = true
-)]
-struct Args {
-    /// Where ctrd keeps runc state, container logs and its socket.
-    #[arg(long, default_value = "/run/ctrd")]
-    state_dir: PathBuf,
-    /// The socket clients connect to [default: <state-dir>/ctrd.sock].
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// The OCI runtime binary.
-    #[arg(long, default_value = "runc")]
-    runtime: PathBuf,
-    /// The CRIU binary runc uses for checkpoint and restore [default: /opt/ctrd-criu/criu, where
-    /// scripts/setup.sh installs CRIU 4 when the system's criu does not work, else `criu`].
-    #[arg(long)]
-    criu: Option<PathBuf>,
-    /// Worker threads making runtime calls at once.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    concurrency: u16,
-    /// How long containers get to exit after TERM at shutdown before they are killed.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    shutdown_timeout: Duration,
-    /// Largest request frame accepted, in bytes.
-    #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
-    max_frame_size: usize,
-    /// How long one runtime call may take before it is killed and reported failed.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    runtime_timeout: Duration,
-    /// Members of this group may use the socket (mode 0660); without it, root only (0600).
-    #[arg(long)]
-    group: Option<String>,
-    /// Connections served at once; more are turned away with an error.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
-    max_connections: u32,
-    /// How long a connection may stay silent before a request; event streams are exempt.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    idle_timeout: Duration,
-    /// Log at debug level (RUST_LOG overrides).
-    #[arg(long)]
-    debug: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 enum DaemonError {
@@ -110,6 +67,16 @@ enum DaemonError {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(command) = &args.command {
+        return cli::run(command);
+    }
+    let args = match config::load(args) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("ctrd: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let level = if args.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     match run(args) {
@@ -123,6 +90,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), DaemonError> {
+    let notifier = notify::Notifier::from_env().unwrap_or_else(|e| {
+        log::warn!("{e}");
+        None
+    });
     raise_nofile_limit();
     nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
     let state = StateDir::new(&args.state_dir);
@@ -191,6 +162,14 @@ fn run(args: Args) -> Result<(), DaemonError> {
             access,
             drain,
         ));
+        if let Some(notifier) = notifier.clone() {
+            notifier
+                .ready_when_serving(socket_path.clone())
+                .map_err(|source| DaemonError::Thread {
+                    what: "the readiness probe",
+                    source,
+                })?;
+        }
         log::info!(
             "ctrd {} serving on {} (runtime {}, criu {}, {} workers)",
             protocol::VERSION,
@@ -202,6 +181,11 @@ fn run(args: Args) -> Result<(), DaemonError> {
         wait_for_termination()
             .await
             .map_err(DaemonError::EventLoop)?;
+        if let Some(notifier) = &notifier {
+            if let Err(e) = notifier.notify("STOPPING=1") {
+                log::warn!("{e}");
+            }
+        }
         server.abort();
         shutdown(&addr, args.shutdown_timeout).await;
         if addr.send(CloseSubscriptions).await.is_ok()
