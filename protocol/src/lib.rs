@@ -8,15 +8,17 @@
 //! version skew would otherwise decode as garbage; the handshake turns it into a clear error.
 
 pub mod client;
+pub mod filter;
 pub mod frame;
 pub mod message;
 
-pub use client::{Client, ClientError, EventStream};
+pub use client::{Client, ClientError, EventStream, StreamItem};
+pub use filter::{Filter, FilterError};
 pub use frame::FrameError;
 pub use message::*;
 
 /// Bumped whenever a wire type changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame either side accepts unless configured otherwise.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;

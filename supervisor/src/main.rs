@@ -5,9 +5,11 @@
 //! Shutdown has a written order too, in [`shutdown`].
 
 mod container;
+mod journal;
 mod reaper;
 mod server;
 mod socket;
+mod stream;
 mod subscribers;
 mod supervisor;
 
@@ -24,6 +26,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use worker::{Pool, Priority};
 
+use crate::journal::Journal;
 use crate::reaper::Reaper;
 use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
 
@@ -59,6 +62,10 @@ struct Args {
     /// Largest request frame accepted, in bytes.
     #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
     max_frame_size: usize,
+    /// How much of the event journal to keep on disk (K, M, G: powers of 1024); the oldest
+    /// events go first.
+    #[arg(long, default_value = "64M", value_parser = journal::parse_size)]
+    events_retention: u64,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     debug: bool,
@@ -75,6 +82,8 @@ enum DaemonError {
     Subreaper(nix::Error),
     #[error(transparent)]
     Socket(#[from] socket::SocketError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     #[error("cannot start {what}: {source}")]
     Thread {
         what: &'static str,
@@ -139,6 +148,7 @@ fn run(args: Args) -> Result<(), DaemonError> {
         })?,
     );
     let _ = pool.submit(Priority::Normal, report_leftovers);
+    let (journal, last_seq) = Journal::open(&state.events_dir(), args.events_retention)?;
 
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
@@ -146,7 +156,7 @@ fn run(args: Args) -> Result<(), DaemonError> {
             tokio::net::UnixListener::from_std(listener).map_err(DaemonError::EventLoop)?;
         // The actor gets a thread of its own, so socket traffic never delays its handlers.
         let arbiter = Arbiter::new();
-        let sup = Supervisor::new(state, pool);
+        let sup = Supervisor::new(state, pool, journal, last_seq);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         forward_exits(exit_rx, addr.clone())?;
         let (drain, mut drained) = tokio::sync::mpsc::channel(1);

@@ -1,10 +1,14 @@
-//! Event fan-out to subscribed connections.
+//! Event fan-out to subscribed connections, run by the journal's writer thread once an event is
+//! on disk.
 //!
-//! Each subscriber has a bounded queue that the actor only ever `try_send`s into, so a slow or
-//! dead client costs the actor one failed push: when its queue is full it is dropped, counted and
-//! told so through its `lagged` notice, and its connection closes once it has written what it had.
+//! Each subscriber has a namespace, a filter and a bounded queue that is only ever
+//! `try_send`ed into, so a slow or dead client costs one failed push: when its queue is full it
+//! is dropped, counted and told so through its `lagged` notice, and its connection closes once
+//! it has written what it had (ending with a `lagged` frame).
 
-use protocol::Event;
+use std::sync::Arc;
+
+use protocol::{Event, Filter};
 use runtime::Namespace;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
@@ -19,9 +23,12 @@ pub struct Subscription {
     pub lagged: oneshot::Sender<()>,
 }
 
-struct Subscriber {
-    namespace: Namespace,
-    subscription: Subscription,
+/// A subscriber as the fan-out keeps it: only its namespace's events that pass its filter are
+/// queued for it.
+pub struct Subscriber {
+    pub namespace: Namespace,
+    pub filter: Arc<Filter<Event>>,
+    pub subscription: Subscription,
 }
 
 #[derive(Default)]
@@ -31,11 +38,8 @@ pub struct Subscribers {
 }
 
 impl Subscribers {
-    pub fn add(&mut self, namespace: Namespace, subscription: Subscription) {
-        self.subscribers.push(Subscriber {
-            namespace,
-            subscription,
-        });
+    pub fn add(&mut self, subscriber: Subscriber) {
+        self.subscribers.push(subscriber);
     }
 
     /// Ends every subscription; each connection writes what it holds, then closes.
@@ -48,7 +52,7 @@ impl Subscribers {
         let mut kept = Vec::with_capacity(self.subscribers.len());
         for sub in self.subscribers.drain(..) {
             let queue = &sub.subscription.queue;
-            if sub.namespace.as_str() != event.namespace {
+            if sub.namespace.as_str() != event.namespace || !sub.filter.matches(event) {
                 if !queue.is_closed() {
                     kept.push(sub);
                 }
@@ -88,13 +92,22 @@ mod tests {
     use super::*;
     use protocol::EventKind;
 
-    fn subscription(queue: mpsc::Sender<Event>) -> (Subscription, oneshot::Receiver<()>) {
+    fn subscriber(
+        namespace: &str,
+        queue: mpsc::Sender<Event>,
+    ) -> (Subscriber, oneshot::Receiver<()>) {
         let (lagged, notice) = oneshot::channel();
-        (Subscription { queue, lagged }, notice)
+        let subscriber = Subscriber {
+            namespace: Namespace::new(namespace).unwrap(),
+            filter: Arc::new(Filter::everything()),
+            subscription: Subscription { queue, lagged },
+        };
+        (subscriber, notice)
     }
 
     fn event(namespace: &str) -> Event {
         Event {
+            seq: 1,
             time: 0,
             kind: EventKind::Exit,
             namespace: namespace.into(),
@@ -102,19 +115,19 @@ mod tests {
             process: "init".into(),
             pid: 2,
             status: Some(0),
+            labels: Default::default(),
         }
     }
 
     #[test]
     fn a_full_queue_drops_only_its_subscriber() {
-        let ns = Namespace::new("default").unwrap();
         let mut subs = Subscribers::default();
         let (slow, _never_read) = mpsc::channel(2);
         let (fast, mut read) = mpsc::channel(16);
-        let (slow, mut slow_notice) = subscription(slow);
-        let (fast, mut fast_notice) = subscription(fast);
-        subs.add(ns.clone(), slow);
-        subs.add(ns, fast);
+        let (slow, mut slow_notice) = subscriber("default", slow);
+        let (fast, mut fast_notice) = subscriber("default", fast);
+        subs.add(slow);
+        subs.add(fast);
         for _ in 0..3 {
             subs.publish(&event("default"));
             while read.try_recv().is_ok() {}
@@ -136,12 +149,27 @@ mod tests {
         let (gone, closed) = mpsc::channel(1);
         drop(closed);
         let (other, _other_rx) = mpsc::channel(1);
-        subs.add(Namespace::new("default").unwrap(), subscription(gone).0);
-        subs.add(Namespace::new("other").unwrap(), subscription(other).0);
+        subs.add(subscriber("default", gone).0);
+        subs.add(subscriber("other", other).0);
         for _ in 0..5 {
             subs.publish(&event("default"));
         }
         assert_eq!(subs.len(), 1);
         assert_eq!(subs.drops(), 0);
+    }
+
+    #[test]
+    fn only_events_passing_the_filter_are_queued() {
+        let mut subs = Subscribers::default();
+        let (queue, mut read) = mpsc::channel(16);
+        let (mut exits, _notice) = subscriber("default", queue);
+        exits.filter = Arc::new(Filter::parse(&["status!=0".to_string()]).unwrap());
+        subs.add(exits);
+        let mut failed = event("default");
+        failed.status = Some(1);
+        subs.publish(&event("default"));
+        subs.publish(&failed);
+        assert_eq!(read.try_recv().unwrap(), failed);
+        assert!(read.try_recv().is_err());
     }
 }

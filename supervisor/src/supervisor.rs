@@ -4,9 +4,10 @@
 //! messages ([`StartDone`], [`Deleted`]); exits come from the reaper as [`Exit`]. Events are
 //! emitted here, in the order the actor decides them: a container's `start-container` always
 //! precedes its `exit`, and its `exit` is emitted only once runc has deleted it, so an id is free
-//! for reuse the moment a client sees the exit.
+//! for reuse the moment a client sees the exit. Each event is numbered here and handed to the
+//! [`Journal`], whose own thread writes it to disk and then delivers it to subscribers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,15 +15,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use protocol::{
-    DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, KillRequest, Response, StartRequest,
+    DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, Filter, KillRequest, Response,
+    StartRequest, WaitRequest,
 };
 use runtime::{ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
 use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
 use crate::container::{Container, Key, Phase};
+use crate::journal::{Journal, ProcessKey, Replay};
 use crate::reaper::Exit;
-use crate::subscribers::{Subscribers, Subscription};
+use crate::subscribers::{Subscriber, Subscription};
 
 /// The name of a container's main process in events.
 const INIT: &str = "init";
@@ -68,11 +71,12 @@ pub struct Signal {
     pub reply: oneshot::Sender<Response>,
 }
 
-/// The containers of one namespace.
+/// The containers of one namespace that pass the filter.
 #[derive(Message)]
 #[rtype(result = "Response")]
 pub struct List {
     pub namespace: String,
+    pub filter: Filter<protocol::Container>,
 }
 
 /// One container.
@@ -83,12 +87,23 @@ pub struct State {
     pub id: String,
 }
 
-/// Send the namespace's events into the subscription's queue from now on.
+/// Send the namespace's events that pass the filter into the subscription's queue, from the
+/// next one on; `registered` learns what to replay from the journal.
 #[derive(Message)]
 #[rtype(result = "Response")]
 pub struct Subscribe {
     pub namespace: String,
+    pub filter: Arc<Filter<Event>>,
     pub subscription: Subscription,
+    pub registered: oneshot::Sender<Replay>,
+}
+
+/// Answer `reply` with the process's `exit` event once it has exited (at once if it has).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wait {
+    pub req: WaitRequest,
+    pub reply: oneshot::Sender<Response>,
 }
 
 /// End every subscription cleanly: the last step of shutdown, once no container is left.
@@ -125,7 +140,9 @@ pub struct Supervisor {
     by_pid: HashMap<u32, Key>,
     /// Exits of pids no container claimed yet: one may be the init of a start still in flight.
     unclaimed: Vec<Exit>,
-    subscribers: Subscribers,
+    journal: Journal,
+    /// The sequence number of the next event.
+    next_seq: u64,
     /// The signal sent at shutdown; containers that finish starting afterwards get it too.
     shutdown: Option<i32>,
     /// Tells queued start jobs not to run once shutdown began.
@@ -135,14 +152,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(state_dir: StateDir, pool: Arc<Pool>) -> Self {
+    /// `last_seq` is the last sequence number the journal holds; numbering continues after it.
+    pub fn new(state_dir: StateDir, pool: Arc<Pool>, journal: Journal, last_seq: u64) -> Self {
         Supervisor {
             state_dir,
             pool,
             containers: HashMap::new(),
             by_pid: HashMap::new(),
             unclaimed: Vec::new(),
-            subscribers: Subscribers::default(),
+            journal,
+            next_seq: last_seq + 1,
             shutdown: None,
             stopping: Arc::new(AtomicBool::new(false)),
             empty_waiters: Vec::new(),
@@ -150,8 +169,18 @@ impl Supervisor {
         }
     }
 
-    fn emit(&mut self, kind: EventKind, key: &Key, pid: u32, status: Option<i32>) {
+    fn emit(
+        &mut self,
+        kind: EventKind,
+        key: &Key,
+        pid: u32,
+        status: Option<i32>,
+        labels: BTreeMap<String, String>,
+    ) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let event = Event {
+            seq,
             time: now_ns(),
             kind,
             namespace: key.0.to_string(),
@@ -159,13 +188,14 @@ impl Supervisor {
             process: INIT.to_string(),
             pid,
             status,
+            labels,
         };
         log::debug!(
-            "event {kind} {}/{} pid {pid} status {status:?}",
+            "event {seq} {kind} {}/{} pid {pid} status {status:?}",
             key.0,
             key.1
         );
-        self.subscribers.publish(&event);
+        self.journal.append(event);
     }
 
     fn find(&self, namespace: &str, id: &str) -> Result<(&Key, &Container), ErrorResponse> {
@@ -328,6 +358,7 @@ impl Handler<StartDone> for Supervisor {
                 };
                 let message = format!("cannot start container \"{}\": {err}", key.1);
                 log::info!("{message}");
+                self.journal.abandon(&key.0, &key.1, message.clone());
                 let _ = reply.send(Response::Error(ErrorResponse::new(kind, message)));
                 self.prune_unclaimed();
                 self.notify_if_empty();
@@ -335,6 +366,7 @@ impl Handler<StartDone> for Supervisor {
             }
         };
         let pid = started.pid;
+        let labels = container.labels.clone();
         if let (Some(signal), Some(pidfd)) = (self.shutdown, &started.pidfd) {
             let _ = pidfd.send_signal(signal);
         }
@@ -349,7 +381,7 @@ impl Handler<StartDone> for Supervisor {
             },
         );
         self.by_pid.insert(pid, key.clone());
-        self.emit(EventKind::StartContainer, &key, pid, None);
+        self.emit(EventKind::StartContainer, &key, pid, None, labels);
         let _ = reply.send(Response::Started(protocol::Started { pid }));
         if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
             self.by_pid.remove(&pid);
@@ -395,8 +427,13 @@ impl Handler<Deleted> for Supervisor {
                 msg.key.1
             );
         }
-        self.containers.remove(&msg.key);
-        self.emit(EventKind::Exit, &msg.key, msg.pid, Some(msg.status.code()));
+        let labels = self
+            .containers
+            .remove(&msg.key)
+            .map(|c| c.labels)
+            .unwrap_or_default();
+        let status = Some(msg.status.code());
+        self.emit(EventKind::Exit, &msg.key, msg.pid, status, labels);
         self.notify_if_empty();
     }
 }
@@ -459,6 +496,7 @@ impl Handler<List> for Supervisor {
                     .values()
                     .filter(|c| c.namespace == ns)
                     .map(Container::to_wire)
+                    .filter(|c| msg.filter.matches(c))
                     .collect();
                 list.sort_by(|a, b| a.id.cmp(&b.id));
                 Response::Containers(list)
@@ -485,12 +523,47 @@ impl Handler<Subscribe> for Supervisor {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         MessageResult(match Namespace::new(&msg.namespace) {
-            Ok(ns) => {
-                self.subscribers.add(ns, msg.subscription);
+            Ok(namespace) => {
+                let subscriber = Subscriber {
+                    namespace,
+                    filter: msg.filter,
+                    subscription: msg.subscription,
+                };
+                self.journal.subscribe(subscriber, msg.registered);
                 Response::Subscribed
             }
             Err(err) => Response::Error(invalid(err)),
         })
+    }
+}
+
+impl Handler<Wait> for Supervisor {
+    type Result = ();
+
+    /// A container the actor still holds has its exit to come, which the journal hands to the
+    /// waiter once written; for any other, the journal answers with the last exit it holds.
+    fn handle(&mut self, Wait { req, reply }: Wait, _: &mut Context<Self>) {
+        let key = match key(&req.namespace, &req.id) {
+            Ok(key) => key,
+            Err(err) => {
+                let _ = reply.send(Response::Error(err));
+                return;
+            }
+        };
+        let running = self.containers.contains_key(&key);
+        if running && req.process != INIT {
+            let _ = reply.send(Response::Error(ErrorResponse::new(
+                ErrorKind::NotFound,
+                format!("container \"{}\" has no process \"{}\"", key.1, req.process),
+            )));
+            return;
+        }
+        let process = ProcessKey {
+            namespace: req.namespace,
+            id: req.id,
+            process: req.process,
+        };
+        self.journal.wait(process, running, reply);
     }
 }
 
@@ -503,8 +576,8 @@ impl Handler<Info> for Supervisor {
             pid: std::process::id(),
             uptime_s: self.started_at.elapsed().as_secs(),
             containers: self.containers.len() as u64,
-            subscribers: self.subscribers.len() as u64,
-            subscriber_drops: self.subscribers.drops(),
+            subscribers: self.journal.subscribers(),
+            subscriber_drops: self.journal.drops(),
         }))
     }
 }
@@ -531,7 +604,7 @@ impl Handler<CloseSubscriptions> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: CloseSubscriptions, _: &mut Context<Self>) {
-        self.subscribers.close_all();
+        self.journal.close_subscriptions();
     }
 }
 
