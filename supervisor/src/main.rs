@@ -66,6 +66,9 @@ struct Args {
     /// events go first.
     #[arg(long, default_value = "64M", value_parser = journal::parse_size)]
     events_retention: u64,
+    /// Events a subscriber may fall behind by before it is dropped (and told where to resume).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    subscriber_queue: u32,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     debug: bool,
@@ -148,7 +151,11 @@ fn run(args: Args) -> Result<(), DaemonError> {
         })?,
     );
     let _ = pool.submit(Priority::Normal, report_leftovers);
-    let (journal, last_seq) = Journal::open(&state.events_dir(), args.events_retention)?;
+    let (journal, last_seq) = Journal::open(
+        &state.events_dir(),
+        args.events_retention,
+        args.subscriber_queue as usize,
+    )?;
 
     let system = actix_rt::System::new();
     let result = system.block_on(async move {

@@ -23,9 +23,8 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::journal::Replay;
+use crate::journal::{Registration, Replay};
 use crate::server::{ask, gone, write_frame};
-use crate::subscribers::{Subscription, QUEUE_LEN};
 use crate::supervisor::{now_ns, Subscribe, Supervisor};
 
 /// Replayed events read ahead of the socket.
@@ -54,28 +53,28 @@ pub async fn subscribe(
         ))
     })?;
     let filter = Arc::new(filter);
-    let (queue, events) = mpsc::channel(QUEUE_LEN);
-    let (lagged, lag_notice) = oneshot::channel();
-    let (registered, replay) = oneshot::channel();
+    let (registered, registration) = oneshot::channel();
     let subscribe = Subscribe {
         namespace: req.namespace.clone(),
         filter: filter.clone(),
-        subscription: Subscription { queue, lagged },
         registered,
     };
     match ask(supervisor, subscribe).await {
         Response::Subscribed => {}
         other => return Err(other),
     }
-    let replay = replay.await.map_err(|_| gone())?;
+    let Registration {
+        replay,
+        subscription,
+    } = registration.await.map_err(|_| gone())?;
     Ok(Stream {
         since: req.since,
         until: req.until,
         namespace: req.namespace,
         filter,
         replay,
-        events,
-        lag_notice,
+        events: subscription.events,
+        lag_notice: subscription.lag_notice,
     })
 }
 

@@ -23,9 +23,8 @@ use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
 use crate::container::{Container, Key, Phase};
-use crate::journal::{Journal, ProcessKey, Replay};
+use crate::journal::{Journal, ProcessKey, Registration};
 use crate::reaper::Exit;
-use crate::subscribers::{Subscriber, Subscription};
 
 /// The name of a container's main process in events.
 const INIT: &str = "init";
@@ -87,15 +86,14 @@ pub struct State {
     pub id: String,
 }
 
-/// Send the namespace's events that pass the filter into the subscription's queue, from the
-/// next one on; `registered` learns what to replay from the journal.
+/// Subscribe to the namespace's events that pass the filter, from the next one on;
+/// `registered` gets the live queue and what to replay from the journal.
 #[derive(Message)]
 #[rtype(result = "Response")]
 pub struct Subscribe {
     pub namespace: String,
     pub filter: Arc<Filter<Event>>,
-    pub subscription: Subscription,
-    pub registered: oneshot::Sender<Replay>,
+    pub registered: oneshot::Sender<Registration>,
 }
 
 /// Answer `reply` with the process's `exit` event once it has exited (at once if it has).
@@ -524,12 +522,8 @@ impl Handler<Subscribe> for Supervisor {
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         MessageResult(match Namespace::new(&msg.namespace) {
             Ok(namespace) => {
-                let subscriber = Subscriber {
-                    namespace,
-                    filter: msg.filter,
-                    subscription: msg.subscription,
-                };
-                self.journal.subscribe(subscriber, msg.registered);
+                self.journal
+                    .subscribe(namespace, msg.filter, msg.registered);
                 Response::Subscribed
             }
             Err(err) => Response::Error(invalid(err)),

@@ -27,13 +27,20 @@ use std::sync::Arc;
 
 #[cfg(test)]
 use protocol::ErrorKind;
-use protocol::{Event, Response};
+use protocol::{Event, Filter, Response};
 use runtime::Namespace;
 use tokio::sync::oneshot;
 
-use crate::subscribers::Subscriber;
+use crate::subscribers::Subscription;
 
 pub use replay::Replay;
+
+/// What a new subscriber gets: the part of the journal to replay, and its live queue, which
+/// receives every later event.
+pub struct Registration {
+    pub replay: Replay,
+    pub subscription: Subscription,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -77,8 +84,11 @@ impl ProcessKey {
 /// What the writer thread is told, in the order the actor decided it.
 enum Command {
     Append(Event),
-    /// Answered with where the live stream starts: the last sequence number on disk.
-    Subscribe(Subscriber, oneshot::Sender<Replay>),
+    Subscribe {
+        namespace: Namespace,
+        filter: Arc<Filter<Event>>,
+        registered: oneshot::Sender<Registration>,
+    },
     /// `running`: the actor still supervises the container, so its exit is yet to come;
     /// otherwise the answer is the last exit the journal holds, if any.
     Wait {
@@ -112,9 +122,14 @@ pub struct Journal {
 impl Journal {
     /// Reads the journal in `dir` (creating it if needed), starts a new segment and the writer
     /// thread. Returns the handle and the last sequence number the journal holds (0 if none).
-    pub fn open(dir: &Path, retention: u64) -> Result<(Journal, u64), JournalError> {
+    /// A subscriber with `queue_len` events waiting is dropped as fallen behind.
+    pub fn open(
+        dir: &Path,
+        retention: u64,
+        queue_len: usize,
+    ) -> Result<(Journal, u64), JournalError> {
         let stats = Arc::new(Stats::default());
-        let (writer, last_seq) = writer::Writer::open(dir, retention, stats.clone())?;
+        let (writer, last_seq) = writer::Writer::open(dir, retention, queue_len, stats.clone())?;
         let (tx, rx) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name("journal".into())
@@ -127,10 +142,19 @@ impl Journal {
         self.send(Command::Append(event));
     }
 
-    /// Registers `subscriber` for every event after those already sent; `registered` learns
-    /// what to replay from disk.
-    pub fn subscribe(&self, subscriber: Subscriber, registered: oneshot::Sender<Replay>) {
-        self.send(Command::Subscribe(subscriber, registered));
+    /// Registers a subscriber for the namespace's events that pass `filter`, from the first
+    /// one not yet sent; `registered` gets its queue and what to replay from disk.
+    pub fn subscribe(
+        &self,
+        namespace: Namespace,
+        filter: Arc<Filter<Event>>,
+        registered: oneshot::Sender<Registration>,
+    ) {
+        self.send(Command::Subscribe {
+            namespace,
+            filter,
+            registered,
+        });
     }
 
     pub fn wait(&self, key: ProcessKey, running: bool, reply: oneshot::Sender<Response>) {
@@ -200,26 +224,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 mod tests {
     use std::ops::ControlFlow;
 
-    use protocol::{EventKind, Filter, Since};
+    use protocol::{EventKind, Since};
     use tokio::sync::mpsc;
 
     use super::record::tests::event;
     use super::*;
-    use crate::subscribers::Subscription;
 
     /// A live subscriber, and its registration: once it arrives, everything appended before is
     /// on disk.
     fn subscribe(journal: &Journal) -> (mpsc::Receiver<Event>, Replay) {
-        let (queue, events) = mpsc::channel(1024);
-        let (lagged, _) = oneshot::channel();
-        let subscriber = Subscriber {
-            namespace: Namespace::new("default").unwrap(),
-            filter: Arc::new(Filter::everything()),
-            subscription: Subscription { queue, lagged },
-        };
-        let (registered, replay) = oneshot::channel();
-        journal.subscribe(subscriber, registered);
-        (events, replay.blocking_recv().unwrap())
+        let (registered, registration) = oneshot::channel();
+        let namespace = Namespace::new("default").unwrap();
+        journal.subscribe(namespace, Arc::new(Filter::everything()), registered);
+        let Registration {
+            replay,
+            subscription,
+        } = registration.blocking_recv().unwrap();
+        (subscription.events, replay)
     }
 
     fn seqs(replay: &Replay, since: Since) -> Vec<u64> {
@@ -244,13 +265,13 @@ mod tests {
     #[test]
     fn events_survive_a_reopen_and_numbering_continues() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, last) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let (journal, last) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
         assert_eq!(last, 0);
         (1..=5).for_each(|seq| journal.append(event(seq)));
         let (_, replay) = subscribe(&journal);
         assert_eq!(replay.upto(), 5);
         drop(journal);
-        let (journal, last) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let (journal, last) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
         assert_eq!(last, 5);
         let (_, replay) = subscribe(&journal);
         assert_eq!(seqs(&replay, Since::Seq(0)), vec![1, 2, 3, 4, 5]);
@@ -262,7 +283,7 @@ mod tests {
     #[test]
     fn a_torn_last_record_is_skipped_and_appends_go_to_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let (journal, _) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
         (1..=3).for_each(|seq| journal.append(event(seq)));
         subscribe(&journal);
         drop(journal);
@@ -271,7 +292,7 @@ mod tests {
         let file = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
         file.set_len(len - 5).unwrap();
 
-        let (journal, last_seq) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let (journal, last_seq) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
         assert_eq!(last_seq, 2, "the torn third record is not counted");
         let mut again = event(3);
         again.id = "after-restart".into();
@@ -292,7 +313,7 @@ mod tests {
     fn retention_keeps_the_newest_segments_within_its_bound() {
         let dir = tempfile::tempdir().unwrap();
         let retention = 4096;
-        let (journal, _) = Journal::open(dir.path(), retention).unwrap();
+        let (journal, _) = Journal::open(dir.path(), retention, 1024).unwrap();
         (1..=500).for_each(|seq| journal.append(event(seq)));
         let (_, replay) = subscribe(&journal);
         let kept = seqs(&replay, Since::Seq(0));
@@ -314,7 +335,7 @@ mod tests {
     #[test]
     fn live_subscribers_get_only_what_follows_their_registration() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let (journal, _) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
         (1..=3).for_each(|seq| journal.append(event(seq)));
         let (mut live, replay) = subscribe(&journal);
         (4..=6).for_each(|seq| journal.append(event(seq)));
@@ -329,7 +350,7 @@ mod tests {
     #[test]
     fn waiters_get_the_exit_to_come_or_the_one_on_record() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let (journal, _) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
         let key = |e: &Event| ProcessKey::of(e);
         let ask = |e: &Event, running| {
             let (reply, answer) = oneshot::channel();

@@ -20,7 +20,7 @@ use protocol::{ErrorKind, ErrorResponse, Event, EventKind, Response};
 use tokio::sync::oneshot;
 
 use super::segments::{self, Segment};
-use super::{record, Command, JournalError, ProcessKey, Replay, Stats};
+use super::{record, Command, JournalError, ProcessKey, Registration, Replay, Stats};
 use crate::subscribers::Subscribers;
 
 /// The most events one `fdatasync` covers; more wait for the next batch.
@@ -55,6 +55,7 @@ impl Writer {
     pub fn open(
         dir: &Path,
         retention: u64,
+        queue_len: usize,
         stats: Arc<Stats>,
     ) -> Result<(Writer, u64), JournalError> {
         std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
@@ -113,7 +114,7 @@ impl Writer {
             buf: Vec::new(),
             exits,
             waiters: HashMap::new(),
-            subscribers: Subscribers::default(),
+            subscribers: Subscribers::new(queue_len),
             stats,
         };
         writer.enforce_retention();
@@ -147,9 +148,16 @@ impl Writer {
         self.commit();
         match command {
             Command::Append(_) => {}
-            Command::Subscribe(subscriber, registered) => {
-                self.subscribers.add(subscriber);
-                let _ = registered.send(Replay::new(self.dir.clone(), self.last_seq));
+            Command::Subscribe {
+                namespace,
+                filter,
+                registered,
+            } => {
+                let subscription = self.subscribers.add(namespace, filter);
+                let _ = registered.send(Registration {
+                    replay: Replay::new(self.dir.clone(), self.last_seq),
+                    subscription,
+                });
             }
             Command::Wait {
                 key,
