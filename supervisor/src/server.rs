@@ -128,7 +128,12 @@ async fn connection(
             Request::Info(_) => ask(&supervisor, Info).await,
             Request::Wait(req) => {
                 let (reply, answer) = oneshot::channel();
-                send_then_await(&supervisor, Wait { req, reply }, answer).await
+                let mut hangup = [0u8; 1];
+                tokio::select! {
+                    response = send_then_await(&supervisor, Wait { req, reply }, answer) => response,
+                    // A waiter has nothing to say until answered: anything, or EOF, ends the wait.
+                    _ = rd.read(&mut hangup) => return Ok(()),
+                }
             }
         };
         write_frame(&mut wr, &response).await?;

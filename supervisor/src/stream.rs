@@ -86,8 +86,8 @@ impl Stream {
         mut wr: OwnedWriteHalf,
     ) -> Result<(), FrameError> {
         let upto = self.replay.upto();
-        // Where a resubscription would lose nothing: what the client has been sent, or what it
-        // has been shown does not pass its filter.
+        // Where a resubscription loses nothing: the last event sent, or a later point when
+        // every event up to it failed the filter (a whole replay has been considered).
         let mut last_seq = match self.since {
             Some(Since::Seq(seq)) => seq.min(upto),
             Some(Since::Time(_)) => 0,
@@ -122,8 +122,9 @@ impl Stream {
                         if self.until.is_some_and(|until| event.time > until) {
                             return Ok(());
                         }
-                        write_frame(&mut wr, &Response::Event(event.clone())).await?;
-                        last_seq = event.seq;
+                        let seq = event.seq;
+                        write_frame(&mut wr, &Response::Event(event)).await?;
+                        last_seq = seq;
                     }
                     None if self.lag_notice.try_recv().is_err() => return Ok(()),
                     None => return write_frame(&mut wr, &Response::Lagged(Lagged { last_seq })).await,

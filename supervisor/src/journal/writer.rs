@@ -185,7 +185,10 @@ impl Writer {
 
     fn wait(&mut self, key: ProcessKey, running: bool, reply: oneshot::Sender<Response>) {
         if running {
-            self.waiters.entry(key).or_default().push(reply);
+            let waiters = self.waiters.entry(key).or_default();
+            // Callers that hung up while waiting are forgotten here rather than at the exit.
+            waiters.retain(|waiter| !waiter.is_closed());
+            waiters.push(reply);
             return;
         }
         let response = match self.exits.get(&key) {
