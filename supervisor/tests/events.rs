@@ -480,3 +480,23 @@ fn a_subscriber_that_falls_behind_is_told_where_to_resume_and_loses_nothing() {
     assert_eq!(got, (1..=(2 * started) as u64).collect::<Vec<_>>());
     assert_eq!(daemon.client().info().unwrap().subscriber_drops, 1);
 }
+
+#[test]
+fn the_journal_keeps_the_newest_events_within_its_retention() {
+    let daemon = Daemon::start_with(&["--events-retention", "2K"]);
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let mut live = daemon.events();
+    let ids = churn(&daemon, &bundle, "retained", 20);
+    live.wait_for(20, |e| e.kind == EventKind::Exit && ids.contains(&e.id));
+
+    let mut stream = subscribe(&daemon, Some(Since::Seq(0)), &[]);
+    let kept = seqs(&replayed(&mut stream));
+    assert!(kept.first() > Some(&1), "nothing was dropped: {kept:?}");
+    let expected: Vec<u64> = (kept[0]..=40).collect();
+    assert_eq!(kept, expected, "the newest events, with no gap");
+    let on_disk: u64 = std::fs::read_dir(daemon.state.join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 3 * 1024, "{on_disk} bytes of journal");
+}
