@@ -4,7 +4,8 @@
 //! send. A dedicated writer thread (see [`writer`]) takes events off that channel in batches,
 //! appends them to the current segment file, `fdatasync`s once per batch, and only then passes
 //! them to the subscribers and to the callers waiting for an exit. So an event a client has seen
-//! is on disk, and the actor never touches the disk.
+//! is on disk, and the actor never touches the disk. The channel is unbounded: a stalled disk
+//! delays delivery, never the actor.
 //!
 //! Everything else that must be ordered against events goes through the same channel:
 //! registering a subscriber (it learns the last sequence number on disk, replays up to it from
@@ -16,7 +17,7 @@
 //! while all of them together exceed it. Each daemon start begins a new segment, so a record
 //! torn by a crash is never followed by new ones in the same file.
 
-pub mod record;
+mod record;
 mod replay;
 mod segments;
 mod writer;
@@ -25,8 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-#[cfg(test)]
-use protocol::ErrorKind;
 use protocol::{Event, Filter, Response};
 use runtime::Namespace;
 use tokio::sync::oneshot;
@@ -224,7 +223,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 mod tests {
     use std::ops::ControlFlow;
 
-    use protocol::{EventKind, Since};
+    use protocol::{ErrorKind, EventKind, Since};
     use tokio::sync::mpsc;
 
     use super::record::tests::event;

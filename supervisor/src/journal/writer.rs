@@ -141,13 +141,13 @@ impl Writer {
     }
 
     fn handle(&mut self, command: Command) {
-        if let Command::Append(event) = command {
-            self.pending.push(event);
-            return;
+        // Anything but an event is ordered after the events sent before it: they go to disk and
+        // out first.
+        if !matches!(command, Command::Append(_)) {
+            self.commit();
         }
-        self.commit();
         match command {
-            Command::Append(_) => {}
+            Command::Append(event) => self.pending.push(event),
             Command::Subscribe {
                 namespace,
                 filter,
@@ -158,6 +158,7 @@ impl Writer {
                     replay: Replay::new(self.dir.clone(), self.last_seq),
                     subscription,
                 });
+                self.update_stats();
             }
             Command::Wait {
                 key,
@@ -178,9 +179,11 @@ impl Writer {
                 }
                 false
             }),
-            Command::CloseSubscriptions => self.subscribers.close_all(),
+            Command::CloseSubscriptions => {
+                self.subscribers.close_all();
+                self.update_stats();
+            }
         }
-        self.update_stats();
     }
 
     fn wait(&mut self, key: ProcessKey, running: bool, reply: oneshot::Sender<Response>) {
