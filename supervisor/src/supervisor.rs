@@ -7,7 +7,7 @@
 //! for reuse the moment a client sees the exit. Each event is numbered here and handed to the
 //! [`Journal`], whose own thread writes it to disk and then delivers it to subscribers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -167,14 +167,14 @@ impl Supervisor {
         }
     }
 
-    fn emit(
-        &mut self,
-        kind: EventKind,
-        key: &Key,
-        pid: u32,
-        status: Option<i32>,
-        labels: BTreeMap<String, String>,
-    ) {
+    /// Numbers the event and hands it to the journal; it carries the labels of the container
+    /// `key` names, so emit before removing the container.
+    fn emit(&mut self, kind: EventKind, key: &Key, pid: u32, status: Option<i32>) {
+        let labels = self
+            .containers
+            .get(key)
+            .map(|c| c.labels.clone())
+            .unwrap_or_default();
         let seq = self.next_seq;
         self.next_seq += 1;
         let event = Event {
@@ -364,7 +364,6 @@ impl Handler<StartDone> for Supervisor {
             }
         };
         let pid = started.pid;
-        let labels = container.labels.clone();
         if let (Some(signal), Some(pidfd)) = (self.shutdown, &started.pidfd) {
             let _ = pidfd.send_signal(signal);
         }
@@ -379,7 +378,7 @@ impl Handler<StartDone> for Supervisor {
             },
         );
         self.by_pid.insert(pid, key.clone());
-        self.emit(EventKind::StartContainer, &key, pid, None, labels);
+        self.emit(EventKind::StartContainer, &key, pid, None);
         let _ = reply.send(Response::Started(protocol::Started { pid }));
         if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
             self.by_pid.remove(&pid);
@@ -425,13 +424,8 @@ impl Handler<Deleted> for Supervisor {
                 msg.key.1
             );
         }
-        let labels = self
-            .containers
-            .remove(&msg.key)
-            .map(|c| c.labels)
-            .unwrap_or_default();
-        let status = Some(msg.status.code());
-        self.emit(EventKind::Exit, &msg.key, msg.pid, status, labels);
+        self.emit(EventKind::Exit, &msg.key, msg.pid, Some(msg.status.code()));
+        self.containers.remove(&msg.key);
         self.notify_if_empty();
     }
 }

@@ -371,9 +371,24 @@ fn containers_list_takes_the_same_filters() {
     assert_eq!(list("labels.\"my key\"~=^web"), [web.as_str()]);
     assert_eq!(list("status==running,labels.app!=db"), [web.as_str()]);
     assert!(list("labels.nope").is_empty());
+    let mut live = daemon.events();
     for id in [&db, &web] {
         daemon.kill(id, libc::SIGKILL);
     }
+    live.wait_for(2, |e| e.kind == EventKind::Exit);
+
+    // Events carry the container's labels, the exit too.
+    let mut stream = subscribe(&daemon, Some(Since::Seq(0)), &["labels.app==db"]);
+    let events = replayed(&mut stream);
+    let kinds: Vec<(&str, EventKind)> = events.iter().map(|e| (e.id.as_str(), e.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (db.as_str(), EventKind::StartContainer),
+            (db.as_str(), EventKind::Exit)
+        ]
+    );
+    assert!(events.iter().all(|e| e.labels["my key"] == "db-x"));
 }
 
 #[test]
