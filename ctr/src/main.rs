@@ -262,6 +262,46 @@ mod tests {
     }
 
     #[test]
+    fn events_and_wait_take_their_flags() {
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "events",
+            "--since",
+            "41",
+            "--filter",
+            "type==exit",
+            "--filter",
+            "id~=^a",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Events(args) => {
+                assert_eq!(args.since.as_deref(), Some("41"));
+                assert_eq!(args.filters, ["type==exit", "id~=^a"]);
+                assert_eq!(args.until, None);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["ctr", "containers", "wait", "--pid", "side", "c1"]).unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Wait(wait)),
+                ..
+            }) => assert_eq!((wait.id.as_str(), wait.process.as_str()), ("c1", "side")),
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["ctr", "containers", "wait", "c1"]).unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Wait(wait)),
+                ..
+            }) => assert_eq!(wait.process, "init"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
     fn reports_fold_to_one_line() {
         assert_eq!(
             one_line("runc create failed:\n  container_linux.go: oops\n\n"),
