@@ -253,6 +253,13 @@ mod tests {
         seen
     }
 
+    /// What a `wait` arriving after the exit of `event`'s process is answered.
+    fn late_wait(journal: &Journal, event: &Event) -> Response {
+        let (reply, answer) = oneshot::channel();
+        journal.wait(ProcessKey::of(event), false, reply);
+        answer.blocking_recv().unwrap()
+    }
+
     fn segment_files(dir: &Path) -> Vec<PathBuf> {
         segments::list(dir)
             .unwrap()
@@ -277,6 +284,7 @@ mod tests {
         assert_eq!(seqs(&replay, Since::Seq(3)), vec![4, 5]);
         assert_eq!(seqs(&replay, Since::Time(event(4).time)), vec![4, 5]);
         assert_eq!(seqs(&replay, Since::Seq(5)), Vec::<u64>::new());
+        assert_eq!(late_wait(&journal, &event(3)), Response::Exited(event(3)));
     }
 
     #[test]
@@ -329,6 +337,14 @@ mod tests {
             seqs(&replay, Since::Seq(480)),
             (481..=500).collect::<Vec<_>>()
         );
+        assert_eq!(
+            late_wait(&journal, &event(500)),
+            Response::Exited(event(500))
+        );
+        match late_wait(&journal, &event(1)) {
+            Response::Error(e) => assert_eq!(e.kind, ErrorKind::NotFound),
+            other => panic!("an exit past retention answered: {other:?}"),
+        }
     }
 
     #[test]

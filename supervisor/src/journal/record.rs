@@ -14,7 +14,7 @@
 //! must be added at the end of `EventKind` for older journals to stay readable.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -59,10 +59,11 @@ pub struct SegmentEnd {
     pub torn: Option<String>,
 }
 
-/// Reads the records of one segment in order, handing each to `visit` until it breaks.
+/// Reads the records of one segment in order, handing each, with the byte offset it starts
+/// at, to `visit` until it breaks.
 pub fn read_segment(
     path: &Path,
-    mut visit: impl FnMut(Event) -> ControlFlow<()>,
+    mut visit: impl FnMut(Event, u64) -> ControlFlow<()>,
 ) -> io::Result<SegmentEnd> {
     let mut file = BufReader::new(File::open(path)?);
     let mut magic = [0u8; MAGIC.len()];
@@ -82,53 +83,84 @@ pub fn read_segment(
     let mut offset = MAGIC.len() as u64;
     let mut payload = Vec::new();
     loop {
-        let torn = |why: String| {
-            Ok(SegmentEnd {
-                valid_len: offset,
-                torn: Some(format!("{why} at byte {offset}")),
-            })
-        };
-        let mut header = [0u8; HEADER_LEN];
-        match read_full(&mut file, &mut header)? {
-            0 => {
+        let (event, len) = match next_record(&mut file, &mut payload)? {
+            Next::Record(event, len) => (event, len),
+            Next::End => {
                 return Ok(SegmentEnd {
                     valid_len: offset,
                     torn: None,
                 })
             }
-            HEADER_LEN => {}
-            got => {
-                return torn(format!(
-                    "record header cut short ({got} of {HEADER_LEN} bytes)"
-                ))
+            Next::Torn(why) => {
+                return Ok(SegmentEnd {
+                    valid_len: offset,
+                    torn: Some(format!("{why} at byte {offset}")),
+                })
             }
-        }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len == 0 || len > MAX_RECORD {
-            return torn(format!("record claims {len} bytes"));
-        }
-        payload.resize(len, 0);
-        let got = read_full(&mut file, &mut payload)?;
-        if got < len {
-            return torn(format!("record cut short ({got} of {len} bytes)"));
-        }
-        if crc32fast::hash(&payload) != crc {
-            return torn("record checksum mismatch".into());
-        }
-        let event = match bincode::serde::decode_from_slice::<Event, _>(&payload, config()) {
-            Ok((event, used)) if used == len => event,
-            Ok(_) => return torn("record has trailing bytes".into()),
-            Err(e) => return torn(format!("undecodable record ({e})")),
         };
-        offset += (HEADER_LEN + len) as u64;
-        if visit(event).is_break() {
+        let at = offset;
+        offset += len;
+        if visit(event, at).is_break() {
             return Ok(SegmentEnd {
                 valid_len: offset,
                 torn: None,
             });
         }
     }
+}
+
+/// Reads the one record starting at byte `offset`; `None` if there is no good record there.
+pub fn read_at(path: &Path, offset: u64) -> io::Result<Option<Event>> {
+    let mut file = BufReader::new(File::open(path)?);
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(match next_record(&mut file, &mut Vec::new())? {
+        Next::Record(event, _) => Some(event),
+        Next::End | Next::Torn(_) => None,
+    })
+}
+
+/// What follows in a segment.
+enum Next {
+    /// An event, and the bytes its record takes.
+    Record(Event, u64),
+    End,
+    /// Why what follows is no record.
+    Torn(String),
+}
+
+fn next_record(file: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Next> {
+    let mut header = [0u8; HEADER_LEN];
+    match read_full(file, &mut header)? {
+        0 => return Ok(Next::End),
+        HEADER_LEN => {}
+        got => {
+            return Ok(Next::Torn(format!(
+                "record header cut short ({got} of {HEADER_LEN} bytes)"
+            )))
+        }
+    }
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > MAX_RECORD {
+        return Ok(Next::Torn(format!("record claims {len} bytes")));
+    }
+    payload.resize(len, 0);
+    let got = read_full(file, payload)?;
+    if got < len {
+        return Ok(Next::Torn(format!(
+            "record cut short ({got} of {len} bytes)"
+        )));
+    }
+    if crc32fast::hash(payload) != crc {
+        return Ok(Next::Torn("record checksum mismatch".into()));
+    }
+    Ok(
+        match bincode::serde::decode_from_slice::<Event, _>(payload, config()) {
+            Ok((event, used)) if used == len => Next::Record(event, (HEADER_LEN + len) as u64),
+            Ok(_) => Next::Torn("record has trailing bytes".into()),
+            Err(e) => Next::Torn(format!("undecodable record ({e})")),
+        },
+    )
 }
 
 /// Fills `buf` unless the file ends first; returns how many bytes arrived.
@@ -179,7 +211,7 @@ pub mod tests {
         let path = dir.path().join("s");
         std::fs::write(&path, bytes).unwrap();
         let mut seen = Vec::new();
-        let end = read_segment(&path, |e| {
+        let end = read_segment(&path, |e, _| {
             seen.push(e);
             ControlFlow::Continue(())
         })
@@ -245,6 +277,25 @@ pub mod tests {
             assert_eq!(end.valid_len, good.len() as u64, "{name}");
             assert!(end.torn.is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_record_is_read_back_at_its_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(&path, segment(&[event(1), event(2), event(3)])).unwrap();
+        let mut offsets = Vec::new();
+        read_segment(&path, |_, at| {
+            offsets.push(at);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(offsets[0], MAGIC.len() as u64);
+        for (seq, at) in (1..).zip(offsets) {
+            assert_eq!(read_at(&path, at).unwrap(), Some(event(seq)));
+        }
+        assert_eq!(read_at(&path, 3).unwrap(), None, "not a record boundary");
+        assert_eq!(read_at(&path, 1 << 20).unwrap(), None, "past the end");
     }
 
     #[test]

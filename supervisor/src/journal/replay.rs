@@ -50,7 +50,7 @@ impl Replay {
                 continue;
             }
             let mut done = false;
-            let read = record::read_segment(&segment.path, |event| {
+            let read = record::read_segment(&segment.path, |event, _| {
                 if event.seq > self.upto {
                     done = true;
                     return ControlFlow::Break(());

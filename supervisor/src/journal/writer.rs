@@ -5,8 +5,9 @@
 //! waiter sees an event of it. Any other command first commits the events before it, so a
 //! subscriber registered here knows exactly which events are on disk and which will come live.
 //!
-//! The writer also keeps, for `ctr containers wait`, the last exit of every process the
-//! retained segments mention, and the callers waiting for an exit still to come.
+//! The writer also keeps, for `ctr containers wait`, where the retained segments hold the last
+//! exit of each process (read back from disk when a caller arrives after the exit: memory holds
+//! only the keys), and the callers waiting for an exit still to come.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -30,6 +31,15 @@ const MAX_BATCH: usize = 1024;
 /// of it (plus the record that crossed a segment's limit).
 const SEGMENTS_PER_RETENTION: u64 = 8;
 
+/// The place of an exit record in the journal.
+#[derive(Debug, Clone, Copy)]
+struct ExitAt {
+    seq: u64,
+    /// The first sequence number of its segment, which names the file.
+    segment: u64,
+    offset: u64,
+}
+
 pub struct Writer {
     dir: PathBuf,
     retention: u64,
@@ -43,8 +53,8 @@ pub struct Writer {
     /// Events received but not yet on disk.
     pending: Vec<Event>,
     buf: Vec<u8>,
-    /// The last exit of each process the retained segments hold.
-    exits: HashMap<ProcessKey, Event>,
+    /// Where the last exit of each process the retained segments hold is.
+    exits: HashMap<ProcessKey, ExitAt>,
     waiters: HashMap<ProcessKey, Vec<oneshot::Sender<Response>>>,
     subscribers: Subscribers,
     stats: Arc<Stats>,
@@ -70,10 +80,15 @@ impl Writer {
         let mut exits = HashMap::new();
         let mut closed = VecDeque::new();
         for segment in segments::list(dir).map_err(read_err)? {
-            let end = record::read_segment(&segment.path, |event| {
+            let end = record::read_segment(&segment.path, |event, offset| {
                 last_seq = last_seq.max(event.seq);
                 if event.kind == EventKind::Exit {
-                    exits.insert(ProcessKey::of(&event), event);
+                    let at = ExitAt {
+                        seq: event.seq,
+                        segment: segment.first_seq,
+                        offset,
+                    };
+                    exits.insert(ProcessKey::of(&event), at);
                 }
                 ControlFlow::Continue(())
             })
@@ -194,8 +209,8 @@ impl Writer {
             waiters.push(reply);
             return;
         }
-        let response = match self.exits.get(&key) {
-            Some(exit) => Response::Exited(exit.clone()),
+        let response = match self.exits.get(&key).and_then(|at| self.read_exit(at)) {
+            Some(exit) => Response::Exited(exit),
             None => Response::Error(ErrorResponse::new(
                 ErrorKind::NotFound,
                 format!(
@@ -207,6 +222,20 @@ impl Writer {
         let _ = reply.send(response);
     }
 
+    /// Reads an exit back from its segment: a disk read, but only for a `wait` that arrives
+    /// after the exit.
+    fn read_exit(&self, at: &ExitAt) -> Option<Event> {
+        let path = segments::path(&self.dir, at.segment);
+        match record::read_at(&path, at.offset) {
+            Ok(Some(event)) if event.seq == at.seq => Some(event),
+            Ok(_) => None,
+            Err(e) => {
+                log::warn!("cannot read exit {} from {}: {e}", at.seq, path.display());
+                None
+            }
+        }
+    }
+
     /// Writes and syncs the pending events, then hands them on. A batch that fills the current
     /// segment is split there, so no segment grows past its limit by more than one record.
     fn commit(&mut self) {
@@ -216,8 +245,18 @@ impl Writer {
         let pending = std::mem::take(&mut self.pending);
         let mut from = 0;
         for (i, event) in pending.iter().enumerate() {
-            if let Err(e) = record::encode(event, &mut self.buf) {
-                log::error!("cannot encode event {} for the journal: {e}", event.seq);
+            let offset = self.current_len + self.buf.len() as u64;
+            match record::encode(event, &mut self.buf) {
+                Ok(()) if event.kind == EventKind::Exit => {
+                    let at = ExitAt {
+                        seq: event.seq,
+                        segment: self.current.first_seq,
+                        offset,
+                    };
+                    self.exits.insert(ProcessKey::of(event), at);
+                }
+                Ok(()) => {}
+                Err(e) => log::error!("cannot encode event {} for the journal: {e}", event.seq),
             }
             self.last_seq = event.seq;
             if self.current_len + self.buf.len() as u64 >= self.segment_limit {
@@ -235,7 +274,6 @@ impl Writer {
                 for reply in self.waiters.remove(&key).unwrap_or_default() {
                     let _ = reply.send(Response::Exited(event.clone()));
                 }
-                self.exits.insert(key, event.clone());
             }
             self.subscribers.publish(&event);
         }
