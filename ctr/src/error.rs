@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use protocol::ClientError;
+use protocol::{ClientError, FilterError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,6 +20,13 @@ pub enum Error {
         "unknown signal {0:?}: expected a number from 1 to 64 or a name such as TERM or SIGKILL"
     )]
     UnknownSignal(String),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(
+        "invalid time {0:?}: expected an RFC 3339 time such as 2026-11-23T07:19:24Z or a \
+         duration ago such as 10m"
+    )]
+    Time(String),
     #[error("cannot determine the current directory to resolve relative paths: {0}")]
     Cwd(io::Error),
     #[error("path {} is not valid UTF-8", .0.display())]

@@ -63,8 +63,9 @@ impl Global {
 enum Command {
     /// List, start, signal and inspect containers (lists them without a subcommand)
     Containers(ContainersArgs),
-    /// Stream the namespace's container events until ctrd closes the stream
-    Events(FormatArgs),
+    /// Stream the namespace's container events until ctrd closes the stream, after replaying
+    /// the journal with --since
+    Events(EventsArgs),
     /// Print the versions of ctr and ctrd
     Version(FormatArgs),
     /// Print ctrd's status
@@ -81,19 +82,21 @@ struct ContainersArgs {
     #[command(subcommand)]
     command: Option<ContainersCommand>,
     #[command(flatten)]
-    list: FormatArgs,
+    list: ListArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum ContainersCommand {
     /// List the namespace's containers
-    List(FormatArgs),
+    List(ListArgs),
     /// Start a container from an OCI bundle; returns once it runs
     Start(StartArgs),
     /// Send a signal to a container
     Kill(KillArgs),
     /// Show one container
     State(StateArgs),
+    /// Wait for a process of a container to exit, and exit with its status
+    Wait(WaitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +159,42 @@ struct FormatArgs {
 }
 
 #[derive(Debug, Args)]
+struct ListArgs {
+    /// List only containers matching EXPR, e.g. `status==running,labels.app==db`; comma is and,
+    /// a repeated --filter is or (fields: id, namespace, bundle, status, pid, labels.<key>)
+    #[arg(long = "filter", value_name = "EXPR")]
+    filters: Vec<String>,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Replay the journal first: events after a sequence number, or from a time (RFC 3339, or
+    /// a duration ago such as 10m); `--since 0` is everything the journal holds
+    #[arg(long, value_name = "TIME|SEQ")]
+    since: Option<String>,
+    /// End the stream at this time (RFC 3339, or a duration ago such as 10m)
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Show only events matching EXPR, e.g. `type==exit,status!=0`; comma is and, a repeated
+    /// --filter is or (fields: seq, type, namespace, id, process, pid, status, labels.<key>)
+    #[arg(long = "filter", value_name = "EXPR")]
+    filters: Vec<String>,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+struct WaitArgs {
+    /// The process to wait for
+    #[arg(long = "pid", value_name = "NAME", default_value = "init")]
+    process: String,
+    /// Container id
+    id: String,
+}
+
+#[derive(Debug, Args)]
 struct StartArgs {
     /// Label to attach to the container (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
@@ -198,7 +237,7 @@ struct StateArgs {
 fn main() -> ExitCode {
     let cli = generate::parse_command_line();
     match run(cli, &mut io::stdout().lock()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) if err.is_closed_stdout() => ExitCode::SUCCESS,
         Err(err) => {
             // Nothing is left to report a failure to write the report to.
@@ -208,19 +247,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
+/// The exit code is 0 unless a command exits with a status of its own (`containers wait`).
+fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
     let global = &cli.global;
-    match cli.command {
+    let done = match cli.command {
         Command::Containers(args) => match args.command {
-            None => containers::list(global, args.list.format, out),
-            Some(ContainersCommand::List(args)) => containers::list(global, args.format, out),
+            None => containers::list(global, &args.list.filters, args.list.format.format, out),
+            Some(ContainersCommand::List(args)) => {
+                containers::list(global, &args.filters, args.format.format, out)
+            }
             Some(ContainersCommand::Start(args)) => containers::start(global, &args),
             Some(ContainersCommand::Kill(args)) => containers::kill(global, &args),
             Some(ContainersCommand::State(args)) => {
                 containers::state(global, &args.id, args.format.format, out)
             }
+            Some(ContainersCommand::Wait(args)) => return containers::wait(global, &args),
         },
-        Command::Events(args) => events::stream(global, args.format, out),
+        Command::Events(args) => events::stream(global, &args, out),
         Command::Version(args) => daemon::version(global, args.format, out),
         Command::Info(args) => daemon::info(global, args.format, out),
         Command::Checkpoints(args) => match args.command {
@@ -231,7 +274,8 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
             CheckpointsCommand::Delete(args) => checkpoints::delete(global, &args),
         },
         Command::Completion(args) => generate::completion(args.shell, out),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Daemon messages carry whole cause chains, runc's stderr among them; folding their lines keeps
@@ -264,7 +308,7 @@ mod tests {
             Command::Containers(ContainersArgs {
                 command: None,
                 list,
-            }) => assert_eq!(list.format, Format::Json),
+            }) => assert_eq!(list.format.format, Format::Json),
             other => panic!("parsed as {other:?}"),
         }
     }
@@ -324,6 +368,46 @@ mod tests {
                 command: Some(ContainersCommand::Start(start)),
                 ..
             }) => assert_eq!(start.checkpoint.as_deref(), Some("c1")),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn events_and_wait_take_their_flags() {
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "events",
+            "--since",
+            "41",
+            "--filter",
+            "type==exit",
+            "--filter",
+            "id~=^a",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Events(args) => {
+                assert_eq!(args.since.as_deref(), Some("41"));
+                assert_eq!(args.filters, ["type==exit", "id~=^a"]);
+                assert_eq!(args.until, None);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["ctr", "containers", "wait", "--pid", "side", "c1"]).unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Wait(wait)),
+                ..
+            }) => assert_eq!((wait.id.as_str(), wait.process.as_str()), ("c1", "side")),
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["ctr", "containers", "wait", "c1"]).unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Wait(wait)),
+                ..
+            }) => assert_eq!(wait.process, "init"),
             other => panic!("parsed as {other:?}"),
         }
     }

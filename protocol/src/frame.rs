@@ -143,6 +143,7 @@ mod tests {
     #[test]
     fn round_trips_back_to_back_frames() {
         let event = Response::Event(Event {
+            seq: 1,
             time: 1,
             kind: EventKind::Exit,
             namespace: "default".into(),
@@ -150,6 +151,7 @@ mod tests {
             process: "init".into(),
             pid: 42,
             status: Some(137),
+            labels: BTreeMap::new(),
         });
         let mut buf = encode(&start()).unwrap();
         buf.extend(encode(&event).unwrap());

@@ -36,6 +36,7 @@ pub enum Request {
     Checkpoint(CheckpointRequest),
     ListCheckpoints(ListCheckpointsRequest),
     DeleteCheckpoint(DeleteCheckpointRequest),
+    Wait(WaitRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -66,6 +67,9 @@ pub struct KillRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListRequest {
     pub namespace: String,
+    /// Filter expressions ([`crate::filter`]); a container is listed if it matches any.
+    /// Empty: every container.
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,10 +78,41 @@ pub struct StateRequest {
     pub id: String,
 }
 
-/// Turn the connection into a stream of the namespace's events.
+/// Turn the connection into a stream of the namespace's events: with `since`, first those the
+/// journal holds from that point, then a [`Response::Live`] marker, then the live ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribeRequest {
     pub namespace: String,
+    /// Where the replay starts; `None` streams live events only.
+    pub since: Option<Since>,
+    /// The stream ends at this time (nanoseconds since the epoch): no event after it is sent.
+    pub until: Option<u64>,
+    /// Filter expressions ([`crate::filter`]); an event is sent if it matches any. Empty: every
+    /// event.
+    pub filters: Vec<String>,
+}
+
+impl SubscribeRequest {
+    /// Live events only, unfiltered.
+    pub fn live(namespace: impl Into<String>) -> Self {
+        SubscribeRequest {
+            namespace: namespace.into(),
+            since: None,
+            until: None,
+            filters: Vec::new(),
+        }
+    }
+}
+
+/// The point a replay starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Since {
+    /// Events whose sequence number is greater than this: `Seq(0)` is everything the journal
+    /// holds, and `Seq(n)` resumes after the last event seen, `n`.
+    Seq(u64),
+    /// Events at or after this time, in nanoseconds since the epoch.
+    Time(u64),
 }
 
 /// Ask the daemon about itself.
@@ -122,6 +157,16 @@ pub struct DeleteCheckpointRequest {
     pub name: String,
 }
 
+/// Wait for a process of a container to exit; answered with its `exit` event
+/// ([`Response::Exited`]), at once if it has already exited and the journal still holds the exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitRequest {
+    pub namespace: String,
+    pub id: String,
+    /// The process name: `init` for the container's main process.
+    pub process: String,
+}
+
 macro_rules! request_from {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Request {
@@ -142,6 +187,7 @@ request_from!(
     Checkpoint(CheckpointRequest),
     ListCheckpoints(ListCheckpointsRequest),
     DeleteCheckpoint(DeleteCheckpointRequest),
+    Wait(WaitRequest),
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,12 +197,27 @@ pub enum Response {
     Done,
     Containers(Vec<Container>),
     Container(Container),
-    /// The connection is now an event stream: only [`Response::Event`] frames follow.
+    /// The connection is now an event stream: only [`Response::Event`] frames follow, with one
+    /// [`Response::Live`] after a replay and a final [`Response::Lagged`] if it falls behind.
     Subscribed,
     Event(Event),
     Info(DaemonInfo),
     Error(ErrorResponse),
     Checkpoints(Vec<Checkpoint>),
+    /// On an event stream: the replay has ended, the events that follow are live.
+    Live,
+    /// On an event stream, its last frame: the subscriber fell behind and was dropped.
+    Lagged(Lagged),
+    /// The `exit` event a [`WaitRequest`] waited for.
+    Exited(Event),
+}
+
+/// Where a dropped subscriber stood: resubscribing with `Since::Seq(last_seq)` loses nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lagged {
+    /// The sequence number of the last event the subscriber was sent (or, if none, the point its
+    /// stream started after).
+    pub last_seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +278,8 @@ impl fmt::Display for Status {
 /// Something that happened to a container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
+    /// Assigned in emission order, starting at 1, and kept across daemon restarts by the journal.
+    pub seq: u64,
     /// Nanoseconds since the Unix epoch.
     pub time: u64,
     #[serde(rename = "type")]
@@ -228,6 +291,8 @@ pub struct Event {
     pub pid: u32,
     /// The exit status, for `exit` events: the exit code, or 128 + the signal that killed it.
     pub status: Option<i32>,
+    /// The container's labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

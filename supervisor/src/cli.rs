@@ -55,6 +55,13 @@ pub struct Args {
     /// How long a connection may stay silent before a request; event streams are exempt.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// How much of the event journal to keep on disk (K, M, G: powers of 1024); the oldest
+    /// events go first.
+    #[arg(long, default_value = "64M", value_parser = crate::journal::parse_size)]
+    pub events_retention: u64,
+    /// Events a subscriber may fall behind by before it is dropped (and told where to resume).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub subscriber_queue: u32,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     pub debug: bool,

@@ -8,10 +8,12 @@ mod access;
 mod cli;
 mod config;
 mod container;
+mod journal;
 mod notify;
 mod reaper;
 mod server;
 mod socket;
+mod stream;
 mod subscribers;
 mod supervisor;
 
@@ -30,6 +32,7 @@ use worker::{Pool, Priority};
 
 use crate::access::Access;
 use crate::cli::Args;
+use crate::journal::Journal;
 use crate::reaper::Reaper;
 use crate::server::Limits;
 use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
@@ -56,6 +59,8 @@ enum DaemonError {
     Socket(#[from] socket::SocketError),
     #[error("--group: {0}")]
     Access(#[from] access::AccessError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     #[error("cannot start {what}: {source}")]
     Thread {
         what: &'static str,
@@ -140,6 +145,11 @@ fn run(args: Args) -> Result<(), DaemonError> {
         })?,
     );
     let _ = pool.submit(Priority::Normal, report_leftovers);
+    let (journal, last_seq) = Journal::open(
+        &state.events_dir(),
+        args.events_retention,
+        args.subscriber_queue as usize,
+    )?;
 
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
@@ -147,7 +157,7 @@ fn run(args: Args) -> Result<(), DaemonError> {
             tokio::net::UnixListener::from_std(listener).map_err(DaemonError::EventLoop)?;
         // The actor gets a thread of its own, so socket traffic never delays its handlers.
         let arbiter = Arbiter::new();
-        let sup = Supervisor::new(state, pool);
+        let sup = Supervisor::new(state, pool, journal, last_seq);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         forward_exits(exit_rx, addr.clone())?;
         let (drain, mut drained) = tokio::sync::mpsc::channel(1);

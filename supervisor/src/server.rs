@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use protocol::frame::{self, FrameError, HEADER_LEN};
-use protocol::{ErrorKind, ErrorResponse, Event, Hello, Request, Response};
+use protocol::{ErrorKind, ErrorResponse, Filter, Hello, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -18,10 +18,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::access::Access;
-use crate::subscribers::{Subscription, QUEUE_LEN};
+use crate::stream;
 use crate::supervisor::{
-    Checkpoint, DeleteCheckpoint, Info, List, ListCheckpoints, Signal, Start, State, Subscribe,
-    Supervisor,
+    Checkpoint, DeleteCheckpoint, Info, List, ListCheckpoints, Signal, Start, State, Supervisor,
+    Wait,
 };
 
 /// Held by every event stream while it runs; shutdown waits for all of them to be dropped, so
@@ -124,24 +124,15 @@ async fn connection(
             Err(e) => return refuse(&mut wr, e).await,
         };
         let response = match request {
-            Request::Subscribe(sub) => {
-                let (queue, events) = mpsc::channel(QUEUE_LEN);
-                let (lagged, lag_notice) = oneshot::channel();
-                let subscription = Subscription { queue, lagged };
-                let subscribe = Subscribe {
-                    namespace: sub.namespace,
-                    subscription,
-                };
-                let response = ask(&supervisor, subscribe).await;
-                let subscribed = response == Response::Subscribed;
-                write_frame(&mut wr, &response).await?;
-                if subscribed {
-                    let result = stream_events(rd, wr, events, lag_notice).await;
+            Request::Subscribe(req) => match stream::subscribe(&supervisor, req).await {
+                Ok(stream) => {
+                    write_frame(&mut wr, &Response::Subscribed).await?;
+                    let result = stream.run(rd, wr).await;
                     drop(drain);
                     return result;
                 }
-                continue;
-            }
+                Err(response) => response,
+            },
             Request::Start(req) => {
                 let (reply, answer) = oneshot::channel();
                 send_then_await(&supervisor, Start { req, reply }, answer).await
@@ -150,15 +141,19 @@ async fn connection(
                 let (reply, answer) = oneshot::channel();
                 send_then_await(&supervisor, Signal { req, reply }, answer).await
             }
-            Request::List(req) => {
-                ask(
-                    &supervisor,
-                    List {
+            Request::List(req) => match Filter::parse(&req.filters) {
+                Ok(filter) => {
+                    let list = List {
                         namespace: req.namespace,
-                    },
-                )
-                .await
-            }
+                        filter,
+                    };
+                    ask(&supervisor, list).await
+                }
+                Err(e) => Response::Error(ErrorResponse::new(
+                    ErrorKind::InvalidArgument,
+                    e.to_string(),
+                )),
+            },
             Request::State(req) => {
                 ask(
                     &supervisor,
@@ -182,38 +177,17 @@ async fn connection(
                 let (reply, answer) = oneshot::channel();
                 send_then_await(&supervisor, DeleteCheckpoint { req, reply }, answer).await
             }
+            Request::Wait(req) => {
+                let (reply, answer) = oneshot::channel();
+                let mut hangup = [0u8; 1];
+                tokio::select! {
+                    response = send_then_await(&supervisor, Wait { req, reply }, answer) => response,
+                    // A waiter has nothing to say until answered: anything, or EOF, ends the wait.
+                    _ = rd.read(&mut hangup) => return Ok(()),
+                }
+            }
         };
         write_frame(&mut wr, &response).await?;
-    }
-}
-
-/// Writes events as they come until the supervisor ends the subscription (at shutdown, or because
-/// the subscriber fell behind) or the client hangs up.
-async fn stream_events(
-    mut rd: OwnedReadHalf,
-    mut wr: OwnedWriteHalf,
-    mut events: mpsc::Receiver<Event>,
-    mut lag_notice: oneshot::Receiver<()>,
-) -> Result<(), FrameError> {
-    let mut discard = [0u8; 64];
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => write_frame(&mut wr, &Response::Event(event)).await?,
-                None if lag_notice.try_recv().is_err() => return Ok(()),
-                None => {
-                    let lagged = ErrorResponse::new(
-                        ErrorKind::Unavailable,
-                        format!("ctrd dropped this subscription: it fell {QUEUE_LEN} events behind"),
-                    );
-                    return write_frame(&mut wr, &Response::Error(lagged)).await;
-                }
-            },
-            read = rd.read(&mut discard) => match read {
-                // A subscriber has nothing more to say: anything it sends, or EOF, ends it.
-                Ok(_) | Err(_) => return Ok(()),
-            },
-        }
     }
 }
 
@@ -232,7 +206,7 @@ async fn read_within<T: DeserializeOwned>(
         })
 }
 
-async fn ask<M>(supervisor: &Addr<Supervisor>, msg: M) -> Response
+pub(crate) async fn ask<M>(supervisor: &Addr<Supervisor>, msg: M) -> Response
 where
     M: actix::Message<Result = Response> + Send + 'static,
     Supervisor: actix::Handler<M>,
@@ -255,7 +229,7 @@ where
     answer.await.unwrap_or_else(|_| gone())
 }
 
-fn gone() -> Response {
+pub(crate) fn gone() -> Response {
     Response::Error(ErrorResponse::new(
         ErrorKind::Unavailable,
         "the supervisor stopped before answering",
@@ -305,7 +279,7 @@ async fn read_full(rd: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io
     Ok(got)
 }
 
-async fn write_frame<T: Serialize>(
+pub(crate) async fn write_frame<T: Serialize>(
     wr: &mut (impl AsyncWrite + Unpin),
     msg: &T,
 ) -> Result<(), FrameError> {

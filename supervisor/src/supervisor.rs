@@ -4,7 +4,8 @@
 //! messages ([`StartDone`], [`Deleted`]); exits come from the reaper as [`Exit`]. Events are
 //! emitted here, in the order the actor decides them: a container's `start-container` always
 //! precedes its `exit`, and its `exit` is emitted only once runc has deleted it, so an id is free
-//! for reuse the moment a client sees the exit.
+//! for reuse the moment a client sees the exit. Each event is numbered here and handed to the
+//! [`Journal`], whose own thread writes it to disk and then delivers it to subscribers.
 //!
 //! Checkpoints, and listing and deleting them, are handled in [`checkpoints`].
 
@@ -18,15 +19,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use protocol::{
-    DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, KillRequest, Response, StartRequest,
+    DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, Filter, KillRequest, Response,
+    StartRequest, WaitRequest,
 };
 use runtime::{CheckpointName, ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
 use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
 use crate::container::{Container, Key, Phase};
+use crate::journal::{Journal, ProcessKey, Registration};
 use crate::reaper::Exit;
-use crate::subscribers::{Subscribers, Subscription};
 
 pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
 
@@ -77,11 +79,12 @@ pub struct Signal {
     pub reply: oneshot::Sender<Response>,
 }
 
-/// The containers of one namespace.
+/// The containers of one namespace that pass the filter.
 #[derive(Message)]
 #[rtype(result = "Response")]
 pub struct List {
     pub namespace: String,
+    pub filter: Filter<protocol::Container>,
 }
 
 /// One container.
@@ -92,12 +95,22 @@ pub struct State {
     pub id: String,
 }
 
-/// Send the namespace's events into the subscription's queue from now on.
+/// Subscribe to the namespace's events that pass the filter, from the next one on;
+/// `registered` gets the live queue and what to replay from the journal.
 #[derive(Message)]
 #[rtype(result = "Response")]
 pub struct Subscribe {
     pub namespace: String,
-    pub subscription: Subscription,
+    pub filter: Arc<Filter<Event>>,
+    pub registered: oneshot::Sender<Registration>,
+}
+
+/// Answer `reply` with the process's `exit` event once it has exited (at once if it has).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wait {
+    pub req: WaitRequest,
+    pub reply: oneshot::Sender<Response>,
 }
 
 /// End every subscription cleanly: the last step of shutdown, once no container is left.
@@ -134,7 +147,9 @@ pub struct Supervisor {
     by_pid: HashMap<u32, Key>,
     /// Exits of pids no container claimed yet: one may be the init of a start still in flight.
     unclaimed: Vec<Exit>,
-    subscribers: Subscribers,
+    journal: Journal,
+    /// The sequence number of the next event.
+    next_seq: u64,
     /// The signal sent at shutdown; containers that finish starting afterwards get it too.
     shutdown: Option<i32>,
     /// Tells queued start jobs not to run once shutdown began.
@@ -144,14 +159,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(state_dir: StateDir, pool: Arc<Pool>) -> Self {
+    /// `last_seq` is the last sequence number the journal holds; numbering continues after it.
+    pub fn new(state_dir: StateDir, pool: Arc<Pool>, journal: Journal, last_seq: u64) -> Self {
         Supervisor {
             state_dir,
             pool,
             containers: HashMap::new(),
             by_pid: HashMap::new(),
             unclaimed: Vec::new(),
-            subscribers: Subscribers::default(),
+            journal,
+            next_seq: last_seq + 1,
             shutdown: None,
             stopping: Arc::new(AtomicBool::new(false)),
             empty_waiters: Vec::new(),
@@ -159,8 +176,18 @@ impl Supervisor {
         }
     }
 
+    /// Numbers the event and hands it to the journal; it carries the labels of the container
+    /// `key` names, so emit before removing the container.
     fn emit(&mut self, kind: EventKind, key: &Key, pid: u32, status: Option<i32>) {
+        let labels = self
+            .containers
+            .get(key)
+            .map(|c| c.labels.clone())
+            .unwrap_or_default();
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let event = Event {
+            seq,
             time: now_ns(),
             kind,
             namespace: key.0.to_string(),
@@ -168,13 +195,14 @@ impl Supervisor {
             process: INIT.to_string(),
             pid,
             status,
+            labels,
         };
         log::debug!(
-            "event {kind} {}/{} pid {pid} status {status:?}",
+            "event {seq} {kind} {}/{} pid {pid} status {status:?}",
             key.0,
             key.1
         );
-        self.subscribers.publish(&event);
+        self.journal.append(event);
     }
 
     fn find(&self, namespace: &str, id: &str) -> Result<(&Key, &Container), ErrorResponse> {
@@ -360,6 +388,7 @@ impl Handler<StartDone> for Supervisor {
                 };
                 let message = format!("cannot start container \"{}\": {err}", key.1);
                 log::info!("{message}");
+                self.journal.abandon(&key.0, &key.1, message.clone());
                 let _ = reply.send(Response::Error(ErrorResponse::new(kind, message)));
                 self.prune_unclaimed();
                 self.notify_if_empty();
@@ -428,8 +457,8 @@ impl Handler<Deleted> for Supervisor {
                 msg.key.1
             );
         }
-        self.containers.remove(&msg.key);
         self.emit(EventKind::Exit, &msg.key, msg.pid, Some(msg.status.code()));
+        self.containers.remove(&msg.key);
         self.notify_if_empty();
     }
 }
@@ -492,6 +521,7 @@ impl Handler<List> for Supervisor {
                     .values()
                     .filter(|c| c.namespace == ns)
                     .map(Container::to_wire)
+                    .filter(|c| msg.filter.matches(c))
                     .collect();
                 list.sort_by(|a, b| a.id.cmp(&b.id));
                 Response::Containers(list)
@@ -518,12 +548,43 @@ impl Handler<Subscribe> for Supervisor {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         MessageResult(match Namespace::new(&msg.namespace) {
-            Ok(ns) => {
-                self.subscribers.add(ns, msg.subscription);
+            Ok(namespace) => {
+                self.journal
+                    .subscribe(namespace, msg.filter, msg.registered);
                 Response::Subscribed
             }
             Err(err) => Response::Error(invalid(err)),
         })
+    }
+}
+
+impl Handler<Wait> for Supervisor {
+    type Result = ();
+
+    /// A container the actor still holds has its exit to come, which the journal hands to the
+    /// waiter once written; for any other, the journal answers with the last exit it holds.
+    fn handle(&mut self, Wait { req, reply }: Wait, _: &mut Context<Self>) {
+        let key = match key(&req.namespace, &req.id) {
+            Ok(key) => key,
+            Err(err) => {
+                let _ = reply.send(Response::Error(err));
+                return;
+            }
+        };
+        let running = self.containers.contains_key(&key);
+        if running && req.process != INIT {
+            let _ = reply.send(Response::Error(ErrorResponse::new(
+                ErrorKind::NotFound,
+                format!("container \"{}\" has no process \"{}\"", key.1, req.process),
+            )));
+            return;
+        }
+        let process = ProcessKey {
+            namespace: req.namespace,
+            id: req.id,
+            process: req.process,
+        };
+        self.journal.wait(process, running, reply);
     }
 }
 
@@ -536,8 +597,8 @@ impl Handler<Info> for Supervisor {
             pid: std::process::id(),
             uptime_s: self.started_at.elapsed().as_secs(),
             containers: self.containers.len() as u64,
-            subscribers: self.subscribers.len() as u64,
-            subscriber_drops: self.subscribers.drops(),
+            subscribers: self.journal.subscribers(),
+            subscriber_drops: self.journal.drops(),
         }))
     }
 }
@@ -564,7 +625,7 @@ impl Handler<CloseSubscriptions> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: CloseSubscriptions, _: &mut Context<Self>) {
-        self.subscribers.close_all();
+        self.journal.close_subscriptions();
     }
 }
 
