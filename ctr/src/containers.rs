@@ -6,7 +6,7 @@ use std::env;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use protocol::{Container, KillRequest, StartRequest, Status};
+use protocol::{Container, KillProcessRequest, KillRequest, Process, StartRequest, Status};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -27,6 +27,8 @@ struct ContainerView<'a> {
     labels: &'a BTreeMap<String, String>,
     stdout: &'a str,
     stderr: &'a str,
+    /// The init first, then the exec processes by name.
+    processes: &'a [Process],
 }
 
 impl<'a> From<&'a Container> for ContainerView<'a> {
@@ -41,6 +43,7 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
             labels: &c.labels,
             stdout: &c.stdout,
             stderr: &c.stderr,
+            processes: &c.processes,
         }
     }
 }
@@ -74,6 +77,11 @@ fn list_table(containers: &[Container]) -> String {
 
 /// Prints nothing on success, so scripts can chain on the exit code alone.
 pub fn start(global: &Global, args: &StartArgs) -> Result<(), Error> {
+    global.connect()?.start(start_request(global, args)?)?;
+    Ok(())
+}
+
+pub fn start_request(global: &Global, args: &StartArgs) -> Result<StartRequest, Error> {
     let labels = parse_labels(&args.labels)?;
     // ctrd runs in another directory, so relative paths are resolved here. The cwd is read only
     // when a path needs it: a removed cwd must not break a command that names absolute paths.
@@ -95,9 +103,9 @@ pub fn start(global: &Global, args: &StartArgs) -> Result<(), Error> {
         labels,
         stdout: args.stdout.as_deref().map(resolve).transpose()?,
         stderr: args.stderr.as_deref().map(resolve).transpose()?,
+        stdin: None,
     };
-    global.connect()?.start(request)?;
-    Ok(())
+    Ok(request)
 }
 
 /// Later labels win over earlier ones with the same key, as repeated flags usually do.
@@ -125,10 +133,21 @@ fn path_string(path: PathBuf) -> Result<String, Error> {
 }
 
 pub fn kill(global: &Global, args: &KillArgs) -> Result<(), Error> {
+    let signal = signal::parse(&args.signal)?;
+    if let Some(process) = &args.pid {
+        let request = KillProcessRequest {
+            namespace: global.namespace.clone(),
+            id: args.id.clone(),
+            process: process.clone(),
+            signal,
+        };
+        global.connect()?.kill_process(request)?;
+        return Ok(());
+    }
     let request = KillRequest {
         namespace: global.namespace.clone(),
         id: args.id.clone(),
-        signal: signal::parse(&args.signal)?,
+        signal,
         all: args.all,
     };
     global.connect()?.kill(request)?;
@@ -165,7 +184,11 @@ fn state_table(c: &Container) -> String {
     table.row(["LABELS".to_string(), labels]);
     table.row(["STDOUT".to_string(), c.stdout.clone()]);
     table.row(["STDERR".to_string(), c.stderr.clone()]);
-    table.render()
+    let mut processes = Table::with_header(&["NAME", "PID", "CMD"]);
+    for p in &c.processes {
+        processes.row([p.name.clone(), pid_cell(p.pid), p.args.join(" ")]);
+    }
+    format!("{}\n{}", table.render(), processes.render())
 }
 
 /// A starting container has no init process yet.
@@ -192,6 +215,14 @@ mod tests {
             labels: BTreeMap::from([("app".into(), "web".into()), ("tier".into(), "1".into())]),
             stdout: "/var/log/out".into(),
             stderr: "/var/log/err".into(),
+            processes: pid
+                .map(|pid| Process {
+                    name: "init".into(),
+                    pid: Some(pid),
+                    args: vec!["sleep".into(), "1000".into()],
+                })
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -254,6 +285,7 @@ mod tests {
         assert!(table.starts_with("ID          web\n"));
         assert!(table.contains("\nCREATED     2023-11-14T22:13:20.123456789Z\n"));
         assert!(table.contains("\nLABELS      app=web,tier=1\n"));
+        assert!(table.ends_with("\n\nNAME   PID   CMD\ninit   42    sleep 1000\n"));
     }
 
     #[test]

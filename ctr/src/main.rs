@@ -1,15 +1,21 @@
 //! `ctr`: the command-line client of `ctrd`.
 //!
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
-//! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1.
-//! The commands live in [`containers`], [`events`] and [`daemon`]; [`output`] owns the formats.
+//! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1
+//! (126 or 127 for a command that could not be run in a container). The commands live in
+//! [`containers`], [`exec`], [`logs`], [`events`] and [`daemon`]; [`output`] owns the formats,
+//! [`attach`] and [`terminal`] an attached process's stdio.
 
+mod attach;
 mod containers;
 mod daemon;
 mod error;
 mod events;
+mod exec;
+mod logs;
 mod output;
 mod signal;
+mod terminal;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -34,7 +40,7 @@ struct Cli {
 }
 
 /// What every command needs to reach the daemon.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct Global {
     /// Path of ctrd's socket
     #[arg(long, global = true, env = "CTRD_ADDRESS", default_value = DEFAULT_ADDRESS)]
@@ -85,8 +91,12 @@ enum ContainersCommand {
     Start(StartArgs),
     /// Send a signal to a container
     Kill(KillArgs),
-    /// Show one container
+    /// Show one container and its processes
     State(StateArgs),
+    /// Run another process in a running container
+    Exec(ExecArgs),
+    /// Print a container's logs (its output when started without --attach, --stdout, --stderr)
+    Logs(LogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +117,9 @@ struct StartArgs {
     /// File that receives the container's stderr [default: its log in ctrd's state dir]
     #[arg(long, value_name = "FILE")]
     stderr: Option<PathBuf>,
+    /// Be the container's stdio and exit with its status
+    #[arg(long, conflicts_with_all = ["stdout", "stderr"])]
+    attach: bool,
     /// Container id, unique in the namespace
     id: String,
     /// OCI bundle directory (the one holding config.json)
@@ -119,8 +132,11 @@ struct KillArgs {
     #[arg(short, long, default_value = "TERM")]
     signal: String,
     /// Signal every process in the container, not only its init
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "pid")]
     all: bool,
+    /// Signal only the process of this name (`init` is the main process)
+    #[arg(long, value_name = "NAME")]
+    pid: Option<String>,
     /// Container id
     id: String,
 }
@@ -133,35 +149,85 @@ struct StateArgs {
     format: FormatArgs,
 }
 
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// Container id
+    #[arg(long)]
+    id: Option<String>,
+    /// Name of the new process, unique in the container
+    #[arg(long, value_name = "NAME")]
+    pid: Option<String>,
+    /// Be the process's stdio and exit with its status
+    #[arg(long)]
+    attach: bool,
+    /// Run it on a pseudo-terminal (with --attach)
+    #[arg(long)]
+    tty: bool,
+    /// Working directory inside the container [default: the bundle's]
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<String>,
+    /// Environment variable, added to the bundle's (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// User id to run as [default: the bundle's]
+    #[arg(long, value_name = "N")]
+    uid: Option<u32>,
+    /// Group id to run as [default: the user's primary group]
+    #[arg(long, value_name = "N")]
+    gid: Option<u32>,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct LogsArgs {
+    /// Keep printing new output until the container exits
+    #[arg(short, long)]
+    follow: bool,
+    /// Start at the last N lines of each log
+    #[arg(long, value_name = "N")]
+    tail: Option<usize>,
+    /// Container id
+    id: String,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli, &mut io::stdout().lock()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) if err.is_closed_stdout() => ExitCode::SUCCESS,
         Err(err) => {
             // Nothing is left to report a failure to write the report to.
             let _ = writeln!(io::stderr(), "ctr: {}", one_line(&err.to_string()));
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }
 
-fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
+/// Runs the command; attached commands exit with their process's status.
+fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
     let global = &cli.global;
-    match cli.command {
+    let done = match cli.command {
         Command::Containers(args) => match args.command {
             None => containers::list(global, args.list.format, out),
             Some(ContainersCommand::List(args)) => containers::list(global, args.format, out),
+            Some(ContainersCommand::Start(args)) if args.attach => {
+                return exec::start_attached(global, containers::start_request(global, &args)?)
+            }
             Some(ContainersCommand::Start(args)) => containers::start(global, &args),
             Some(ContainersCommand::Kill(args)) => containers::kill(global, &args),
             Some(ContainersCommand::State(args)) => {
                 containers::state(global, &args.id, args.format.format, out)
             }
+            Some(ContainersCommand::Exec(args)) => return exec::exec(global, &args),
+            Some(ContainersCommand::Logs(args)) => logs::logs(global, &args),
         },
         Command::Events(args) => events::stream(global, args.format, out),
         Command::Version(args) => daemon::version(global, args.format, out),
         Command::Info(args) => daemon::info(global, args.format, out),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Daemon messages carry whole cause chains, runc's stderr among them; folding their lines keeps

@@ -136,6 +136,7 @@ mod tests {
             labels: BTreeMap::from([("app".into(), "db".into())]),
             stdout: None,
             stderr: Some("/tmp/err".into()),
+            stdin: None,
         })
     }
 

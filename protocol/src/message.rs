@@ -33,6 +33,10 @@ pub enum Request {
     State(StateRequest),
     Subscribe(SubscribeRequest),
     Info(InfoRequest),
+    Exec(ExecRequest),
+    KillProcess(KillProcessRequest),
+    Resize(ResizeRequest),
+    Logs(LogsRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -46,6 +50,9 @@ pub struct StartRequest {
     /// Absolute path the container's stdout goes to; default: its log file in the state dir.
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+    /// Absolute path of a FIFO the client writes the container's stdin into (`start --attach`);
+    /// default: no stdin.
+    pub stdin: Option<String>,
 }
 
 /// Send a signal to a container's init process, or with `all` to every process in it.
@@ -78,6 +85,71 @@ pub struct SubscribeRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoRequest {}
 
+/// Run another process in a running container; answered with its pid once it runs. Its end is an
+/// `exit` event naming the container and `process`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub namespace: String,
+    pub id: String,
+    /// The process's name, unique in the container while it runs; `init` is the main process.
+    pub process: String,
+    /// The command and its arguments; the command is looked up in the container's `PATH`.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to (and overriding) the environment of the bundle's process.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container; default: the bundle's process cwd.
+    pub cwd: Option<String>,
+    /// Default: the bundle's process user.
+    pub uid: Option<u32>,
+    /// Default: the primary group of `uid` in the container's `/etc/passwd`, else the bundle's.
+    pub gid: Option<u32>,
+    /// Where its stdio goes; `None`: stdin is empty and output goes where the container's does.
+    pub stdio: Option<ExecStdio>,
+}
+
+/// FIFOs the client created and holds open: the process reads and writes them directly, so the
+/// data never passes through the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStdio {
+    pub stdin: Option<String>,
+    pub stdout: String,
+    /// Absent with a terminal, whose one stream carries both outputs.
+    pub stderr: Option<String>,
+    /// Give the process a pseudo-terminal of this size; the daemon relays it to the FIFOs.
+    pub terminal: Option<WindowSize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// Send a signal to one named process of a container (`init` for its main process).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillProcessRequest {
+    pub namespace: String,
+    pub id: String,
+    pub process: String,
+    pub signal: i32,
+}
+
+/// Resize the terminal of a process started with one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeRequest {
+    pub namespace: String,
+    pub id: String,
+    pub process: String,
+    pub size: WindowSize,
+}
+
+/// Where a container's logs are; the client reads them itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    pub namespace: String,
+    pub id: String,
+}
+
 macro_rules! request_from {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Request {
@@ -95,6 +167,10 @@ request_from!(
     State(StateRequest),
     Subscribe(SubscribeRequest),
     Info(InfoRequest),
+    Exec(ExecRequest),
+    KillProcess(KillProcessRequest),
+    Resize(ResizeRequest),
+    Logs(LogsRequest),
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +185,16 @@ pub enum Response {
     Event(Event),
     Info(DaemonInfo),
     Error(ErrorResponse),
+    Logs(LogFiles),
+}
+
+/// A container's log files. They outlive the container until a new start with its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFiles {
+    pub stdout: String,
+    pub stderr: String,
+    /// Whether the container still runs, so more may be written.
+    pub running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +216,17 @@ pub struct Container {
     pub labels: BTreeMap<String, String>,
     pub stdout: String,
     pub stderr: String,
+    /// Its processes: the init first (once it runs), then the exec processes by name.
+    pub processes: Vec<Process>,
+}
+
+/// One process of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub name: String,
+    /// Absent while `runc exec` is starting it.
+    pub pid: Option<u32>,
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,4 +331,8 @@ pub enum ErrorKind {
     /// The frame could not be read or decoded.
     Protocol,
     Internal,
+    /// The command to run was not found in the container (a shell's 127).
+    CommandNotFound,
+    /// The command was found but cannot be executed (a shell's 126).
+    CommandNotExecutable,
 }

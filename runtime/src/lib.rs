@@ -6,20 +6,23 @@
 //! - [`runner`]: the seam through which runc processes are spawned and waited on, so a subreaper
 //!   elsewhere in the process never steals their exit status;
 //! - [`runc`]: run, kill, delete and list, with runc's own error messages;
-//! - [`pidfd`]: signals that can never hit a recycled pid.
+//! - [`pidfd`]: signals that can never hit a recycled pid;
+//! - [`process`]: the OCI process spec of an exec, on top of the bundle's own.
 
 pub mod bundle;
 pub mod error;
 pub mod id;
 pub mod layout;
 pub mod pidfd;
+pub mod process;
 pub mod runc;
 pub mod runner;
 
 pub use bundle::Bundle;
 pub use error::RuntimeError;
-pub use id::{ContainerId, Namespace};
+pub use id::{ContainerId, Namespace, ProcessName};
 pub use layout::StateDir;
 pub use pidfd::PidFd;
-pub use runc::{Runc, RuncContainer, StartSpec};
+pub use process::ExecProcess;
+pub use runc::{ExecSpec, Runc, RuncContainer, StartSpec};
 pub use runner::{DirectRunner, ExitStatus, ProcessRunner};

@@ -1,16 +1,22 @@
 //! A container as the supervisor actor owns it, and the phases it moves through.
 //!
 //! ```text
-//!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete)──► gone
+//!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete and
+//!                 │                                                      no exec left)──► gone
 //!                 └──────(runc failed)──────────────────────────────────────────────────────► gone
 //! ```
+//!
+//! A running container also holds its exec processes by name, each `Starting` (runc exec in
+//! flight) then `Running` until its exit is reported, which removes it. A stopped container is
+//! gone only once every exec of it is, so each exec's exit is reported before the init's.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use protocol::{ErrorKind, ErrorResponse, Response, Status};
-use runtime::{ContainerId, Namespace, PidFd};
+use protocol::{ErrorKind, ErrorResponse, Process, Response, Status};
+use runtime::{ContainerId, ExitStatus, Namespace, PidFd, ProcessName};
 use tokio::sync::oneshot;
 
 /// Containers are unique by id within a namespace.
@@ -26,6 +32,39 @@ pub struct Container {
     /// Nanoseconds since the epoch when the start was accepted.
     pub created: u64,
     pub phase: Phase,
+    /// The init's command line, known once it runs.
+    pub args: Vec<String>,
+    pub execs: BTreeMap<ProcessName, Exec>,
+}
+
+/// A process added with `exec`.
+pub struct Exec {
+    pub args: Vec<String>,
+    pub phase: ExecPhase,
+}
+
+pub enum ExecPhase {
+    Starting {
+        /// When the exec was queued: an exit reaped before this cannot be this process's.
+        since: Instant,
+        reply: oneshot::Sender<Response>,
+    },
+    Running {
+        pid: u32,
+        /// `None` when it had exited by the time the worker opened it.
+        pidfd: Option<PidFd>,
+        /// Its pty master, when it has a terminal: kept to resize it.
+        console: Option<File>,
+    },
+}
+
+impl ExecPhase {
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            ExecPhase::Starting { .. } => None,
+            ExecPhase::Running { pid, .. } => Some(*pid),
+        }
+    }
 }
 
 pub enum Phase {
@@ -42,6 +81,9 @@ pub enum Phase {
     },
     Stopped {
         pid: u32,
+        status: ExitStatus,
+        /// runc has deleted it; it goes once its last exec has gone too.
+        deleted: bool,
     },
 }
 
@@ -92,6 +134,22 @@ impl Container {
             labels: self.labels.clone(),
             stdout: self.stdout.to_string_lossy().into_owned(),
             stderr: self.stderr.to_string_lossy().into_owned(),
+            processes: self.processes(),
         }
+    }
+
+    /// The init (once it runs), then the execs by name.
+    fn processes(&self) -> Vec<Process> {
+        let init = self.phase.pid().map(|pid| Process {
+            name: crate::supervisor::INIT.to_string(),
+            pid: Some(pid),
+            args: self.args.clone(),
+        });
+        let execs = self.execs.iter().map(|(name, exec)| Process {
+            name: name.to_string(),
+            pid: exec.phase.pid(),
+            args: exec.args.clone(),
+        });
+        init.into_iter().chain(execs).collect()
     }
 }

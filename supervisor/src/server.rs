@@ -17,7 +17,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::subscribers::{Subscription, QUEUE_LEN};
-use crate::supervisor::{Info, List, Signal, Start, State, Subscribe, Supervisor};
+use crate::supervisor::{
+    Exec, Info, KillProcess, List, Logs, Resize, Signal, Start, State, Subscribe, Supervisor,
+};
 
 /// How long a client may take to say hello before its connection is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,6 +133,22 @@ async fn connection(
                 .await
             }
             Request::Info(_) => ask(&supervisor, Info).await,
+            Request::Exec(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, Exec { req, reply }, answer).await
+            }
+            Request::KillProcess(req) => ask(&supervisor, KillProcess(req)).await,
+            Request::Resize(req) => ask(&supervisor, Resize(req)).await,
+            Request::Logs(req) => {
+                ask(
+                    &supervisor,
+                    Logs {
+                        namespace: req.namespace,
+                        id: req.id,
+                    },
+                )
+                .await
+            }
         };
         write_frame(&mut wr, &response).await?;
     }

@@ -5,6 +5,11 @@
 //! emitted here, in the order the actor decides them: a container's `start-container` always
 //! precedes its `exit`, and its `exit` is emitted only once runc has deleted it, so an id is free
 //! for reuse the moment a client sees the exit.
+//!
+//! Exec processes (the [`exec`] submodule) are tracked here too: their exits come from the reaper
+//! like the init's and are reported with their name, each before the init's own.
+
+mod exec;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,16 +21,24 @@ use actix::prelude::*;
 use protocol::{
     DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, KillRequest, Response, StartRequest,
 };
-use runtime::{ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
+use runtime::{ContainerId, ExitStatus, Namespace, ProcessName, RuntimeError, StateDir};
 use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
-use crate::container::{Container, Key, Phase};
+pub use self::exec::{Exec, KillProcess, Logs, Resize};
+use crate::container::{Container, ExecPhase, Key, Phase};
 use crate::reaper::Exit;
 use crate::subscribers::{Subscribers, Subscription};
 
 /// The name of a container's main process in events.
-const INIT: &str = "init";
+pub const INIT: &str = "init";
+
+/// Which process of a container a pid is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Member {
+    Init,
+    Exec(ProcessName),
+}
 
 // ---- messages -------------------------------------------------------------------------------
 
@@ -55,8 +68,6 @@ pub struct ExitMsg(pub Exit);
 #[rtype(result = "()")]
 pub struct Deleted {
     key: Key,
-    status: ExitStatus,
-    pid: u32,
     result: Result<(), RuntimeError>,
 }
 
@@ -121,9 +132,10 @@ pub struct Supervisor {
     state_dir: StateDir,
     pool: Arc<Pool>,
     containers: HashMap<Key, Container>,
-    /// Init pids of running containers.
-    by_pid: HashMap<u32, Key>,
-    /// Exits of pids no container claimed yet: one may be the init of a start still in flight.
+    /// Pids of running processes: inits and execs.
+    by_pid: HashMap<u32, (Key, Member)>,
+    /// Exits of pids no container claimed yet: one may be the init of a start, or the process of
+    /// an exec, still in flight.
     unclaimed: Vec<Exit>,
     subscribers: Subscribers,
     /// The signal sent at shutdown; containers that finish starting afterwards get it too.
@@ -150,18 +162,18 @@ impl Supervisor {
         }
     }
 
-    fn emit(&mut self, kind: EventKind, key: &Key, pid: u32, status: Option<i32>) {
+    fn emit(&mut self, kind: EventKind, key: &Key, process: &str, pid: u32, status: Option<i32>) {
         let event = Event {
             time: now_ns(),
             kind,
             namespace: key.0.to_string(),
             id: key.1.to_string(),
-            process: INIT.to_string(),
+            process: process.to_string(),
             pid,
             status,
         };
         log::debug!(
-            "event {kind} {}/{} pid {pid} status {status:?}",
+            "event {kind} {}/{} {process} pid {pid} status {status:?}",
             key.0,
             key.1
         );
@@ -175,7 +187,8 @@ impl Supervisor {
             .ok_or_else(|| not_found(&key.1))
     }
 
-    /// The init of a running container exited: delete it through runc, then report the exit.
+    /// The init of a running container exited: delete it through runc, then report the exit
+    /// (once its execs' exits are reported, see [`Supervisor::finish`]).
     fn init_exited(&mut self, key: Key, status: ExitStatus, ctx: &mut Context<Self>) {
         let Some(container) = self.containers.get_mut(&key) else {
             return;
@@ -183,16 +196,24 @@ impl Supervisor {
         let Some(pid) = container.phase.pid() else {
             return;
         };
-        container.phase = Phase::Stopped { pid };
+        container.phase = Phase::Stopped {
+            pid,
+            status,
+            deleted: false,
+        };
+        // They die with the init's pid namespace; this ends them in a container without one.
+        for exec in container.execs.values() {
+            if let ExecPhase::Running {
+                pidfd: Some(pidfd), ..
+            } = &exec.phase
+            {
+                let _ = pidfd.send_signal(libc::SIGKILL);
+            }
+        }
         let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Urgent, move |runc| {
             let result = runc.delete(&key.0, &key.1, true);
-            addr.do_send(Deleted {
-                key,
-                status,
-                pid,
-                result,
-            });
+            addr.do_send(Deleted { key, result });
         });
         if submitted.is_err() {
             log::error!("worker pool is gone; container {pid} left to runc");
@@ -207,23 +228,56 @@ impl Supervisor {
         Some(self.unclaimed.swap_remove(at))
     }
 
-    /// Keeps only exits that a start still in flight could claim.
+    /// When the oldest start or exec still in flight was queued.
+    fn oldest_in_flight(&self) -> Option<Instant> {
+        self.containers
+            .values()
+            .flat_map(|c| {
+                let start = match c.phase {
+                    Phase::Starting { since, .. } => Some(since),
+                    _ => None,
+                };
+                let execs = c.execs.values().filter_map(|e| match e.phase {
+                    ExecPhase::Starting { since, .. } => Some(since),
+                    ExecPhase::Running { .. } => None,
+                });
+                start.into_iter().chain(execs)
+            })
+            .min()
+    }
+
+    /// Keeps only exits that a start or exec still in flight could claim.
     fn prune_unclaimed(&mut self) {
         if self.unclaimed.is_empty() {
             return;
         }
-        let oldest_start = self
-            .containers
-            .values()
-            .filter_map(|c| match c.phase {
-                Phase::Starting { since, .. } => Some(since),
-                _ => None,
-            })
-            .min();
+        let oldest_start = self.oldest_in_flight();
         match oldest_start {
             Some(oldest) => self.unclaimed.retain(|e| e.reaped_at >= oldest),
             None => self.unclaimed.clear(),
         }
+    }
+
+    /// Reports a stopped container's exit and forgets it, once runc has deleted it and every exec
+    /// of it has been reported.
+    fn finish(&mut self, key: &Key) {
+        let Some(container) = self.containers.get(key) else {
+            return;
+        };
+        let Phase::Stopped {
+            pid,
+            status,
+            deleted: true,
+        } = container.phase
+        else {
+            return;
+        };
+        if !container.execs.is_empty() {
+            return;
+        }
+        self.containers.remove(key);
+        self.emit(EventKind::Exit, key, INIT, pid, Some(status.code()));
+        self.notify_if_empty();
     }
 
     fn notify_if_empty(&mut self) {
@@ -260,6 +314,7 @@ impl Handler<Start> for Supervisor {
             namespace: key.0.clone(),
             id: key.1.clone(),
             bundle: req.bundle.clone().into(),
+            stdin: req.stdin.as_ref().map(PathBuf::from),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
         };
@@ -295,6 +350,8 @@ impl Handler<Start> for Supervisor {
             stderr,
             created: now_ns(),
             phase: Phase::Starting { since, reply },
+            args: Vec::new(),
+            execs: Default::default(),
         };
         self.containers.insert(key, container);
     }
@@ -345,11 +402,12 @@ impl Handler<StartDone> for Supervisor {
                     pid,
                     pidfd: started.pidfd,
                 },
+                args: started.args,
                 ..container
             },
         );
-        self.by_pid.insert(pid, key.clone());
-        self.emit(EventKind::StartContainer, &key, pid, None);
+        self.by_pid.insert(pid, (key.clone(), Member::Init));
+        self.emit(EventKind::StartContainer, &key, INIT, pid, None);
         let _ = reply.send(Response::Started(protocol::Started { pid }));
         if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
             self.by_pid.remove(&pid);
@@ -364,13 +422,10 @@ impl Handler<ExitMsg> for Supervisor {
 
     fn handle(&mut self, ExitMsg(exit): ExitMsg, ctx: &mut Context<Self>) {
         match self.by_pid.remove(&exit.pid) {
-            Some(key) => self.init_exited(key, exit.status, ctx),
+            Some((key, Member::Init)) => self.init_exited(key, exit.status, ctx),
+            Some((key, Member::Exec(name))) => self.exec_exited(&key, &name, exit),
             None => {
-                let starting = self
-                    .containers
-                    .values()
-                    .any(|c| matches!(c.phase, Phase::Starting { .. }));
-                if starting {
+                if self.oldest_in_flight().is_some() {
                     log::debug!(
                         "pid {} exited before any start claimed it; holding it",
                         exit.pid
@@ -395,9 +450,14 @@ impl Handler<Deleted> for Supervisor {
                 msg.key.1
             );
         }
-        self.containers.remove(&msg.key);
-        self.emit(EventKind::Exit, &msg.key, msg.pid, Some(msg.status.code()));
-        self.notify_if_empty();
+        if let Some(Container {
+            phase: Phase::Stopped { deleted, .. },
+            ..
+        }) = self.containers.get_mut(&msg.key)
+        {
+            *deleted = true;
+        }
+        self.finish(&msg.key);
     }
 }
 
@@ -576,6 +636,9 @@ impl Supervisor {
             Some(path) => absolute(name, path).map(|()| PathBuf::from(path)),
             None => Ok(dir.join(format!("{name}.log"))),
         };
+        if let Some(stdin) = &req.stdin {
+            absolute("stdin", stdin)?;
+        }
         let stdout = output(&req.stdout, "stdout")?;
         let stderr = output(&req.stderr, "stderr")?;
         Ok(Admitted {

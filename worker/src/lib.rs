@@ -1,10 +1,17 @@
 //! The worker pool: threads that make the slow runtime calls so the supervisor actor never blocks.
 //!
 //! - [`pool`]: the threads and their two queues;
-//! - [`start`]: what a worker does to start one container.
+//! - [`start`]: what a worker does to start one container;
+//! - [`exec`]: what a worker does to start one more process in a running container;
+//! - [`stdio`]: opening stdio files and client FIFOs without blocking;
+//! - [`console`]: the console socket and the terminal relay.
 
+pub mod console;
+pub mod exec;
 pub mod pool;
 pub mod start;
+pub mod stdio;
 
+pub use exec::{exec_process, ExecIo, ExecJob, Execed};
 pub use pool::{Pool, Priority};
 pub use start::{start_container, StartJob, Started};

@@ -1,10 +1,13 @@
 //! Starting one container: validate the bundle, prepare its directory and stdio, run runc,
-//! and take a pidfd on the init process before anyone could recycle its pid.
+//! and take a pidfd on the init process before anyone could recycle its pid. Its output files
+//! are opened without blocking (see [`crate::stdio`]), so a client FIFO nobody reads any more
+//! cannot hold a worker.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::stdio::{self, Direction};
 use runtime::{Bundle, ContainerId, Namespace, PidFd, Runc, RuntimeError, StartSpec};
 
 /// A start as the supervisor hands it to a worker; names are validated, the bundle is not yet.
@@ -13,6 +16,8 @@ pub struct StartJob {
     pub namespace: Namespace,
     pub id: ContainerId,
     pub bundle: PathBuf,
+    /// A FIFO the client writes the container's stdin into (`start --attach`).
+    pub stdin: Option<PathBuf>,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
 }
@@ -22,6 +27,8 @@ pub struct Started {
     pub pid: u32,
     /// `None` when the init process had already exited and been reaped: its exit is on its way.
     pub pidfd: Option<PidFd>,
+    /// The init's command line, from the bundle, for listings.
+    pub args: Vec<String>,
 }
 
 pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeError> {
@@ -39,8 +46,13 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
         id: &job.id,
         bundle: &bundle,
         pid_file: &dir.join("init.pid"),
-        stdout: open_output(&job.stdout)?,
-        stderr: open_output(&job.stderr)?,
+        stdin: job
+            .stdin
+            .as_deref()
+            .map(|path| stdio::open_fifo(path, Direction::Read))
+            .transpose()?,
+        stdout: stdio::open_output(&job.stdout)?,
+        stderr: stdio::open_output(&job.stderr)?,
     })?;
     let pidfd = match PidFd::open(pid) {
         Ok(fd) => Some(fd),
@@ -51,13 +63,8 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
             None
         }
     };
-    Ok(Started { pid, pidfd })
-}
-
-fn open_output(path: &Path) -> Result<File, RuntimeError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| RuntimeError::io("cannot open", path, e))
+    let args = fs::read(bundle.path().join("config.json"))
+        .map(|config| runtime::process::bundle_args(&config))
+        .unwrap_or_default();
+    Ok(Started { pid, pidfd, args })
 }

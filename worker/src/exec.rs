@@ -1,0 +1,229 @@
+//! Starting one exec process: write its OCI process spec (the bundle's process with the request's
+//! changes), open its stdio, run `runc exec -d`, take a pidfd on it, and with a terminal start the
+//! relay between the pty master and the client's FIFOs.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use runtime::process::exec_spec;
+use runtime::{
+    ContainerId, ExecProcess, ExecSpec, Namespace, PidFd, ProcessName, Runc, RuntimeError,
+};
+
+use crate::console::{self, ConsoleSocket, Winsize};
+use crate::stdio::{self, Direction};
+
+/// An exec as the supervisor hands it to a worker; names are validated, paths are absolute.
+#[derive(Debug, Clone)]
+pub struct ExecJob {
+    pub namespace: Namespace,
+    pub id: ContainerId,
+    pub name: ProcessName,
+    /// The container's init: its root holds the `/etc/passwd` a uid is checked against.
+    pub init_pid: u32,
+    pub bundle: PathBuf,
+    pub process: ExecProcess,
+    pub io: ExecIo,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExecIo {
+    /// No stdin; output appended to the container's own outputs.
+    Detached { stdout: PathBuf, stderr: PathBuf },
+    /// The client's FIFOs.
+    Attached {
+        stdin: Option<PathBuf>,
+        stdout: PathBuf,
+        /// Ignored with a terminal, which has one output stream.
+        stderr: Option<PathBuf>,
+        /// Run it on a pseudo-terminal of this initial size.
+        terminal: Option<Winsize>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Execed {
+    pub pid: u32,
+    /// `None` when the process had already exited and been reaped: its exit is on its way.
+    pub pidfd: Option<PidFd>,
+    /// The pty master, with a terminal, for resizing it; the relay holds its own handles.
+    pub console: Option<File>,
+}
+
+pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> {
+    let config_path = job.bundle.join("config.json");
+    let config =
+        fs::read(&config_path).map_err(|e| RuntimeError::io("cannot read", &config_path, e))?;
+    // The container's own view of its files, mounts included.
+    let root = PathBuf::from(format!("/proc/{}/root/etc", job.init_pid));
+    let passwd = fs::read_to_string(root.join("passwd")).ok();
+    let group = fs::read_to_string(root.join("group")).ok();
+    let mut spec = exec_spec(
+        job.id.as_str(),
+        &config,
+        &job.process,
+        passwd.as_deref(),
+        group.as_deref(),
+    )?;
+    let terminal = match &job.io {
+        ExecIo::Attached {
+            terminal: Some(size),
+            ..
+        } => Some(*size),
+        _ => None,
+    };
+    if let Some(size) = terminal {
+        // runc sizes the terminal before the process starts, so even its first `stty size` is right.
+        spec["consoleSize"] = serde_json::json!({ "height": size.rows, "width": size.cols });
+    }
+    let dir = runc.state_dir().container_dir(&job.namespace, &job.id);
+    let files = SpecFiles {
+        process: dir.join(format!("exec-{}.json", job.name)),
+        pid: dir.join(format!("exec-{}.pid", job.name)),
+    };
+    let json = serde_json::to_vec(&spec).map_err(|e| RuntimeError::InvalidProcess {
+        id: job.id.to_string(),
+        reason: e.to_string(),
+    })?;
+    fs::write(&files.process, json)
+        .map_err(|e| RuntimeError::io("cannot write", &files.process, e))?;
+    let Stdio {
+        stdin,
+        stdout,
+        stderr,
+        tty_out,
+    } = Stdio::open(&job.io)?;
+    let socket = terminal.map(|_| ConsoleSocket::bind()).transpose()?;
+    // With a terminal the relay, not the process, holds the client's stdin.
+    let (stdin, relay_stdin) = match socket {
+        Some(_) => (None, stdin),
+        None => (stdin, None),
+    };
+    let pid = runc.exec_detached(ExecSpec {
+        namespace: &job.namespace,
+        id: &job.id,
+        process_file: &files.process,
+        pid_file: &files.pid,
+        console_socket: socket.as_ref().map(ConsoleSocket::path),
+        stdin,
+        stdout,
+        stderr,
+    })?;
+    let pidfd = match PidFd::open(pid) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                log::warn!(
+                    "{}/{}: cannot open a pidfd for {pid}: {e}",
+                    job.id,
+                    job.name
+                );
+            }
+            None
+        }
+    };
+    let console = match socket {
+        None => None,
+        Some(socket) => {
+            let relayed = socket.receive().and_then(|master| {
+                let resizer = master.try_clone().map_err(dup)?;
+                let client_out = tty_out.ok_or_else(|| dup(io::ErrorKind::NotFound))?;
+                let label = format!("{}/{}", job.id, job.name);
+                console::relay(master, relay_stdin, client_out, label).map_err(dup)?;
+                Ok(resizer)
+            });
+            match relayed {
+                Ok(resizer) => Some(resizer),
+                Err(e) => {
+                    // The process runs without a terminal anyone could use: end it. Its exit is
+                    // reaped and, as no one claims it, dropped.
+                    if let Some(pidfd) = &pidfd {
+                        let _ = pidfd.send_signal(libc::SIGKILL);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    };
+    Ok(Execed {
+        pid,
+        pidfd,
+        console,
+    })
+}
+
+/// The spec and pid files of one exec, removed once runc is done with them.
+struct SpecFiles {
+    process: PathBuf,
+    pid: PathBuf,
+}
+
+impl Drop for SpecFiles {
+    fn drop(&mut self) {
+        for path in [&self.process, &self.pid] {
+            if let Err(e) = fs::remove_file(path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    log::warn!("cannot remove {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+/// The files an exec's stdio is made of, opened before runc runs.
+struct Stdio {
+    stdin: Option<File>,
+    stdout: Option<File>,
+    stderr: Option<File>,
+    /// With a terminal: the client's stdout FIFO the relay writes to.
+    tty_out: Option<File>,
+}
+
+impl Stdio {
+    fn open(io: &ExecIo) -> Result<Stdio, RuntimeError> {
+        match io {
+            ExecIo::Detached { stdout, stderr } => Ok(Stdio {
+                stdin: None,
+                stdout: Some(stdio::open_output(stdout)?),
+                stderr: Some(stdio::open_output(stderr)?),
+                tty_out: None,
+            }),
+            ExecIo::Attached {
+                stdin,
+                stdout,
+                stderr,
+                terminal,
+            } => {
+                let stdin = open_optional(stdin.as_deref(), Direction::Read)?;
+                let out = stdio::open_fifo(stdout, Direction::Write)?;
+                if terminal.is_some() {
+                    return Ok(Stdio {
+                        stdin,
+                        stdout: None,
+                        stderr: None,
+                        tty_out: Some(out),
+                    });
+                }
+                let err = match stderr {
+                    Some(path) => stdio::open_fifo(path, Direction::Write)?,
+                    None => out.try_clone().map_err(dup)?,
+                };
+                Ok(Stdio {
+                    stdin,
+                    stdout: Some(out),
+                    stderr: Some(err),
+                    tty_out: None,
+                })
+            }
+        }
+    }
+}
+
+fn open_optional(path: Option<&Path>, direction: Direction) -> Result<Option<File>, RuntimeError> {
+    path.map(|p| stdio::open_fifo(p, direction)).transpose()
+}
+
+fn dup(e: impl Into<io::Error>) -> RuntimeError {
+    RuntimeError::io("cannot duplicate", "a stdio descriptor", e.into())
+}
