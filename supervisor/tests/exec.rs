@@ -4,9 +4,17 @@
 mod common;
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::sync::mpsc;
 use std::thread;
 
 use common::*;
+use nix::pty::{openpty, Winsize};
+use nix::sys::termios;
 use protocol::{ErrorKind, EventKind, KillProcessRequest, Status, DEFAULT_NAMESPACE};
 
 #[test]
@@ -182,4 +190,410 @@ fn kill_with_a_process_name_signals_only_that_process() {
         format!("process \"worker\" not found in container \"{id}\"")
     );
     daemon.kill(&id, libc::SIGKILL);
+}
+
+#[test]
+fn attached_exec_prints_both_streams_and_exits_with_the_status() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("attach");
+    daemon.start_container(&id, &bundle);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = daemon
+        .ctr_command(&[
+            "containers",
+            "exec",
+            "--id",
+            &id,
+            "--pid",
+            "say",
+            "--attach",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; echo err >&2; exit 7",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "ctr left its fifos: {left:?}");
+    daemon.kill(&id, libc::SIGKILL);
+}
+
+#[test]
+fn attached_stdin_reaches_the_process_and_its_end_is_the_end_of_file() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("stdin");
+    daemon.start_container(&id, &bundle);
+    let mut child = daemon
+        .ctr_command(&[
+            "containers",
+            "exec",
+            "--id",
+            &id,
+            "--pid",
+            "cat",
+            "--attach",
+            "--",
+            "cat",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "abc\n");
+    daemon.kill(&id, libc::SIGKILL);
+}
+
+#[test]
+fn start_attach_is_the_containers_stdio() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle(
+        "upper",
+        &[
+            "sh",
+            "-c",
+            "read line; echo got $line; echo bye >&2; exit 4",
+        ],
+    );
+    let id = unique_id("startattach");
+    let mut child = daemon
+        .ctr_command(&[
+            "containers",
+            "start",
+            "--attach",
+            &id,
+            &bundle.to_string_lossy(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the attached container to run", || {
+        let state = daemon.client().state(DEFAULT_NAMESPACE, &id).ok()?;
+        (state.status == Status::Running).then_some(())
+    });
+    // A detached exec writes where the container does: to a client's FIFO, or nowhere.
+    let mut events = daemon.events();
+    let pid = daemon
+        .client()
+        .exec(exec_request(&id, "aside", &["sh", "-c", "echo aside"]))
+        .unwrap();
+    let exit = events.wait_for(1, |e| e.id == id && e.process == "aside");
+    assert_eq!((exit[0].pid, exit[0].status), (pid, Some(0)));
+    child.stdin.take().unwrap().write_all(b"ping\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.ends_with("got ping\n"), "{stdout:?}");
+    assert!(matches!(stdout.lines().count(), 1 | 2), "{stdout:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "bye\n");
+}
+
+/// `ctr` run on a new pseudo-terminal of `rows` x `cols` as its controlling terminal; the
+/// terminal's output arrives on the channel, chunk by chunk, until ctr is gone.
+struct OnTerminal {
+    child: std::process::Child,
+    master: File,
+    output: mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl OnTerminal {
+    fn spawn(daemon: &Daemon, args: &[&str], rows: u16, cols: u16) -> OnTerminal {
+        let size = Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = openpty(Some(&size), None).unwrap();
+        let slave = File::from(pty.slave);
+        let mut cmd = daemon.ctr_command(args);
+        cmd.stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave.try_clone().unwrap());
+        // SAFETY: between fork and exec the child makes only two async-signal-safe system calls.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()?;
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(cmd);
+        drop(slave);
+        let master = File::from(pty.master);
+        let (tx, output) = mpsc::channel();
+        let mut reader = master.try_clone().unwrap();
+        thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            // EIO once ctr, the terminal's last user, has exited.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        OnTerminal {
+            child,
+            master,
+            output,
+            seen: String::new(),
+        }
+    }
+
+    /// Waits until the terminal has shown a line equal to `line`, calling `poke` meanwhile.
+    fn wait_for_line(&mut self, line: &str, mut poke: impl FnMut(&mut File)) {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while !self.seen.lines().any(|l| l.trim() == line) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no line {line:?} on the terminal; seen {:?}",
+                self.seen
+            );
+            poke(&mut self.master);
+            if let Ok(chunk) = self
+                .output
+                .recv_timeout(std::time::Duration::from_millis(100))
+            {
+                self.seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        }
+    }
+
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = wait_until("ctr to exit", || self.child.try_wait().unwrap());
+        while let Ok(chunk) = self.output.recv_timeout(DEADLINE) {
+            self.seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        (status, self.seen)
+    }
+}
+
+#[test]
+fn tty_exec_runs_on_a_pts_of_the_outer_terminals_size() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("tty");
+    daemon.start_container(&id, &bundle);
+    let args = [
+        "containers",
+        "exec",
+        "--id",
+        &id,
+        "--pid",
+        "term",
+        "--attach",
+        "--tty",
+        "--",
+        "sh",
+        "-c",
+        "tty; stty size",
+    ];
+    let term = OnTerminal::spawn(&daemon, &args, 37, 111);
+    let before = termios::tcgetattr(&term.master).unwrap();
+    let master = term.master.try_clone().unwrap();
+    let (status, seen) = term.wait();
+    assert_eq!(status.code(), Some(0), "{seen}");
+    let lines: Vec<&str> = seen.lines().map(str::trim).collect();
+    assert!(lines.iter().any(|l| l.starts_with("/dev/pts/")), "{seen:?}");
+    assert!(lines.contains(&"37 111"), "{seen:?}");
+    let after = termios::tcgetattr(&master).unwrap();
+    assert_eq!(before.local_flags, after.local_flags, "raw mode was undone");
+    assert_eq!(before.input_flags, after.input_flags);
+    daemon.kill(&id, libc::SIGKILL);
+}
+
+#[test]
+fn tty_exec_follows_the_outer_terminals_size_changes() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("resize");
+    daemon.start_container(&id, &bundle);
+    let args = [
+        "containers",
+        "exec",
+        "--id",
+        &id,
+        "--pid",
+        "sizes",
+        "--attach",
+        "--tty",
+        "--",
+        "sh",
+        "-c",
+        "stty size; while read x; do stty size; done",
+    ];
+    let mut term = OnTerminal::spawn(&daemon, &args, 37, 111);
+    term.wait_for_line("37 111", |_| {});
+    let bigger = Winsize {
+        ws_row: 50,
+        ws_col: 160,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which outlives the call; the kernel
+    // then sends SIGWINCH to ctr, the terminal's foreground process.
+    assert_eq!(
+        unsafe { libc::ioctl(term.master.as_raw_fd(), libc::TIOCSWINSZ, &bigger) },
+        0
+    );
+    // Each return makes the shell print its size again, until ctr has forwarded the change.
+    term.wait_for_line("50 160", |master| master.write_all(b"\r").unwrap());
+    let out = daemon.ctr(&[
+        "containers",
+        "kill",
+        "--pid",
+        "sizes",
+        "--signal",
+        "KILL",
+        &id,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let (status, seen) = term.wait();
+    assert_eq!(status.code(), Some(137), "{seen}");
+    daemon.kill(&id, libc::SIGKILL);
+}
+
+#[test]
+fn bad_execs_are_one_line_errors_and_leave_nothing_behind() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("badexec");
+    daemon.start_container(&id, &bundle);
+    daemon
+        .client()
+        .exec(exec_request(&id, "dup", &["sleep", "1000"]))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctr = |args: &[&str]| {
+        let out = daemon
+            .ctr_command(args)
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+        (out.status.code(), stderr)
+    };
+    let exec = |extra: &[&str], cmd: &[&str]| {
+        let mut args = vec!["containers", "exec", "--id", &id, "--attach"];
+        args.extend(extra);
+        args.push("--");
+        args.extend(cmd);
+        ctr(&args)
+    };
+    // `want` is the whole line, or for runc's failures a part of its own words after ours.
+    let check = |(code, stderr): (Option<i32>, String), want_code: i32, want: &str| {
+        assert_eq!(code, Some(want_code), "{stderr}");
+        if want.starts_with("ctr: ") {
+            assert_eq!(stderr.trim_end(), want);
+        } else {
+            assert!(stderr.starts_with("ctr: cannot exec process"), "{stderr}");
+            assert!(stderr.contains(want), "{stderr}");
+        }
+    };
+    check(
+        ctr(&[
+            "containers",
+            "exec",
+            "--id",
+            "nosuch",
+            "--pid",
+            "p",
+            "--",
+            "true",
+        ]),
+        1,
+        "ctr: container \"nosuch\" not found",
+    );
+    check(
+        exec(&["--pid", "dup"], &["true"]),
+        1,
+        &format!("ctr: process \"dup\" already exists in container \"{id}\""),
+    );
+    check(exec(&[], &["true"]), 1, "ctr: --pid NAME is required");
+    check(
+        exec(&["--pid", "init"], &["true"]),
+        1,
+        "ctr: process name \"init\" is the container's main process; choose another",
+    );
+    check(
+        exec(&["--pid", "u", "--uid", "4242"], &["true"]),
+        1,
+        &format!(
+            "ctr: cannot exec process \"u\" in container \"{id}\": invalid process for \
+             container {id}: no user 4242 in its /etc/passwd"
+        ),
+    );
+    check(
+        exec(&["--pid", "missing"], &["/no/such/command"]),
+        127,
+        "no such file or directory",
+    );
+    check(
+        exec(&["--pid", "unpathed"], &["nosuchcommand"]),
+        127,
+        "executable file not found in $PATH",
+    );
+    check(
+        exec(&["--pid", "noexec"], &["/etc/passwd"]),
+        126,
+        "permission denied",
+    );
+    check(
+        exec(&["--pid", "badenv", "--env", "NOEQUALS"], &["true"]),
+        1,
+        "ctr: invalid environment entry \"NOEQUALS\": expected KEY=VALUE",
+    );
+    let state = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
+    let names: Vec<&str> = state.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["init", "dup"]);
+    let dir = daemon.state.join("default").join(&id);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["init.pid", "stderr.log", "stdout.log"]);
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "ctr left its fifos: {left:?}");
+
+    let mut events = daemon.events();
+    daemon.kill(&id, libc::SIGKILL);
+    events.wait_for(1, |e| {
+        e.id == id && e.process == "init" && e.kind == EventKind::Exit
+    });
+    let exits: Vec<&str> = events.seen.iter().map(|e| e.process.as_str()).collect();
+    assert_eq!(exits, ["dup", "init"], "only the processes that ran exited");
+    let out = daemon.ctr(&[
+        "containers",
+        "exec",
+        "--id",
+        &id,
+        "--pid",
+        "late",
+        "--",
+        "true",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("ctr: container \"{id}\" not found\n")
+    );
 }

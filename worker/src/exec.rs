@@ -185,8 +185,8 @@ impl Stdio {
         match io {
             ExecIo::Detached { stdout, stderr } => Ok(Stdio {
                 stdin: None,
-                stdout: Some(stdio::open_output(stdout)?),
-                stderr: Some(stdio::open_output(stderr)?),
+                stdout: Some(stdio::open_output_or_discard(stdout)?),
+                stderr: Some(stdio::open_output_or_discard(stderr)?),
                 tty_out: None,
             }),
             ExecIo::Attached {

@@ -56,26 +56,34 @@ pub fn open_fifo(path: &Path, direction: Direction) -> Result<File, RuntimeError
     Ok(file)
 }
 
-/// Opens where a detached exec's output goes: the container's own output file, appended to.
-/// A FIFO there whose reader is gone means the output is discarded, as no one could read it.
+/// Opens a container's output file, appended to (created if need be), without blocking: a FIFO
+/// there that nobody reads is an error, not a worker stuck in `open(2)`.
 pub fn open_output(path: &Path) -> Result<File, RuntimeError> {
-    let opened = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path);
-    let file = match opened {
-        Ok(file) => file,
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            return OpenOptions::new()
-                .write(true)
-                .open("/dev/null")
-                .map_err(|e| RuntimeError::io("cannot open", "/dev/null", e));
-        }
-        Err(e) => return Err(RuntimeError::io("cannot open", path, e)),
-    };
+        .open(path)
+        .map_err(|e| RuntimeError::io("cannot open", path, e))?;
     blocking(&file).map_err(|e| RuntimeError::io("cannot set flags of", path, e))?;
     Ok(file)
+}
+
+/// Where a detached exec's output goes: the container's own output, as [`open_output`] opens
+/// it; but when that is a FIFO whose reader is gone, or was removed with its directory (as an
+/// attached client does once connected), the output is discarded, as no one could read it.
+pub fn open_output_or_discard(path: &Path) -> Result<File, RuntimeError> {
+    match open_output(path) {
+        Err(RuntimeError::Io { source, .. })
+            if matches!(source.raw_os_error(), Some(libc::ENXIO | libc::ENOENT)) =>
+        {
+            OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| RuntimeError::io("cannot open", "/dev/null", e))
+        }
+        opened => opened,
+    }
 }
 
 fn blocking(file: &File) -> io::Result<()> {
@@ -127,8 +135,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("out");
         mkfifo(&fifo, Mode::S_IRWXU).unwrap();
-        let mut file = open_output(&fifo).unwrap();
+        assert!(open_output(&fifo).is_err(), "nobody reads it");
+        let mut file = open_output_or_discard(&fifo).unwrap();
         io::Write::write_all(&mut file, b"gone").unwrap();
+        open_output_or_discard(&dir.path().join("gone/out")).unwrap();
         let log = dir.path().join("log");
         io::Write::write_all(&mut open_output(&log).unwrap(), b"a").unwrap();
         io::Write::write_all(&mut open_output(&log).unwrap(), b"b").unwrap();
