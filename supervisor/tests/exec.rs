@@ -226,6 +226,56 @@ fn attached_exec_prints_both_streams_and_exits_with_the_status() {
 }
 
 #[test]
+fn exec_runs_with_the_asked_user_environment_and_directory() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    // Replaced, not edited: the rootfs files are hard links shared with make-bundle's cache.
+    let etc = bundle.join("rootfs/etc");
+    for (file, text) in [
+        (
+            "passwd",
+            "root:x:0:0:root:/root:/bin/sh\nguest:x:1000:100::/tmp:/bin/sh\n",
+        ),
+        ("group", "root:x:0:\nusers:x:100:\n"),
+    ] {
+        std::fs::remove_file(etc.join(file)).unwrap();
+        std::fs::write(etc.join(file), text).unwrap();
+    }
+    let id = unique_id("user");
+    daemon.start_container(&id, &bundle);
+    let out = daemon.ctr(&[
+        "containers",
+        "exec",
+        "--id",
+        &id,
+        "--pid",
+        "who",
+        "--attach",
+        "--uid",
+        "1000",
+        "--env",
+        "GREETING=hello",
+        "--cwd",
+        "/tmp",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $GREETING; echo $PATH",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines[..4], ["1000", "100", "/tmp", "hello"]);
+    assert!(
+        lines[4].contains("/bin"),
+        "the bundle's PATH is kept: {lines:?}"
+    );
+    daemon.kill(&id, libc::SIGKILL);
+}
+
+#[test]
 fn attached_stdin_reaches_the_process_and_its_end_is_the_end_of_file() {
     let daemon = Daemon::start();
     let bundle = daemon.bundle("sleep", &["sleep", "1000"]);

@@ -2,8 +2,10 @@
 //! changes), open its stdio, run `runc exec -d`, take a pidfd on it, and with a terminal start the
 //! relay between the pty master and the client's FIFOs.
 
+use std::ffi::CStr;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use runtime::process::exec_spec;
@@ -55,10 +57,8 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
     let config_path = job.bundle.join("config.json");
     let config =
         fs::read(&config_path).map_err(|e| RuntimeError::io("cannot read", &config_path, e))?;
-    // The container's own view of its files, mounts included.
-    let root = PathBuf::from(format!("/proc/{}/root/etc", job.init_pid));
-    let passwd = fs::read_to_string(root.join("passwd")).ok();
-    let group = fs::read_to_string(root.join("group")).ok();
+    let passwd = read_container_file(job.init_pid, c"etc/passwd");
+    let group = read_container_file(job.init_pid, c"etc/group");
     let mut spec = exec_spec(
         job.id.as_str(),
         &config,
@@ -151,6 +151,41 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
         pidfd,
         console,
     })
+}
+
+/// Largest `/etc/passwd` or `/etc/group` read from a container.
+const MAX_ID_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads a file as the container sees it (its root, its mounts). `openat2` with
+/// `RESOLVE_IN_ROOT` resolves every symlink inside the container's root, so a container cannot
+/// make the daemon read a host file through a symlink; only regular files are read. `None` when
+/// the container has no such file (or has gone).
+fn read_container_file(init_pid: u32, path: &CStr) -> Option<String> {
+    let root = File::open(format!("/proc/{init_pid}/root")).ok()?;
+    // SAFETY: open_how is plain integers, for which all zeroes is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 reads the NUL-terminated path and `size_of::<open_how>()` bytes of `how`,
+    // both alive across the call, and returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_ID_FILE).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// The spec and pid files of one exec, removed once runc is done with them.
