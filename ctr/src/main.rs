@@ -284,6 +284,74 @@ mod tests {
     }
 
     #[test]
+    fn exec_takes_the_command_after_the_double_dash() {
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "containers",
+            "exec",
+            "--id",
+            "web",
+            "--pid",
+            "sh1",
+            "--attach",
+            "--tty",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "--uid",
+            "1000",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Exec(exec)),
+                ..
+            }) => {
+                assert_eq!(exec.id.as_deref(), Some("web"));
+                assert_eq!(exec.pid.as_deref(), Some("sh1"));
+                assert!(exec.attach && exec.tty);
+                assert_eq!(exec.env, ["A=1", "B=2"]);
+                assert_eq!(exec.uid, Some(1000));
+                assert_eq!(exec.gid, None);
+                assert_eq!(exec.command, ["sh", "-c", "exit 7"]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let no_command = ["ctr", "containers", "exec", "--id", "web", "--pid", "p"];
+        assert!(Cli::try_parse_from(no_command).is_err());
+    }
+
+    #[test]
+    fn kill_names_one_process_or_all_of_them() {
+        let cli = Cli::try_parse_from(["ctr", "containers", "kill", "--pid", "sh1", "web"]);
+        match cli.unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Kill(kill)),
+                ..
+            }) => assert_eq!(kill.pid.as_deref(), Some("sh1")),
+            other => panic!("parsed as {other:?}"),
+        }
+        let both = ["ctr", "containers", "kill", "--pid", "sh1", "--all", "web"];
+        assert!(Cli::try_parse_from(both).is_err());
+        let attach_and_file = [
+            "ctr",
+            "containers",
+            "start",
+            "--attach",
+            "--stdout",
+            "/o",
+            "c",
+            "/b",
+        ];
+        assert!(Cli::try_parse_from(attach_and_file).is_err());
+    }
+
+    #[test]
     fn reports_fold_to_one_line() {
         assert_eq!(
             one_line("runc create failed:\n  container_linux.go: oops\n\n"),
