@@ -336,3 +336,46 @@ pub enum ErrorKind {
     /// The command was found but cannot be executed (a shell's 126).
     CommandNotExecutable,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{decode, encode, HEADER_LEN};
+
+    #[test]
+    fn exec_requests_and_their_answers_round_trip() {
+        let exec = Request::from(ExecRequest {
+            namespace: "default".into(),
+            id: "web".into(),
+            process: "sh1".into(),
+            args: vec!["sh".into(), "-c".into(), "exit 7".into()],
+            env: vec!["A=1".into()],
+            cwd: Some("/tmp".into()),
+            uid: Some(1000),
+            gid: None,
+            stdio: Some(ExecStdio {
+                stdin: Some("/tmp/f/stdin".into()),
+                stdout: "/tmp/f/stdout".into(),
+                stderr: None,
+                terminal: Some(WindowSize { rows: 24, cols: 80 }),
+            }),
+        });
+        let logs = Response::Logs(LogFiles {
+            stdout: "/s/default/web/stdout.log".into(),
+            stderr: "/s/default/web/stderr.log".into(),
+            running: true,
+        });
+        let frame = encode(&exec).unwrap();
+        assert_eq!(decode::<Request>(&frame[HEADER_LEN..]).unwrap(), exec);
+        let frame = encode(&logs).unwrap();
+        assert_eq!(decode::<Response>(&frame[HEADER_LEN..]).unwrap(), logs);
+    }
+
+    #[test]
+    fn command_failures_have_kebab_case_kinds() {
+        let json = serde_json::to_string(&ErrorKind::CommandNotFound);
+        assert_eq!(json.unwrap(), "\"command-not-found\"");
+        let json = serde_json::to_string(&ErrorKind::CommandNotExecutable);
+        assert_eq!(json.unwrap(), "\"command-not-executable\"");
+    }
+}
