@@ -1,5 +1,5 @@
-//! `ctr containers exec`, and `start --attach`: run a process and, attached, be its stdio and exit
-//! with its status, as `docker exec` does.
+//! `ctr containers exec`, and `start --attach`: run a process and, attached, be its stdio, pass
+//! it the signals sent to ctr, and exit with its status, as `docker exec` does.
 
 use std::process::ExitCode;
 
@@ -7,6 +7,7 @@ use protocol::{ExecRequest, ExecStdio, ResizeRequest, StartRequest};
 
 use crate::attach::{self, Fifos};
 use crate::error::Error;
+use crate::proxy;
 use crate::terminal::{self, RawMode};
 use crate::{ExecArgs, Global};
 
@@ -53,6 +54,8 @@ pub fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode, Error> {
             // A resize that fails (the process just ended, say) changes nothing worth reporting.
             let _ = global.connect().and_then(|mut c| Ok(c.resize(request)?));
         })?;
+    } else {
+        proxy::forward(global, &id, &name)?;
     }
     let pid = global.connect()?.exec(request)?;
     let copies = fifos.connect()?;
@@ -70,6 +73,7 @@ pub fn start_attached(global: &Global, mut request: StartRequest) -> Result<Exit
     request.stdout = Some(fifos.stdout_path());
     request.stderr = fifos.stderr_path();
     let id = request.id.clone();
+    proxy::forward(global, &id, "init")?;
     let pid = global.connect()?.start(request)?;
     let copies = fifos.connect()?;
     let status = attach::wait_exit(events, &id, "init", pid)?;

@@ -4,7 +4,7 @@
 //! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1
 //! (126 or 127 for a command that could not be run in a container). The commands live in
 //! [`containers`], [`exec`], [`logs`], [`events`] and [`daemon`]; [`output`] owns the formats,
-//! [`attach`] and [`terminal`] an attached process's stdio.
+//! [`attach`], [`terminal`] and [`proxy`] an attached process's stdio and signals.
 
 mod attach;
 mod containers;
@@ -14,6 +14,7 @@ mod events;
 mod exec;
 mod logs;
 mod output;
+mod proxy;
 mod signal;
 mod terminal;
 

@@ -15,16 +15,10 @@ use nix::sys::termios::{self, SetArg, Termios};
 use protocol::WindowSize;
 
 use crate::error::Error;
+use crate::proxy::ENDING;
 
 /// The size used when ctr's own stdio is not a terminal.
 const DEFAULT_SIZE: WindowSize = WindowSize { rows: 24, cols: 80 };
-
-const ENDING: [Signal; 4] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
 
 /// The local terminal's settings before raw mode, put back when dropped.
 pub struct RawMode {

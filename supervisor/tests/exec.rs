@@ -306,6 +306,47 @@ fn attached_stdin_reaches_the_process_and_its_end_is_the_end_of_file() {
 }
 
 #[test]
+fn signals_to_an_attached_ctr_go_to_its_process() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("proxy");
+    daemon.start_container(&id, &bundle);
+    let child = daemon
+        .ctr_command(&[
+            "containers",
+            "exec",
+            "--id",
+            &id,
+            "--pid",
+            "nap",
+            "--attach",
+            "--",
+            "sleep",
+            "1000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the exec to run", || {
+        let state = daemon.client().state(DEFAULT_NAMESPACE, &id).ok()?;
+        state
+            .processes
+            .iter()
+            .any(|p| p.name == "nap" && p.pid.is_some())
+            .then_some(())
+    });
+    // SAFETY: kill(2) on the pid of our own child, which we have not waited for yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "{out:?}");
+    let state = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
+    assert_eq!(state.status, Status::Running, "the container stays");
+    daemon.kill(&id, libc::SIGKILL);
+}
+
+#[test]
 fn start_attach_is_the_containers_stdio() {
     let daemon = Daemon::start();
     let bundle = daemon.bundle(
