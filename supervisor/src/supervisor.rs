@@ -34,7 +34,7 @@ use crate::subscribers::{Subscribers, Subscription};
 pub const INIT: &str = "init";
 
 /// Which process of a container a pid is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Member {
     Init,
     Exec(ProcessName),
@@ -251,8 +251,7 @@ impl Supervisor {
         if self.unclaimed.is_empty() {
             return;
         }
-        let oldest_start = self.oldest_in_flight();
-        match oldest_start {
+        match self.oldest_in_flight() {
             Some(oldest) => self.unclaimed.retain(|e| e.reaped_at >= oldest),
             None => self.unclaimed.clear(),
         }
@@ -427,12 +426,12 @@ impl Handler<ExitMsg> for Supervisor {
             None => {
                 if self.oldest_in_flight().is_some() {
                     log::debug!(
-                        "pid {} exited before any start claimed it; holding it",
+                        "pid {} exited before any start or exec claimed it; holding it",
                         exit.pid
                     );
                     self.unclaimed.push(exit);
                 } else {
-                    log::debug!("reaped pid {} that is no container's init", exit.pid);
+                    log::debug!("reaped pid {} that is no container's process", exit.pid);
                 }
             }
         }

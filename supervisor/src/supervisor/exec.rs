@@ -20,7 +20,7 @@ use worker::console::{self, Winsize};
 use worker::{exec_process, ExecIo, ExecJob, Execed, Priority};
 
 use super::{absolute, key, not_found, valid_signal, Member, Supervisor, INIT};
-use crate::container::{Container, ExecPhase, Key, Phase};
+use crate::container::{self, Container, ExecPhase, Key, Phase};
 use crate::reaper::Exit;
 
 // ---- messages -------------------------------------------------------------------------------
@@ -75,6 +75,8 @@ impl Handler<Exec> for Supervisor {
         };
         let (key, name) = ((job.namespace.clone(), job.id.clone()), job.name.clone());
         let args = job.process.args.clone();
+        // Taken before the job can run: its process's exit cannot be reaped earlier.
+        let since = Instant::now();
         let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Normal, move |runc| {
             let result = exec_process(runc, &job);
@@ -90,13 +92,9 @@ impl Handler<Exec> for Supervisor {
             return;
         }
         if let Some(container) = self.containers.get_mut(&key) {
-            let phase = ExecPhase::Starting {
-                since: Instant::now(),
-                reply,
-            };
-            container
-                .execs
-                .insert(name, crate::container::Exec { args, phase });
+            let phase = ExecPhase::Starting { since, reply };
+            let exec = container::Exec { args, phase };
+            container.execs.insert(name, exec);
         }
     }
 }
@@ -159,7 +157,7 @@ impl Handler<ExecDone> for Supervisor {
         };
         container.execs.insert(
             name.clone(),
-            crate::container::Exec {
+            container::Exec {
                 args: exec.args,
                 phase,
             },
