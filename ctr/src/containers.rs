@@ -104,6 +104,7 @@ pub fn start_request(global: &Global, args: &StartArgs) -> Result<StartRequest, 
         stdout: args.stdout.as_deref().map(resolve).transpose()?,
         stderr: args.stderr.as_deref().map(resolve).transpose()?,
         stdin: None,
+        terminal: None,
     };
     Ok(request)
 }

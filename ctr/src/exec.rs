@@ -11,6 +11,9 @@ use crate::proxy;
 use crate::terminal::{self, RawMode};
 use crate::{ExecArgs, Global};
 
+/// The name of a container's main process.
+const INIT: &str = "init";
+
 pub fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode, Error> {
     let id = args.id.clone().ok_or(Error::Missing("--id ID"))?;
     let name = args.pid.clone().ok_or(Error::Missing("--pid NAME"))?;
@@ -42,21 +45,7 @@ pub fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode, Error> {
         stderr: fifos.stderr_path(),
         terminal: args.tty.then(terminal::size),
     });
-    if let Some(raw) = &raw {
-        let (global, id, name) = (global.clone(), id.clone(), name.clone());
-        raw.handle_signals(move |size| {
-            let request = ResizeRequest {
-                namespace: global.namespace.clone(),
-                id: id.clone(),
-                process: name.clone(),
-                size,
-            };
-            // A resize that fails (the process just ended, say) changes nothing worth reporting.
-            let _ = global.connect().and_then(|mut c| Ok(c.resize(request)?));
-        })?;
-    } else {
-        proxy::forward(global, &id, &name)?;
-    }
+    handle_signals(global, raw.as_ref(), &id, &name)?;
     let pid = global.connect()?.exec(request)?;
     let copies = fifos.connect()?;
     let status = attach::wait_exit(events, &id, &name, pid)?;
@@ -65,20 +54,52 @@ pub fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode, Error> {
     Ok(exit_code(status))
 }
 
-/// `start --attach`: the container's init gets the FIFOs as its stdio.
-pub fn start_attached(global: &Global, mut request: StartRequest) -> Result<ExitCode, Error> {
+/// `start --attach`: the container's init gets the FIFOs as its stdio, or its terminal is
+/// relayed to them.
+pub fn start_attached(
+    global: &Global,
+    mut request: StartRequest,
+    tty: bool,
+) -> Result<ExitCode, Error> {
     let events = global.connect()?.subscribe(&global.namespace)?;
-    let fifos = Fifos::create(true)?;
+    let fifos = Fifos::create(!tty)?;
+    let raw = tty.then(RawMode::enter).transpose()?;
     request.stdin = Some(fifos.stdin_path());
     request.stdout = Some(fifos.stdout_path());
     request.stderr = fifos.stderr_path();
+    request.terminal = tty.then(terminal::size);
     let id = request.id.clone();
-    proxy::forward(global, &id, "init")?;
+    handle_signals(global, raw.as_ref(), &id, INIT)?;
     let pid = global.connect()?.start(request)?;
     let copies = fifos.connect()?;
-    let status = attach::wait_exit(events, &id, "init", pid)?;
+    let status = attach::wait_exit(events, &id, INIT, pid)?;
     copies.finish();
+    drop(raw);
     Ok(exit_code(status))
+}
+
+/// With a terminal, window size changes are forwarded and ending signals restore it; without,
+/// ending signals are forwarded to the process.
+fn handle_signals(
+    global: &Global,
+    raw: Option<&RawMode>,
+    id: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let Some(raw) = raw else {
+        return proxy::forward(global, id, name);
+    };
+    let (global, id, name) = (global.clone(), id.to_string(), name.to_string());
+    raw.handle_signals(move |size| {
+        let request = ResizeRequest {
+            namespace: global.namespace.clone(),
+            id: id.clone(),
+            process: name.clone(),
+            size,
+        };
+        // A resize that fails (the process just ended, say) changes nothing worth reporting.
+        let _ = global.connect().and_then(|mut c| Ok(c.resize(request)?));
+    })
 }
 
 /// A status is 0 to 255 (128 + a signal included); anything else reads as a failure.

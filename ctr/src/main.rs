@@ -121,6 +121,9 @@ struct StartArgs {
     /// Be the container's stdio and exit with its status
     #[arg(long, conflicts_with_all = ["stdout", "stderr"])]
     attach: bool,
+    /// Relay the container's terminal (its bundle's process.terminal must be true)
+    #[arg(long, requires = "attach")]
+    tty: bool,
     /// Container id, unique in the namespace
     id: String,
     /// OCI bundle directory (the one holding config.json)
@@ -214,7 +217,8 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
             None => containers::list(global, args.list.format, out),
             Some(ContainersCommand::List(args)) => containers::list(global, args.format, out),
             Some(ContainersCommand::Start(args)) if args.attach => {
-                return exec::start_attached(global, containers::start_request(global, &args)?)
+                let request = containers::start_request(global, &args)?;
+                return exec::start_attached(global, request, args.tty);
             }
             Some(ContainersCommand::Start(args)) => containers::start(global, &args),
             Some(ContainersCommand::Kill(args)) => containers::kill(global, &args),

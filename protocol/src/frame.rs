@@ -137,6 +137,7 @@ mod tests {
             stdout: None,
             stderr: Some("/tmp/err".into()),
             stdin: None,
+            terminal: None,
         })
     }
 

@@ -53,6 +53,9 @@ pub struct StartRequest {
     /// Absolute path of a FIFO the client writes the container's stdin into (`start --attach`);
     /// default: no stdin.
     pub stdin: Option<String>,
+    /// With `stdin` and `stdout`: run the init on a pseudo-terminal of this size, relayed to those
+    /// FIFOs. The bundle's `process.terminal` must be true.
+    pub terminal: Option<WindowSize>,
 }
 
 /// Send a signal to a container's init process, or with `all` to every process in it.

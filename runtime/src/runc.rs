@@ -31,6 +31,8 @@ pub struct StartSpec<'a> {
     pub stdin: Option<File>,
     pub stdout: File,
     pub stderr: File,
+    /// With a terminal (the bundle's `process.terminal`): where runc sends the pty master.
+    pub console_socket: Option<&'a Path>,
 }
 
 /// What a detached exec needs besides the names.
@@ -95,15 +97,14 @@ impl Runc {
             Stdio::from(spec.stdout),
             Stdio::from(spec.stderr),
         );
-        let args = [
-            "run",
-            "-d",
-            "--pid-file",
-            &pid_file,
-            "--bundle",
-            &bundle,
-            id.as_str(),
-        ];
+        let console = spec
+            .console_socket
+            .map(|p| p.to_string_lossy().into_owned());
+        let mut args = vec!["run", "-d", "--pid-file", &pid_file, "--bundle", &bundle];
+        if let Some(console) = &console {
+            args.extend(["--console-socket", console]);
+        }
+        args.push(id.as_str());
         let started = self
             .call("run", ns, id, &args, stdio)
             .and_then(|()| read_pid_file(spec.pid_file));

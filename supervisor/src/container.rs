@@ -34,6 +34,8 @@ pub struct Container {
     pub phase: Phase,
     /// The init's command line, known once it runs.
     pub args: Vec<String>,
+    /// The init's pty master, when it runs on a terminal: kept to resize it.
+    pub console: Option<File>,
     pub execs: BTreeMap<ProcessName, Exec>,
 }
 

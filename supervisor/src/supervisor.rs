@@ -23,6 +23,7 @@ use protocol::{
 };
 use runtime::{ContainerId, ExitStatus, Namespace, ProcessName, RuntimeError, StateDir};
 use tokio::sync::oneshot;
+use worker::console::Winsize;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
 pub use self::exec::{Exec, KillProcess, Logs, Resize};
@@ -316,6 +317,10 @@ impl Handler<Start> for Supervisor {
             stdin: req.stdin.as_ref().map(PathBuf::from),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
+            terminal: req.terminal.map(|size| Winsize {
+                rows: size.rows,
+                cols: size.cols,
+            }),
         };
         let since = Instant::now();
         let addr = ctx.address();
@@ -350,6 +355,7 @@ impl Handler<Start> for Supervisor {
             created: now_ns(),
             phase: Phase::Starting { since, reply },
             args: Vec::new(),
+            console: None,
             execs: Default::default(),
         };
         self.containers.insert(key, container);
@@ -402,6 +408,7 @@ impl Handler<StartDone> for Supervisor {
                     pidfd: started.pidfd,
                 },
                 args: started.args,
+                console: started.console,
                 ..container
             },
         );
@@ -637,6 +644,12 @@ impl Supervisor {
         };
         if let Some(stdin) = &req.stdin {
             absolute("stdin", stdin)?;
+        }
+        if req.terminal.is_some() && (req.stdin.is_none() || req.stdout.is_none()) {
+            return Err(ErrorResponse::new(
+                ErrorKind::InvalidArgument,
+                "a terminal needs the client's stdin and stdout fifos (start --attach --tty)",
+            ));
         }
         let stdout = output(&req.stdout, "stdout")?;
         let stderr = output(&req.stderr, "stderr")?;

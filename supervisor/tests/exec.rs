@@ -511,6 +511,33 @@ fn tty_exec_runs_on_a_pts_of_the_outer_terminals_size() {
 }
 
 #[test]
+fn start_attach_tty_relays_the_containers_terminal() {
+    let daemon = Daemon::start();
+    let script = "tty; while read x; do stty size; [ \"$x\" = q ] && exit 3; done";
+    let bundle = daemon.bundle("tty", &["sh", "-c", script]);
+    let config = bundle.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("\"terminal\": false", "\"terminal\": true"),
+    )
+    .unwrap();
+    let id = unique_id("inittty");
+    let bundle = bundle.to_string_lossy().into_owned();
+    let args = ["containers", "start", "--attach", "--tty", &id, &bundle];
+    let mut term = OnTerminal::spawn(&daemon, &args, 37, 111);
+    // The bundle fixes the first size; ctrd sets the client's once the terminal is its.
+    term.wait_for_line("37 111", |master| master.write_all(b"\r").unwrap());
+    term.master.write_all(b"q\r").unwrap();
+    let (status, seen) = term.wait();
+    assert_eq!(status.code(), Some(3), "{seen}");
+    assert!(
+        seen.lines().any(|l| l.trim().starts_with("/dev/pts/")),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn tty_exec_follows_the_outer_terminals_size_changes() {
     let daemon = Daemon::start();
     let bundle = daemon.bundle("sleep", &["sleep", "1000"]);

@@ -133,8 +133,27 @@ pub fn resize(master: &impl AsRawFd, size: Winsize) -> io::Result<()> {
     Ok(())
 }
 
+/// Takes the master runc sent to `socket`, sizes it when `size` is given, and relays it to the
+/// client's FIFOs; returns a handle on the master for later resizes.
+pub fn attach(
+    socket: &ConsoleSocket,
+    stdin: Option<File>,
+    stdout: File,
+    size: Option<Winsize>,
+    label: String,
+) -> Result<File, RuntimeError> {
+    let master = socket.receive()?;
+    let failed = |e: io::Error| RuntimeError::io("cannot relay the terminal of", &label, e);
+    if let Some(size) = size {
+        resize(&master, size).map_err(failed)?;
+    }
+    let resizer = master.try_clone().map_err(failed)?;
+    relay(master, stdin, stdout, label.clone()).map_err(failed)?;
+    Ok(resizer)
+}
+
 /// Relays the master to the client: its output to `stdout`, and `stdin` (when given) into it.
-pub fn relay(master: File, stdin: Option<File>, stdout: File, label: String) -> io::Result<()> {
+fn relay(master: File, stdin: Option<File>, stdout: File, label: String) -> io::Result<()> {
     if let Some(stdin) = stdin {
         let input = master.try_clone()?;
         thread::Builder::new()

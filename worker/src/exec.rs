@@ -126,13 +126,10 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
     let console = match socket {
         None => None,
         Some(socket) => {
-            let relayed = socket.receive().and_then(|master| {
-                let resizer = master.try_clone().map_err(dup)?;
-                let client_out = tty_out.ok_or_else(|| dup(io::ErrorKind::NotFound))?;
-                let label = format!("{}/{}", job.id, job.name);
-                console::relay(master, relay_stdin, client_out, label).map_err(dup)?;
-                Ok(resizer)
-            });
+            let label = format!("{}/{}", job.id, job.name);
+            let relayed = tty_out
+                .ok_or_else(|| dup(io::ErrorKind::NotFound))
+                .and_then(|out| console::attach(&socket, relay_stdin, out, None, label));
             match relayed {
                 Ok(resizer) => Some(resizer),
                 Err(e) => {

@@ -3,10 +3,11 @@
 //! are opened without blocking (see [`crate::stdio`]), so a client FIFO nobody reads any more
 //! cannot hold a worker.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
 
+use crate::console::{self, ConsoleSocket, Winsize};
 use crate::stdio::{self, Direction};
 use runtime::{Bundle, ContainerId, Namespace, PidFd, Runc, RuntimeError, StartSpec};
 
@@ -20,6 +21,8 @@ pub struct StartJob {
     pub stdin: Option<PathBuf>,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// Run the init on a pseudo-terminal of this size, relayed to `stdin` and `stdout` (FIFOs).
+    pub terminal: Option<Winsize>,
 }
 
 #[derive(Debug)]
@@ -29,6 +32,8 @@ pub struct Started {
     pub pidfd: Option<PidFd>,
     /// The init's command line, from the bundle, for listings.
     pub args: Vec<String>,
+    /// The pty master, with a terminal, for resizing it; the relay holds its own handles.
+    pub console: Option<File>,
 }
 
 pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeError> {
@@ -41,19 +46,62 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
         Err(e) => return Err(RuntimeError::io("cannot remove", &dir, e)),
     }
     fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("cannot create", &dir, e))?;
+    let stdin = job
+        .stdin
+        .as_deref()
+        .map(|path| stdio::open_fifo(path, Direction::Read))
+        .transpose()?;
+    let Some(size) = job.terminal else {
+        let pid = runc.run_detached(StartSpec {
+            namespace: &job.namespace,
+            id: &job.id,
+            bundle: &bundle,
+            pid_file: &dir.join("init.pid"),
+            stdin,
+            stdout: stdio::open_output(&job.stdout)?,
+            stderr: stdio::open_output(&job.stderr)?,
+            console_socket: None,
+        })?;
+        return Ok(started(job, &bundle, pid));
+    };
+    // With a terminal, runc's own stdio is unused: the relay holds the client's FIFOs.
+    let client_out = stdio::open_fifo(&job.stdout, Direction::Write)?;
+    let null = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| RuntimeError::io("cannot open", "/dev/null", e))
+    };
+    let socket = ConsoleSocket::bind()?;
     let pid = runc.run_detached(StartSpec {
         namespace: &job.namespace,
         id: &job.id,
         bundle: &bundle,
         pid_file: &dir.join("init.pid"),
-        stdin: job
-            .stdin
-            .as_deref()
-            .map(|path| stdio::open_fifo(path, Direction::Read))
-            .transpose()?,
-        stdout: stdio::open_output(&job.stdout)?,
-        stderr: stdio::open_output(&job.stderr)?,
+        stdin: None,
+        stdout: null()?,
+        stderr: null()?,
+        console_socket: Some(socket.path()),
     })?;
+    let started = started(job, &bundle, pid);
+    // The bundle fixes the terminal's first size; the client's is set as soon as it is ours.
+    match console::attach(&socket, stdin, client_out, Some(size), job.id.to_string()) {
+        Ok(master) => Ok(Started {
+            console: Some(master),
+            ..started
+        }),
+        Err(e) => {
+            // A container whose terminal no one can use: end it; its exit is reported as usual.
+            if let Some(pidfd) = &started.pidfd {
+                let _ = pidfd.send_signal(libc::SIGKILL);
+            }
+            log::warn!("container {}: {e}", job.id);
+            Ok(started)
+        }
+    }
+}
+
+fn started(job: &StartJob, bundle: &Bundle, pid: u32) -> Started {
     let pidfd = match PidFd::open(pid) {
         Ok(fd) => Some(fd),
         Err(e) => {
@@ -66,5 +114,10 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
     let args = fs::read(bundle.path().join("config.json"))
         .map(|config| runtime::process::bundle_args(&config))
         .unwrap_or_default();
-    Ok(Started { pid, pidfd, args })
+    Started {
+        pid,
+        pidfd,
+        args,
+        console: None,
+    }
 }

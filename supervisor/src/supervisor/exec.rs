@@ -378,15 +378,17 @@ impl Supervisor {
 
     fn resize(&self, req: &ResizeRequest) -> Result<(), ErrorResponse> {
         let (key, container) = self.find(&req.namespace, &req.id)?;
-        if req.process == INIT {
-            return Err(process_state(&key.1, INIT, "without a terminal"));
-        }
-        let (name, phase) = exec_of(container, &req.process)?;
-        let ExecPhase::Running {
-            console: Some(master),
-            ..
-        } = phase
-        else {
+        let (name, master) = if req.process == INIT {
+            (INIT.to_string(), container.console.as_ref())
+        } else {
+            let (name, phase) = exec_of(container, &req.process)?;
+            let master = match phase {
+                ExecPhase::Running { console, .. } => console.as_ref(),
+                ExecPhase::Starting { .. } => None,
+            };
+            (name.to_string(), master)
+        };
+        let Some(master) = master else {
             return Err(process_state(&key.1, &name, "without a terminal"));
         };
         let size = Winsize {

@@ -247,6 +247,7 @@ pub fn start_request(id: &str, bundle: &Path) -> StartRequest {
         stdout: None,
         stderr: None,
         stdin: None,
+        terminal: None,
     }
 }
 
