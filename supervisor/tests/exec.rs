@@ -538,6 +538,33 @@ fn start_attach_tty_relays_the_containers_terminal() {
 }
 
 #[test]
+fn a_terminal_needs_an_attached_client() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("notty");
+    let mut req = start_request(&id, &bundle);
+    req.terminal = Some(protocol::WindowSize { rows: 24, cols: 80 });
+    let err = daemon.client().start(req).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidArgument), "{err}");
+    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    let out = daemon.ctr(&[
+        "containers",
+        "exec",
+        "--id",
+        &id,
+        "--pid",
+        "t",
+        "--tty",
+        "--",
+        "sh",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "ctr: --tty needs --attach: a terminal is only of use to an attached client\n"
+    );
+}
+
+#[test]
 fn tty_exec_follows_the_outer_terminals_size_changes() {
     let daemon = Daemon::start();
     let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
