@@ -40,6 +40,8 @@ pub enum Error {
     LostExit { id: String, name: String },
     #[error("cannot set up the terminal: {0}")]
     Terminal(io::Error),
+    #[error("cannot set up signal forwarding: {0}")]
+    Signals(io::Error),
     #[error("no logs for container \"{0}\"")]
     NoLogs(String),
     #[error("container \"{id}\" does not log: its output goes to {path}")]

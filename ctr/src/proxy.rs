@@ -27,7 +27,7 @@ pub fn forward(global: &Global, id: &str, process: &str) -> Result<(), Error> {
         set.add(signal);
     }
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .map_err(|e| Error::Terminal(e.into()))?;
+        .map_err(|e| Error::Signals(e.into()))?;
     let (global, id, process) = (global.clone(), id.to_string(), process.to_string());
     thread::Builder::new()
         .name("signals".into())

@@ -88,24 +88,24 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
     })?;
     fs::write(&files.process, json)
         .map_err(|e| RuntimeError::io("cannot write", &files.process, e))?;
-    let Stdio {
-        stdin,
-        stdout,
-        stderr,
-        tty_out,
-    } = Stdio::open(&job.io)?;
-    let socket = terminal.map(|_| ConsoleSocket::bind()).transpose()?;
-    // With a terminal the relay, not the process, holds the client's stdin.
-    let (stdin, relay_stdin) = match socket {
-        Some(_) => (None, stdin),
-        None => (stdin, None),
+    // With a terminal the relay, not the process, holds the client's FIFOs.
+    let ((stdin, stdout, stderr), relay) = match Stdio::open(&job.io)? {
+        Stdio::Direct {
+            stdin,
+            stdout,
+            stderr,
+        } => ((stdin, Some(stdout), Some(stderr)), None),
+        Stdio::Terminal { stdin, stdout } => (
+            (None, None, None),
+            Some((ConsoleSocket::bind()?, stdin, stdout)),
+        ),
     };
     let pid = runc.exec_detached(ExecSpec {
         namespace: &job.namespace,
         id: &job.id,
         process_file: &files.process,
         pid_file: &files.pid,
-        console_socket: socket.as_ref().map(ConsoleSocket::path),
+        console_socket: relay.as_ref().map(|(socket, ..)| socket.path()),
         stdin,
         stdout,
         stderr,
@@ -123,14 +123,11 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
             None
         }
     };
-    let console = match socket {
+    let console = match relay {
         None => None,
-        Some(socket) => {
+        Some((socket, stdin, out)) => {
             let label = format!("{}/{}", job.id, job.name);
-            let relayed = tty_out
-                .ok_or_else(|| dup(io::ErrorKind::NotFound))
-                .and_then(|out| console::attach(&socket, relay_stdin, out, None, label));
-            match relayed {
+            match console::attach(&socket, stdin, out, None, label) {
                 Ok(resizer) => Some(resizer),
                 Err(e) => {
                     // The process runs without a terminal anyone could use: end it. Its exit is
@@ -204,22 +201,24 @@ impl Drop for SpecFiles {
 }
 
 /// The files an exec's stdio is made of, opened before runc runs.
-struct Stdio {
-    stdin: Option<File>,
-    stdout: Option<File>,
-    stderr: Option<File>,
-    /// With a terminal: the client's stdout FIFO the relay writes to.
-    tty_out: Option<File>,
+enum Stdio {
+    /// The process's own stdio.
+    Direct {
+        stdin: Option<File>,
+        stdout: File,
+        stderr: File,
+    },
+    /// With a terminal: the client's FIFOs, which the relay holds.
+    Terminal { stdin: Option<File>, stdout: File },
 }
 
 impl Stdio {
     fn open(io: &ExecIo) -> Result<Stdio, RuntimeError> {
         match io {
-            ExecIo::Detached { stdout, stderr } => Ok(Stdio {
+            ExecIo::Detached { stdout, stderr } => Ok(Stdio::Direct {
                 stdin: None,
-                stdout: Some(stdio::open_output_or_discard(stdout)?),
-                stderr: Some(stdio::open_output_or_discard(stderr)?),
-                tty_out: None,
+                stdout: stdio::open_output_or_discard(stdout)?,
+                stderr: stdio::open_output_or_discard(stderr)?,
             }),
             ExecIo::Attached {
                 stdin,
@@ -228,24 +227,20 @@ impl Stdio {
                 terminal,
             } => {
                 let stdin = open_optional(stdin.as_deref(), Direction::Read)?;
-                let out = stdio::open_fifo(stdout, Direction::Write)?;
+                let stdout = stdio::open_fifo(stdout, Direction::Write)?;
                 if terminal.is_some() {
-                    return Ok(Stdio {
-                        stdin,
-                        stdout: None,
-                        stderr: None,
-                        tty_out: Some(out),
-                    });
+                    return Ok(Stdio::Terminal { stdin, stdout });
                 }
-                let err = match stderr {
+                let stderr = match stderr {
                     Some(path) => stdio::open_fifo(path, Direction::Write)?,
-                    None => out.try_clone().map_err(dup)?,
+                    None => stdout
+                        .try_clone()
+                        .map_err(|e| RuntimeError::io("cannot duplicate", "the stdout fifo", e))?,
                 };
-                Ok(Stdio {
+                Ok(Stdio::Direct {
                     stdin,
-                    stdout: Some(out),
-                    stderr: Some(err),
-                    tty_out: None,
+                    stdout,
+                    stderr,
                 })
             }
         }
@@ -254,8 +249,4 @@ impl Stdio {
 
 fn open_optional(path: Option<&Path>, direction: Direction) -> Result<Option<File>, RuntimeError> {
     path.map(|p| stdio::open_fifo(p, direction)).transpose()
-}
-
-fn dup(e: impl Into<io::Error>) -> RuntimeError {
-    RuntimeError::io("cannot duplicate", "a stdio descriptor", e.into())
 }
