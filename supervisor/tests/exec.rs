@@ -148,6 +148,59 @@ fn execs_still_running_are_reported_before_the_init() {
 }
 
 #[test]
+fn execs_racing_the_inits_exit_are_each_reported_once_before_it() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("race");
+    daemon.start_container(&id, &bundle);
+    let mut events = daemon.events();
+    let (started, first) = mpsc::channel();
+    let results: Vec<(String, Result<u32, protocol::ClientError>)> = thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|n| {
+                let (daemon, id, started) = (&daemon, &id, started.clone());
+                s.spawn(move || {
+                    let name = format!("r{n}");
+                    let req = exec_request(id, &name, &["sleep", "1000"]);
+                    let result = daemon.client().exec(req);
+                    if result.is_ok() {
+                        let _ = started.send(());
+                    }
+                    (name, result)
+                })
+            })
+            .collect();
+        // Once one runs, the init dies while the others are queued, in runc, or just started.
+        first.recv_timeout(DEADLINE).expect("an exec to run");
+        daemon.kill(&id, libc::SIGKILL);
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().any(|(_, r)| r.is_ok()));
+    events.wait_for(1, |e| {
+        e.id == id && e.process == "init" && e.kind == EventKind::Exit
+    });
+    let exits = events.exits_of(&id);
+    let init_at = exits.iter().position(|e| e.process == "init").unwrap();
+    assert_eq!(
+        init_at,
+        exits.len() - 1,
+        "the init's exit is the last: {exits:?}"
+    );
+    for (name, result) in &results {
+        let reported: Vec<_> = exits.iter().filter(|e| &e.process == name).collect();
+        match result {
+            Ok(pid) => {
+                assert_eq!(reported.len(), 1, "{name}: {exits:?}");
+                assert_eq!(reported[0].pid, *pid);
+            }
+            Err(e) => assert!(reported.is_empty(), "{name} failed ({e}) yet exited"),
+        }
+    }
+    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    assert!(daemon.runc_leftovers().is_empty());
+}
+
+#[test]
 fn kill_with_a_process_name_signals_only_that_process() {
     let daemon = Daemon::start();
     let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
