@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use protocol::{Container, Filter, KillRequest, StartRequest, Status, WaitRequest};
+use protocol::{
+    Container, Filter, KillProcessRequest, KillRequest, Process, StartRequest, Status, WaitRequest,
+};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -28,6 +30,8 @@ struct ContainerView<'a> {
     labels: &'a BTreeMap<String, String>,
     stdout: &'a str,
     stderr: &'a str,
+    /// The init first, then the exec processes by name.
+    processes: &'a [Process],
 }
 
 impl<'a> From<&'a Container> for ContainerView<'a> {
@@ -42,6 +46,7 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
             labels: &c.labels,
             stdout: &c.stdout,
             stderr: &c.stderr,
+            processes: &c.processes,
         }
     }
 }
@@ -84,6 +89,11 @@ fn list_table(containers: &[Container]) -> String {
 
 /// Prints nothing on success, so scripts can chain on the exit code alone.
 pub fn start(global: &Global, args: &StartArgs) -> Result<(), Error> {
+    global.connect()?.start(start_request(global, args)?)?;
+    Ok(())
+}
+
+pub fn start_request(global: &Global, args: &StartArgs) -> Result<StartRequest, Error> {
     let labels = parse_labels(&args.labels)?;
     // ctrd runs in another directory, so relative paths are resolved here. The cwd is read only
     // when a path needs it: a removed cwd must not break a command that names absolute paths.
@@ -106,9 +116,10 @@ pub fn start(global: &Global, args: &StartArgs) -> Result<(), Error> {
         stdout: args.stdout.as_deref().map(resolve).transpose()?,
         stderr: args.stderr.as_deref().map(resolve).transpose()?,
         checkpoint: args.checkpoint.clone(),
+        stdin: None,
+        terminal: None,
     };
-    global.connect()?.start(request)?;
-    Ok(())
+    Ok(request)
 }
 
 /// Later labels win over earlier ones with the same key, as repeated flags usually do.
@@ -136,10 +147,21 @@ fn path_string(path: PathBuf) -> Result<String, Error> {
 }
 
 pub fn kill(global: &Global, args: &KillArgs) -> Result<(), Error> {
+    let signal = signal::parse(&args.signal)?;
+    if let Some(process) = &args.pid {
+        let request = KillProcessRequest {
+            namespace: global.namespace.clone(),
+            id: args.id.clone(),
+            process: process.clone(),
+            signal,
+        };
+        global.connect()?.kill_process(request)?;
+        return Ok(());
+    }
     let request = KillRequest {
         namespace: global.namespace.clone(),
         id: args.id.clone(),
-        signal: signal::parse(&args.signal)?,
+        signal,
         all: args.all,
     };
     global.connect()?.kill(request)?;
@@ -189,7 +211,11 @@ fn state_table(c: &Container) -> String {
     table.row(["LABELS".to_string(), labels]);
     table.row(["STDOUT".to_string(), c.stdout.clone()]);
     table.row(["STDERR".to_string(), c.stderr.clone()]);
-    table.render()
+    let mut processes = Table::with_header(&["NAME", "PID", "CMD"]);
+    for p in &c.processes {
+        processes.row([p.name.clone(), pid_cell(p.pid), p.args.join(" ")]);
+    }
+    format!("{}\n{}", table.render(), processes.render())
 }
 
 /// A starting container has no init process yet.
@@ -216,6 +242,14 @@ mod tests {
             labels: BTreeMap::from([("app".into(), "web".into()), ("tier".into(), "1".into())]),
             stdout: "/var/log/out".into(),
             stderr: "/var/log/err".into(),
+            processes: pid
+                .map(|pid| Process {
+                    name: "init".into(),
+                    pid: Some(pid),
+                    args: vec!["sleep".into(), "1000".into()],
+                })
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -278,6 +312,7 @@ mod tests {
         assert!(table.starts_with("ID          web\n"));
         assert!(table.contains("\nCREATED     2023-11-14T22:13:20.123456789Z\n"));
         assert!(table.contains("\nLABELS      app=web,tier=1\n"));
+        assert!(table.ends_with("\n\nNAME   PID   CMD\ninit   42    sleep 1000\n"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use protocol::{ClientError, FilterError};
+use protocol::{ClientError, ErrorKind, FilterError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,6 +35,28 @@ pub enum Error {
     ManPages { dir: PathBuf, source: io::Error },
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("--tty needs --attach: a terminal is only of use to an attached client")]
+    TtyNeedsAttach,
+    #[error("{op} fifo {path}: {source}")]
+    Fifo {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("ctrd closed the event stream before process \"{name}\" of container \"{id}\" exited")]
+    LostExit { id: String, name: String },
+    #[error("cannot set up the terminal: {0}")]
+    Terminal(io::Error),
+    #[error("cannot set up signal forwarding: {0}")]
+    Signals(io::Error),
+    #[error("no logs for container \"{0}\"")]
+    NoLogs(String),
+    #[error("container \"{id}\" does not log: its output goes to {path}")]
+    NotLogged { id: String, path: PathBuf },
+    #[error("cannot read log {path}: {source}")]
+    Log { path: PathBuf, source: io::Error },
     /// Writing to stdout failed; a closed pipe is not a failure of ctr (see `is_closed_stdout`).
     #[error("cannot write to stdout: {0}")]
     Output(#[from] io::Error),
@@ -45,5 +67,18 @@ impl Error {
     /// quietly instead of failing it.
     pub fn is_closed_stdout(&self) -> bool {
         matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// ctr's exit code for this failure: a command that could not be run in a container exits as
+    /// a shell does (127 not found, 126 not executable), anything else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Client(e) => match e.kind() {
+                Some(ErrorKind::CommandNotFound) => 127,
+                Some(ErrorKind::CommandNotExecutable) => 126,
+                _ => 1,
+            },
+            _ => 1,
+        }
     }
 }

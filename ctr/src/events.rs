@@ -12,11 +12,11 @@ use crate::error::Error;
 use crate::output::{self, Format};
 use crate::{EventsArgs, Global};
 
-const HEADER: [&str; 5] = ["TIME", "TYPE", "ID", "PID", "STATUS"];
+const HEADER: [&str; 6] = ["TIME", "TYPE", "ID", "PROCESS", "PID", "STATUS"];
 
 /// Column widths before the last: an RFC 3339 time with nanoseconds is 30 characters and
-/// `start-container` 15; longer ids and pids still get a two-space gap.
-const WIDTHS: [usize; 4] = [32, 18, 26, 10];
+/// `start-container` 15; longer ids, process names and pids still get a two-space gap.
+const WIDTHS: [usize; 5] = [32, 18, 26, 12, 10];
 
 /// An event as ctr prints it: the wire type with its time readable.
 #[derive(Debug, Serialize)]
@@ -122,6 +122,7 @@ fn table_row(e: &Event) -> String {
             &output::rfc3339(e.time),
             &e.kind.to_string(),
             &e.id,
+            &e.process,
             &e.pid.to_string(),
             &status,
         ],
@@ -153,9 +154,11 @@ mod tests {
         let exit = table_row(&event(EventKind::Exit, Some(137)));
         assert_eq!(
             start,
-            "2023-11-14T22:13:20.123456789Z  start-container   web                       4242      -\n"
+            "2023-11-14T22:13:20.123456789Z  start-container   web                       init        4242      -\n"
         );
-        assert!(exit.ends_with("  exit              web                       4242      137\n"));
+        assert!(exit.ends_with(
+            "  exit              web                       init        4242      137\n"
+        ));
         for row in [&start, &exit] {
             for title in &HEADER[1..] {
                 let column = header.find(title).unwrap();

@@ -1,18 +1,25 @@
 //! `ctr`: the command-line client of `ctrd`.
 //!
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
-//! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1.
-//! The commands live in [`containers`], [`checkpoints`], [`events`] and [`daemon`]; [`output`]
-//! owns the formats; [`generate`] writes completion scripts and man pages from this definition.
+//! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1
+//! (126 or 127 for a command that could not be run in a container). The commands live in
+//! [`containers`], [`checkpoints`], [`exec`], [`logs`], [`events`] and [`daemon`]; [`output`]
+//! owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached process's stdio and
+//! signals; [`generate`] writes completion scripts and man pages from this definition.
 
+mod attach;
 mod checkpoints;
 mod containers;
 mod daemon;
 mod error;
 mod events;
+mod exec;
 mod generate;
+mod logs;
 mod output;
+mod proxy;
 mod signal;
+mod terminal;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -37,7 +44,7 @@ struct Cli {
 }
 
 /// What every command needs to reach the daemon.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct Global {
     /// Path of ctrd's socket
     #[arg(long, global = true, env = "CTRD_ADDRESS", default_value = DEFAULT_ADDRESS)]
@@ -93,10 +100,14 @@ enum ContainersCommand {
     Start(StartArgs),
     /// Send a signal to a container
     Kill(KillArgs),
-    /// Show one container
+    /// Show one container and its processes
     State(StateArgs),
     /// Wait for a process of a container to exit, and exit with its status
     Wait(WaitArgs),
+    /// Run another process in a running container
+    Exec(ExecArgs),
+    /// Print a container's logs (its output when started without --attach, --stdout, --stderr)
+    Logs(LogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -206,8 +217,14 @@ struct StartArgs {
     #[arg(long, value_name = "FILE")]
     stderr: Option<PathBuf>,
     /// Restore the container from this checkpoint in <bundle>/checkpoints/
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "attach")]
     checkpoint: Option<String>,
+    /// Be the container's stdio and exit with its status
+    #[arg(long, conflicts_with_all = ["stdout", "stderr"])]
+    attach: bool,
+    /// Relay the container's terminal (its bundle's process.terminal must be true)
+    #[arg(long, requires = "attach")]
+    tty: bool,
     /// Container id, unique in the namespace
     id: String,
     /// OCI bundle directory (the one holding config.json)
@@ -220,8 +237,11 @@ struct KillArgs {
     #[arg(short, long, default_value = "TERM")]
     signal: String,
     /// Signal every process in the container, not only its init
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "pid")]
     all: bool,
+    /// Signal only the process of this name (`init` is the main process)
+    #[arg(long, value_name = "NAME")]
+    pid: Option<String>,
     /// Container id
     id: String,
 }
@@ -234,6 +254,49 @@ struct StateArgs {
     format: FormatArgs,
 }
 
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// Container id
+    #[arg(long)]
+    id: Option<String>,
+    /// Name of the new process, unique in the container
+    #[arg(long, value_name = "NAME")]
+    pid: Option<String>,
+    /// Be the process's stdio and exit with its status
+    #[arg(long)]
+    attach: bool,
+    /// Run it on a pseudo-terminal (with --attach)
+    #[arg(long)]
+    tty: bool,
+    /// Working directory inside the container [default: the bundle's]
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<String>,
+    /// Environment variable, added to the bundle's (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// User id to run as [default: the bundle's]
+    #[arg(long, value_name = "N")]
+    uid: Option<u32>,
+    /// Group id to run as [default: the user's primary group]
+    #[arg(long, value_name = "N")]
+    gid: Option<u32>,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct LogsArgs {
+    /// Keep printing new output until the container exits
+    #[arg(short, long)]
+    follow: bool,
+    /// Start at the last N lines of each log
+    #[arg(long, value_name = "N")]
+    tail: Option<usize>,
+    /// Container id
+    id: String,
+}
+
 fn main() -> ExitCode {
     let cli = generate::parse_command_line();
     match run(cli, &mut io::stdout().lock()) {
@@ -242,12 +305,13 @@ fn main() -> ExitCode {
         Err(err) => {
             // Nothing is left to report a failure to write the report to.
             let _ = writeln!(io::stderr(), "ctr: {}", one_line(&err.to_string()));
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }
 
-/// The exit code is 0 unless a command exits with a status of its own (`containers wait`).
+/// The exit code is 0 unless a command exits with a status of its own (`containers wait`, and
+/// attached commands, which exit with their process's).
 fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
     let global = &cli.global;
     let done = match cli.command {
@@ -256,12 +320,18 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
             Some(ContainersCommand::List(args)) => {
                 containers::list(global, &args.filters, args.format.format, out)
             }
+            Some(ContainersCommand::Start(args)) if args.attach => {
+                let request = containers::start_request(global, &args)?;
+                return exec::start_attached(global, request, args.tty);
+            }
             Some(ContainersCommand::Start(args)) => containers::start(global, &args),
             Some(ContainersCommand::Kill(args)) => containers::kill(global, &args),
             Some(ContainersCommand::State(args)) => {
                 containers::state(global, &args.id, args.format.format, out)
             }
             Some(ContainersCommand::Wait(args)) => return containers::wait(global, &args),
+            Some(ContainersCommand::Exec(args)) => return exec::exec(global, &args),
+            Some(ContainersCommand::Logs(args)) => logs::logs(global, &args),
         },
         Command::Events(args) => events::stream(global, &args, out),
         Command::Version(args) => daemon::version(global, args.format, out),
@@ -410,6 +480,74 @@ mod tests {
             }) => assert_eq!(wait.process, "init"),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_the_double_dash() {
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "containers",
+            "exec",
+            "--id",
+            "web",
+            "--pid",
+            "sh1",
+            "--attach",
+            "--tty",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "--uid",
+            "1000",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Exec(exec)),
+                ..
+            }) => {
+                assert_eq!(exec.id.as_deref(), Some("web"));
+                assert_eq!(exec.pid.as_deref(), Some("sh1"));
+                assert!(exec.attach && exec.tty);
+                assert_eq!(exec.env, ["A=1", "B=2"]);
+                assert_eq!(exec.uid, Some(1000));
+                assert_eq!(exec.gid, None);
+                assert_eq!(exec.command, ["sh", "-c", "exit 7"]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let no_command = ["ctr", "containers", "exec", "--id", "web", "--pid", "p"];
+        assert!(Cli::try_parse_from(no_command).is_err());
+    }
+
+    #[test]
+    fn kill_names_one_process_or_all_of_them() {
+        let cli = Cli::try_parse_from(["ctr", "containers", "kill", "--pid", "sh1", "web"]);
+        match cli.unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Kill(kill)),
+                ..
+            }) => assert_eq!(kill.pid.as_deref(), Some("sh1")),
+            other => panic!("parsed as {other:?}"),
+        }
+        let both = ["ctr", "containers", "kill", "--pid", "sh1", "--all", "web"];
+        assert!(Cli::try_parse_from(both).is_err());
+        let attach_and_file = [
+            "ctr",
+            "containers",
+            "start",
+            "--attach",
+            "--stdout",
+            "/o",
+            "c",
+            "/b",
+        ];
+        assert!(Cli::try_parse_from(attach_and_file).is_err());
     }
 
     #[test]

@@ -181,6 +181,39 @@ impl Client {
         }
     }
 
+    /// Starts a process in a running container and returns its pid once it runs.
+    pub fn exec(&mut self, req: ExecRequest) -> Result<u32, ClientError> {
+        match self.call(req)? {
+            Response::Started(s) => Ok(s.pid),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn kill_process(&mut self, req: KillProcessRequest) -> Result<(), ClientError> {
+        match self.call(req)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn resize(&mut self, req: ResizeRequest) -> Result<(), ClientError> {
+        match self.call(req)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn logs(&mut self, namespace: &str, id: &str) -> Result<LogFiles, ClientError> {
+        let req = LogsRequest {
+            namespace: namespace.into(),
+            id: id.into(),
+        };
+        match self.call(req)? {
+            Response::Logs(files) => Ok(files),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Turns this connection into the namespace's live event stream.
     pub fn subscribe(self, namespace: &str) -> Result<EventStream, ClientError> {
         self.subscribe_with(SubscribeRequest::live(namespace))
@@ -278,6 +311,7 @@ fn unexpected(resp: Response) -> ClientError {
         Response::Live => "live",
         Response::Lagged(_) => "lagged",
         Response::Exited(_) => "exited",
+        Response::Logs(_) => "logs",
     };
     ClientError::Unexpected(name.to_string())
 }

@@ -474,6 +474,7 @@ mod tests {
             labels: BTreeMap::from([("app".into(), "web".into())]),
             stdout: String::new(),
             stderr: String::new(),
+            processes: Vec::new(),
         };
         let parse = |e: &str| Filter::<Container>::parse(&[e.to_string()]);
         assert!(parse("status==running,labels.app==web")

@@ -137,6 +137,8 @@ mod tests {
             stdout: None,
             stderr: Some("/tmp/err".into()),
             checkpoint: None,
+            stdin: None,
+            terminal: None,
         })
     }
 

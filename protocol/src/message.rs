@@ -37,6 +37,10 @@ pub enum Request {
     ListCheckpoints(ListCheckpointsRequest),
     DeleteCheckpoint(DeleteCheckpointRequest),
     Wait(WaitRequest),
+    Exec(ExecRequest),
+    KillProcess(KillProcessRequest),
+    Resize(ResizeRequest),
+    Logs(LogsRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -53,6 +57,12 @@ pub struct StartRequest {
     /// Restore the container from this checkpoint in `<bundle>/checkpoints/` instead of
     /// starting it afresh.
     pub checkpoint: Option<String>,
+    /// Absolute path of a FIFO the client writes the container's stdin into (`start --attach`);
+    /// default: no stdin.
+    pub stdin: Option<String>,
+    /// With `stdin` and `stdout`: run the init on a pseudo-terminal of this size, relayed to those
+    /// FIFOs. The bundle's `process.terminal` must be true.
+    pub terminal: Option<WindowSize>,
 }
 
 /// Send a signal to a container's init process, or with `all` to every process in it.
@@ -167,6 +177,71 @@ pub struct WaitRequest {
     pub process: String,
 }
 
+/// Run another process in a running container; answered with its pid once it runs. Its end is an
+/// `exit` event naming the container and `process`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub namespace: String,
+    pub id: String,
+    /// The process's name, unique in the container while it runs; `init` is the main process.
+    pub process: String,
+    /// The command and its arguments; the command is looked up in the container's `PATH`.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to (and overriding) the environment of the bundle's process.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container; default: the bundle's process cwd.
+    pub cwd: Option<String>,
+    /// Default: the bundle's process user.
+    pub uid: Option<u32>,
+    /// Default: the primary group of `uid` in the container's `/etc/passwd`, else the bundle's.
+    pub gid: Option<u32>,
+    /// Where its stdio goes; `None`: stdin is empty and output goes where the container's does.
+    pub stdio: Option<ExecStdio>,
+}
+
+/// FIFOs the client created and holds open: the process reads and writes them directly, so the
+/// data never passes through the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStdio {
+    pub stdin: Option<String>,
+    pub stdout: String,
+    /// Absent with a terminal, whose one stream carries both outputs.
+    pub stderr: Option<String>,
+    /// Give the process a pseudo-terminal of this size; the daemon relays it to the FIFOs.
+    pub terminal: Option<WindowSize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// Send a signal to one named process of a container (`init` for its main process).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillProcessRequest {
+    pub namespace: String,
+    pub id: String,
+    pub process: String,
+    pub signal: i32,
+}
+
+/// Resize the terminal of a process started with one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeRequest {
+    pub namespace: String,
+    pub id: String,
+    pub process: String,
+    pub size: WindowSize,
+}
+
+/// Where a container's logs are; the client reads them itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    pub namespace: String,
+    pub id: String,
+}
+
 macro_rules! request_from {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Request {
@@ -188,6 +263,10 @@ request_from!(
     ListCheckpoints(ListCheckpointsRequest),
     DeleteCheckpoint(DeleteCheckpointRequest),
     Wait(WaitRequest),
+    Exec(ExecRequest),
+    KillProcess(KillProcessRequest),
+    Resize(ResizeRequest),
+    Logs(LogsRequest),
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +289,7 @@ pub enum Response {
     Lagged(Lagged),
     /// The `exit` event a [`WaitRequest`] waited for.
     Exited(Event),
+    Logs(LogFiles),
 }
 
 /// Where a dropped subscriber stood: resubscribing with `Since::Seq(last_seq)` loses nothing.
@@ -218,6 +298,15 @@ pub struct Lagged {
     /// The sequence number of the last event the subscriber was sent (or, if none, the point its
     /// stream started after).
     pub last_seq: u64,
+}
+
+/// A container's log files. They outlive the container until a new start with its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFiles {
+    pub stdout: String,
+    pub stderr: String,
+    /// Whether the container still runs, so more may be written.
+    pub running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +328,17 @@ pub struct Container {
     pub labels: BTreeMap<String, String>,
     pub stdout: String,
     pub stderr: String,
+    /// Its processes: the init first (once it runs), then the exec processes by name.
+    pub processes: Vec<Process>,
+}
+
+/// One process of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub name: String,
+    /// Absent while `runc exec` is starting it.
+    pub pid: Option<u32>,
+    pub args: Vec<String>,
 }
 
 /// A checkpoint kept in a bundle.
@@ -366,4 +466,51 @@ pub enum ErrorKind {
     Internal,
     /// The client is not root or a member of the daemon's `--group`.
     PermissionDenied,
+    /// The command to run was not found in the container (a shell's 127).
+    CommandNotFound,
+    /// The command was found but cannot be executed (a shell's 126).
+    CommandNotExecutable,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{decode, encode, HEADER_LEN};
+
+    #[test]
+    fn exec_requests_and_their_answers_round_trip() {
+        let exec = Request::from(ExecRequest {
+            namespace: "default".into(),
+            id: "web".into(),
+            process: "sh1".into(),
+            args: vec!["sh".into(), "-c".into(), "exit 7".into()],
+            env: vec!["A=1".into()],
+            cwd: Some("/tmp".into()),
+            uid: Some(1000),
+            gid: None,
+            stdio: Some(ExecStdio {
+                stdin: Some("/tmp/f/stdin".into()),
+                stdout: "/tmp/f/stdout".into(),
+                stderr: None,
+                terminal: Some(WindowSize { rows: 24, cols: 80 }),
+            }),
+        });
+        let logs = Response::Logs(LogFiles {
+            stdout: "/s/default/web/stdout.log".into(),
+            stderr: "/s/default/web/stderr.log".into(),
+            running: true,
+        });
+        let frame = encode(&exec).unwrap();
+        assert_eq!(decode::<Request>(&frame[HEADER_LEN..]).unwrap(), exec);
+        let frame = encode(&logs).unwrap();
+        assert_eq!(decode::<Response>(&frame[HEADER_LEN..]).unwrap(), logs);
+    }
+
+    #[test]
+    fn command_failures_have_kebab_case_kinds() {
+        let json = serde_json::to_string(&ErrorKind::CommandNotFound);
+        assert_eq!(json.unwrap(), "\"command-not-found\"");
+        let json = serde_json::to_string(&ErrorKind::CommandNotExecutable);
+        assert_eq!(json.unwrap(), "\"command-not-executable\"");
+    }
 }

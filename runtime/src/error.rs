@@ -37,6 +37,14 @@ pub enum RuntimeError {
     },
     #[error("runc left an unreadable pid file {path}: {content:?}")]
     BadPidFile { path: PathBuf, content: String },
+    /// `runc exec` could not find the command (a shell reports 127).
+    #[error("runc exec {id}: {message}")]
+    CommandNotFound { id: String, message: String },
+    /// `runc exec` found the command but could not execute it (a shell reports 126).
+    #[error("runc exec {id}: {message}")]
+    CommandNotExecutable { id: String, message: String },
+    #[error("invalid process for container {id}: {reason}")]
+    InvalidProcess { id: String, reason: String },
     #[error("{failure}; cleaning up after it also failed: {cleanup}")]
     CleanupFailed {
         failure: Box<RuntimeError>,

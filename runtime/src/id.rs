@@ -78,6 +78,11 @@ name_type!(
     CheckpointName,
     "checkpoint name"
 );
+name_type!(
+    /// The name of a process in a container (`init` is its main process); part of file names.
+    ProcessName,
+    "process name"
+);
 
 #[cfg(test)]
 mod tests {

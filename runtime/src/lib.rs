@@ -8,6 +8,7 @@
 //! - [`runc`]: run, kill, delete and list, with runc's own error messages;
 //! - [`pidfd`]: signals that can never hit a recycled pid;
 //! - [`checkpoint`]: checkpoints kept in a bundle, and dumping and restoring through runc + CRIU.
+//! - [`process`]: the OCI process spec of an exec, on top of the bundle's own.
 
 pub mod bundle;
 pub mod checkpoint;
@@ -15,14 +16,16 @@ pub mod error;
 pub mod id;
 pub mod layout;
 pub mod pidfd;
+pub mod process;
 pub mod runc;
 pub mod runner;
 
 pub use bundle::Bundle;
 pub use checkpoint::{CheckpointMeta, CheckpointOptions, RestoreSpec};
 pub use error::RuntimeError;
-pub use id::{CheckpointName, ContainerId, Namespace};
+pub use id::{CheckpointName, ContainerId, Namespace, ProcessName};
 pub use layout::StateDir;
 pub use pidfd::PidFd;
-pub use runc::{Runc, RuncContainer, StartSpec};
+pub use process::ExecProcess;
+pub use runc::{ExecSpec, Runc, RuncContainer, StartSpec};
 pub use runner::{DirectRunner, ExitStatus, ProcessRunner, RunError};

@@ -36,8 +36,26 @@ pub struct StartSpec<'a> {
     pub id: &'a ContainerId,
     pub bundle: &'a Bundle,
     pub pid_file: &'a Path,
+    /// `None`: the container's stdin is `/dev/null`.
+    pub stdin: Option<File>,
     pub stdout: File,
     pub stderr: File,
+    /// With a terminal (the bundle's `process.terminal`): where runc sends the pty master.
+    pub console_socket: Option<&'a Path>,
+}
+
+/// What a detached exec needs besides the names.
+pub struct ExecSpec<'a> {
+    pub namespace: &'a Namespace,
+    pub id: &'a ContainerId,
+    /// The OCI process spec, written by the caller.
+    pub process_file: &'a Path,
+    pub pid_file: &'a Path,
+    /// With a terminal: where runc sends the pty master. The stdio files are then unused.
+    pub console_socket: Option<&'a Path>,
+    pub stdin: Option<File>,
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
 }
 
 /// One entry of `runc list`.
@@ -101,23 +119,50 @@ impl Runc {
         let bundle = spec.bundle.path().to_string_lossy().into_owned();
         let pid_file = spec.pid_file.to_string_lossy().into_owned();
         let stdio = (
-            Stdio::null(),
+            spec.stdin.map_or_else(Stdio::null, Stdio::from),
             Stdio::from(spec.stdout),
             Stdio::from(spec.stderr),
         );
-        let args = [
-            "run",
-            "-d",
-            "--pid-file",
-            &pid_file,
-            "--bundle",
-            &bundle,
-            id.as_str(),
-        ];
+        let console = spec
+            .console_socket
+            .map(|p| p.to_string_lossy().into_owned());
+        let mut args = vec!["run", "-d", "--pid-file", &pid_file, "--bundle", &bundle];
+        if let Some(console) = &console {
+            args.extend(["--console-socket", console]);
+        }
+        args.push(id.as_str());
         let started = self
             .call("run", ns, id, &args, stdio)
             .and_then(|()| read_pid_file(spec.pid_file));
         started.map_err(|failure| self.clean_up_failed_start(ns, id, failure))
+    }
+
+    /// Starts a process in a running container, detached, and returns its pid. A command that
+    /// cannot be executed is [`RuntimeError::CommandNotFound`] or
+    /// [`RuntimeError::CommandNotExecutable`]; runc leaves no state behind a failed exec.
+    pub fn exec_detached(&self, spec: ExecSpec<'_>) -> Result<u32, RuntimeError> {
+        let process = spec.process_file.to_string_lossy().into_owned();
+        let pid_file = spec.pid_file.to_string_lossy().into_owned();
+        let console = spec
+            .console_socket
+            .map(|p| p.to_string_lossy().into_owned());
+        let mut args = vec!["exec", "-d", "--process", &process, "--pid-file", &pid_file];
+        if let Some(console) = &console {
+            args.extend(["--console-socket", console]);
+        }
+        args.push(spec.id.as_str());
+        let stdio = (
+            spec.stdin.map_or_else(Stdio::null, Stdio::from),
+            spec.stdout.map_or_else(Stdio::null, Stdio::from),
+            spec.stderr.map_or_else(Stdio::null, Stdio::from),
+        );
+        match self.call("exec", spec.namespace, spec.id, &args, stdio) {
+            Ok(()) => read_pid_file(spec.pid_file),
+            Err(RuntimeError::Failed { id, message, .. }) => {
+                Err(crate::process::classify_exec_failure(&id, message))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn kill(

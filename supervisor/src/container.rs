@@ -1,18 +1,24 @@
 //! A container as the supervisor actor owns it, and the phases it moves through.
 //!
 //! ```text
-//!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete)──► gone
+//!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete and
+//!                 │                                                      no exec left)──► gone
 //!                 └──────(runc failed)──────────────────────────────────────────────────────► gone
 //!                         Running ──(Checkpoint)──► Checkpointing ──(CRIU done)──► Running
 //! ```
 //! A start with a checkpoint (a restore) goes through the same phases as any other start.
+//!
+//! A running container also holds its exec processes by name, each `Starting` (runc exec in
+//! flight) then `Running` until its exit is reported, which removes it. A stopped container is
+//! gone only once every exec of it is, so each exec's exit is reported before the init's.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use protocol::{ErrorKind, ErrorResponse, Response, Status};
-use runtime::{CheckpointName, ContainerId, ExitStatus, Namespace, PidFd};
+use protocol::{ErrorKind, ErrorResponse, Process, Response, Status};
+use runtime::{CheckpointName, ContainerId, ExitStatus, Namespace, PidFd, ProcessName};
 use tokio::sync::oneshot;
 use worker::Relay;
 
@@ -32,6 +38,41 @@ pub struct Container {
     /// Copies its output into `stdout` and `stderr`; taken by the cleanup after its exit, which
     /// waits for the last bytes before the exit is reported.
     pub relay: Option<Relay>,
+    /// The init's command line, known once it runs.
+    pub args: Vec<String>,
+    /// The init's pty master, when it runs on a terminal: kept to resize it.
+    pub console: Option<File>,
+    pub execs: BTreeMap<ProcessName, Exec>,
+}
+
+/// A process added with `exec`.
+pub struct Exec {
+    pub args: Vec<String>,
+    pub phase: ExecPhase,
+}
+
+pub enum ExecPhase {
+    Starting {
+        /// When the exec was queued: an exit reaped before this cannot be this process's.
+        since: Instant,
+        reply: oneshot::Sender<Response>,
+    },
+    Running {
+        pid: u32,
+        /// `None` when it had exited by the time the worker opened it.
+        pidfd: Option<PidFd>,
+        /// Its pty master, when it has a terminal: kept to resize it.
+        console: Option<File>,
+    },
+}
+
+impl ExecPhase {
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            ExecPhase::Starting { .. } => None,
+            ExecPhase::Running { pid, .. } => Some(*pid),
+        }
+    }
 }
 
 pub enum Phase {
@@ -48,6 +89,9 @@ pub enum Phase {
     },
     Stopped {
         pid: u32,
+        status: ExitStatus,
+        /// runc has deleted it; it goes once its last exec has gone too.
+        deleted: bool,
     },
     /// Running, with CRIU dumping it in a worker: nothing else may touch it until that is done.
     Checkpointing {
@@ -115,6 +159,22 @@ impl Container {
             labels: self.labels.clone(),
             stdout: self.stdout.to_string_lossy().into_owned(),
             stderr: self.stderr.to_string_lossy().into_owned(),
+            processes: self.processes(),
         }
+    }
+
+    /// The init (once it runs), then the execs by name.
+    fn processes(&self) -> Vec<Process> {
+        let init = self.phase.pid().map(|pid| Process {
+            name: crate::supervisor::INIT.to_string(),
+            pid: Some(pid),
+            args: self.args.clone(),
+        });
+        let execs = self.execs.iter().map(|(name, exec)| Process {
+            name: name.to_string(),
+            pid: exec.phase.pid(),
+            args: exec.args.clone(),
+        });
+        init.into_iter().chain(execs).collect()
     }
 }

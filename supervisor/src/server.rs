@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::access::Access;
 use crate::stream;
 use crate::supervisor::{
-    Checkpoint, DeleteCheckpoint, Info, List, ListCheckpoints, Signal, Start, State, Supervisor,
-    Wait,
+    Checkpoint, DeleteCheckpoint, Exec, Info, KillProcess, List, ListCheckpoints, Logs, Resize,
+    Signal, Start, State, Supervisor, Wait,
 };
 
 /// Held by every event stream while it runs; shutdown waits for all of them to be dropped, so
@@ -185,6 +185,22 @@ async fn connection(
                     // A waiter has nothing to say until answered: anything, or EOF, ends the wait.
                     _ = rd.read(&mut hangup) => return Ok(()),
                 }
+            }
+            Request::Exec(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, Exec { req, reply }, answer).await
+            }
+            Request::KillProcess(req) => ask(&supervisor, KillProcess(req)).await,
+            Request::Resize(req) => ask(&supervisor, Resize(req)).await,
+            Request::Logs(req) => {
+                ask(
+                    &supervisor,
+                    Logs {
+                        namespace: req.namespace,
+                        id: req.id,
+                    },
+                )
+                .await
             }
         };
         write_frame(&mut wr, &response).await?;

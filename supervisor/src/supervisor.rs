@@ -7,9 +7,12 @@
 //! for reuse the moment a client sees the exit. Each event is numbered here and handed to the
 //! [`Journal`], whose own thread writes it to disk and then delivers it to subscribers.
 //!
-//! Checkpoints, and listing and deleting them, are handled in [`checkpoints`].
+//! Exec processes (the [`exec`] submodule) are tracked here too: their exits come from the reaper
+//! like the init's and are reported with their name, each before the init's own. Checkpoints,
+//! and listing and deleting them, are handled in [`checkpoints`].
 
 mod checkpoints;
+mod exec;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,18 +25,29 @@ use protocol::{
     DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, Filter, KillRequest, Response,
     StartRequest, WaitRequest,
 };
-use runtime::{CheckpointName, ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
+use runtime::{
+    CheckpointName, ContainerId, ExitStatus, Namespace, ProcessName, RuntimeError, StateDir,
+};
 use tokio::sync::oneshot;
+use worker::console::Winsize;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
-use crate::container::{Container, Key, Phase};
-use crate::journal::{Journal, ProcessKey, Registration};
+pub use self::exec::{Exec, KillProcess, Logs, Resize};
+use crate::container::{Container, ExecPhase, Key, Phase};
+use crate::journal::{Journal, Liveness, ProcessKey, Registration};
 use crate::reaper::Exit;
 
 pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
 
 /// The name of a container's main process in events.
-const INIT: &str = "init";
+pub const INIT: &str = "init";
+
+/// Which process of a container a pid is.
+#[derive(Debug, Clone)]
+enum Member {
+    Init,
+    Exec(ProcessName),
+}
 
 /// How long the cleanup after an exit waits for the container's last output to reach its files.
 const RELAY_WAIT: Duration = Duration::from_secs(5);
@@ -66,8 +80,6 @@ pub struct ExitMsg(pub Exit);
 #[rtype(result = "()")]
 pub struct Deleted {
     key: Key,
-    status: ExitStatus,
-    pid: u32,
     result: Result<(), RuntimeError>,
 }
 
@@ -143,9 +155,10 @@ pub struct Supervisor {
     state_dir: StateDir,
     pool: Arc<Pool>,
     containers: HashMap<Key, Container>,
-    /// Init pids of running containers.
-    by_pid: HashMap<u32, Key>,
-    /// Exits of pids no container claimed yet: one may be the init of a start still in flight.
+    /// Pids of running processes: inits and execs.
+    by_pid: HashMap<u32, (Key, Member)>,
+    /// Exits of pids no container claimed yet: one may be the init of a start, or the process of
+    /// an exec, still in flight.
     unclaimed: Vec<Exit>,
     journal: Journal,
     /// The sequence number of the next event.
@@ -178,7 +191,7 @@ impl Supervisor {
 
     /// Numbers the event and hands it to the journal; it carries the labels of the container
     /// `key` names, so emit before removing the container.
-    fn emit(&mut self, kind: EventKind, key: &Key, pid: u32, status: Option<i32>) {
+    fn emit(&mut self, kind: EventKind, key: &Key, process: &str, pid: u32, status: Option<i32>) {
         let labels = self
             .containers
             .get(key)
@@ -192,13 +205,13 @@ impl Supervisor {
             kind,
             namespace: key.0.to_string(),
             id: key.1.to_string(),
-            process: INIT.to_string(),
+            process: process.to_string(),
             pid,
             status,
             labels,
         };
         log::debug!(
-            "event {seq} {kind} {}/{} pid {pid} status {status:?}",
+            "event {seq} {kind} {}/{} {process} pid {pid} status {status:?}",
             key.0,
             key.1
         );
@@ -212,7 +225,8 @@ impl Supervisor {
             .ok_or_else(|| not_found(&key.1))
     }
 
-    /// The init of a running container exited: delete it through runc, then report the exit.
+    /// The init of a running container exited: delete it through runc, then report the exit
+    /// (once its execs' exits are reported, see [`Supervisor::finish`]).
     fn init_exited(&mut self, key: Key, status: ExitStatus, ctx: &mut Context<Self>) {
         let Some(container) = self.containers.get_mut(&key) else {
             return;
@@ -224,7 +238,20 @@ impl Supervisor {
         let Some(pid) = container.phase.pid() else {
             return;
         };
-        container.phase = Phase::Stopped { pid };
+        container.phase = Phase::Stopped {
+            pid,
+            status,
+            deleted: false,
+        };
+        // They die with the init's pid namespace; this ends them in a container without one.
+        for exec in container.execs.values() {
+            if let ExecPhase::Running {
+                pidfd: Some(pidfd), ..
+            } = &exec.phase
+            {
+                let _ = pidfd.send_signal(libc::SIGKILL);
+            }
+        }
         let relay = container.relay.take();
         let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Urgent, move |runc| {
@@ -243,12 +270,7 @@ impl Supervisor {
                     );
                 }
             }
-            addr.do_send(Deleted {
-                key,
-                status,
-                pid,
-                result,
-            });
+            addr.do_send(Deleted { key, result });
         });
         if submitted.is_err() {
             log::error!("worker pool is gone; container {pid} left to runc");
@@ -263,23 +285,55 @@ impl Supervisor {
         Some(self.unclaimed.swap_remove(at))
     }
 
-    /// Keeps only exits that a start still in flight could claim.
+    /// When the oldest start or exec still in flight was queued.
+    fn oldest_in_flight(&self) -> Option<Instant> {
+        self.containers
+            .values()
+            .flat_map(|c| {
+                let start = match c.phase {
+                    Phase::Starting { since, .. } => Some(since),
+                    _ => None,
+                };
+                let execs = c.execs.values().filter_map(|e| match e.phase {
+                    ExecPhase::Starting { since, .. } => Some(since),
+                    ExecPhase::Running { .. } => None,
+                });
+                start.into_iter().chain(execs)
+            })
+            .min()
+    }
+
+    /// Keeps only exits that a start or exec still in flight could claim.
     fn prune_unclaimed(&mut self) {
         if self.unclaimed.is_empty() {
             return;
         }
-        let oldest_start = self
-            .containers
-            .values()
-            .filter_map(|c| match c.phase {
-                Phase::Starting { since, .. } => Some(since),
-                _ => None,
-            })
-            .min();
-        match oldest_start {
+        match self.oldest_in_flight() {
             Some(oldest) => self.unclaimed.retain(|e| e.reaped_at >= oldest),
             None => self.unclaimed.clear(),
         }
+    }
+
+    /// Reports a stopped container's exit and forgets it, once runc has deleted it and every exec
+    /// of it has been reported.
+    fn finish(&mut self, key: &Key) {
+        let Some(container) = self.containers.get(key) else {
+            return;
+        };
+        let Phase::Stopped {
+            pid,
+            status,
+            deleted: true,
+        } = container.phase
+        else {
+            return;
+        };
+        if !container.execs.is_empty() {
+            return;
+        }
+        self.emit(EventKind::Exit, key, INIT, pid, Some(status.code()));
+        self.containers.remove(key);
+        self.notify_if_empty();
     }
 
     fn notify_if_empty(&mut self) {
@@ -317,9 +371,14 @@ impl Handler<Start> for Supervisor {
             namespace: key.0.clone(),
             id: key.1.clone(),
             bundle: req.bundle.clone().into(),
+            stdin: req.stdin.as_ref().map(PathBuf::from),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
             checkpoint,
+            terminal: req.terminal.map(|size| Winsize {
+                rows: size.rows,
+                cols: size.cols,
+            }),
         };
         let since = Instant::now();
         let addr = ctx.address();
@@ -354,6 +413,9 @@ impl Handler<Start> for Supervisor {
             created: now_ns(),
             phase: Phase::Starting { since, reply },
             relay: None,
+            args: Vec::new(),
+            console: None,
+            execs: Default::default(),
         };
         self.containers.insert(key, container);
     }
@@ -406,12 +468,14 @@ impl Handler<StartDone> for Supervisor {
                     pid,
                     pidfd: started.pidfd,
                 },
-                relay: Some(started.relay),
+                relay: started.relay,
+                args: started.args,
+                console: started.console,
                 ..container
             },
         );
-        self.by_pid.insert(pid, key.clone());
-        self.emit(EventKind::StartContainer, &key, pid, None);
+        self.by_pid.insert(pid, (key.clone(), Member::Init));
+        self.emit(EventKind::StartContainer, &key, INIT, pid, None);
         let _ = reply.send(Response::Started(protocol::Started { pid }));
         if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
             self.by_pid.remove(&pid);
@@ -426,20 +490,17 @@ impl Handler<ExitMsg> for Supervisor {
 
     fn handle(&mut self, ExitMsg(exit): ExitMsg, ctx: &mut Context<Self>) {
         match self.by_pid.remove(&exit.pid) {
-            Some(key) => self.init_exited(key, exit.status, ctx),
+            Some((key, Member::Init)) => self.init_exited(key, exit.status, ctx),
+            Some((key, Member::Exec(name))) => self.exec_exited(&key, &name, exit),
             None => {
-                let starting = self
-                    .containers
-                    .values()
-                    .any(|c| matches!(c.phase, Phase::Starting { .. }));
-                if starting {
+                if self.oldest_in_flight().is_some() {
                     log::debug!(
-                        "pid {} exited before any start claimed it; holding it",
+                        "pid {} exited before any start or exec claimed it; holding it",
                         exit.pid
                     );
                     self.unclaimed.push(exit);
                 } else {
-                    log::debug!("reaped pid {} that is no container's init", exit.pid);
+                    log::debug!("reaped pid {} that is no container's process", exit.pid);
                 }
             }
         }
@@ -457,9 +518,14 @@ impl Handler<Deleted> for Supervisor {
                 msg.key.1
             );
         }
-        self.emit(EventKind::Exit, &msg.key, msg.pid, Some(msg.status.code()));
-        self.containers.remove(&msg.key);
-        self.notify_if_empty();
+        if let Some(Container {
+            phase: Phase::Stopped { deleted, .. },
+            ..
+        }) = self.containers.get_mut(&msg.key)
+        {
+            *deleted = true;
+        }
+        self.finish(&msg.key);
     }
 }
 
@@ -571,20 +637,25 @@ impl Handler<Wait> for Supervisor {
                 return;
             }
         };
-        let running = self.containers.contains_key(&key);
-        if running && req.process != INIT {
-            let _ = reply.send(Response::Error(ErrorResponse::new(
-                ErrorKind::NotFound,
-                format!("container \"{}\" has no process \"{}\"", key.1, req.process),
-            )));
-            return;
-        }
+        // The init, or an exec the container still holds, is still to exit; for any other
+        // process the journal answers with its exit, if it holds one.
+        let liveness = match self.containers.get(&key) {
+            None => Liveness::ContainerGone,
+            Some(c)
+                if req.process == INIT
+                    || ProcessName::new(&req.process)
+                        .is_ok_and(|name| c.execs.contains_key(&name)) =>
+            {
+                Liveness::Running
+            }
+            Some(_) => Liveness::NotRunning,
+        };
         let process = ProcessKey {
             namespace: req.namespace,
             id: req.id,
             process: req.process,
         };
-        self.journal.wait(process, running, reply);
+        self.journal.wait(process, liveness, reply);
     }
 }
 
@@ -671,6 +742,15 @@ impl Supervisor {
             Some(path) => absolute(name, path).map(|()| PathBuf::from(path)),
             None => Ok(dir.join(format!("{name}.log"))),
         };
+        if let Some(stdin) = &req.stdin {
+            absolute("stdin", stdin)?;
+        }
+        if req.terminal.is_some() && (req.stdin.is_none() || req.stdout.is_none()) {
+            return Err(ErrorResponse::new(
+                ErrorKind::InvalidArgument,
+                "a terminal needs the client's stdin and stdout fifos (start --attach --tty)",
+            ));
+        }
         let stdout = output(&req.stdout, "stdout")?;
         let stderr = output(&req.stderr, "stderr")?;
         let checkpoint = req

@@ -2,16 +2,23 @@
 //!
 //! - [`pool`]: the threads and their two queues;
 //! - [`start`]: what a worker does to start (or restore) one container;
-//! - [`relay`]: the pipes a container writes its output into, copied to its files;
-//! - [`checkpoint`]: what a worker does to checkpoint a container, list or delete checkpoints.
+//! - [`relay`]: the pipes a detached container writes its output into, copied to its files;
+//! - [`checkpoint`]: what a worker does to checkpoint a container, list or delete checkpoints;
+//! - [`exec`]: what a worker does to start one more process in a running container;
+//! - [`stdio`]: opening stdio files and client FIFOs without blocking;
+//! - [`console`]: the console socket and the terminal relay.
 
 pub mod checkpoint;
+pub mod console;
+pub mod exec;
 pub mod pool;
 pub mod relay;
 pub mod start;
+pub mod stdio;
 
 pub use checkpoint::{checkpoint_container, CheckpointJob};
 
+pub use exec::{exec_process, ExecIo, ExecJob, Execed};
 pub use pool::{Pool, Priority};
 pub use relay::Relay;
 pub use start::{start_container, StartJob, Started};

@@ -1,17 +1,25 @@
 //! Starting one container: validate the bundle, prepare its directory and stdio, run runc (or
 //! restore it from a checkpoint), and take a pidfd on the init process before anyone could
 //! recycle its pid.
+//!
+//! A detached container writes into the pipes of a [`Relay`], which copies them into its files:
+//! CRIU can dump pipes, not a file outside the container's mount namespace, so such a container
+//! can be checkpointed, and a restore always goes through a relay. An attached one is handed the
+//! client's FIFOs (or a terminal) directly, so its data never passes through the daemon. Its
+//! files are opened without blocking (see [`crate::stdio`]), so a client FIFO nobody reads any
+//! more cannot hold a worker.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::console::{self, ConsoleSocket, Winsize};
+use crate::relay::Relay;
+use crate::stdio::{self, Direction};
 use runtime::{
     Bundle, CheckpointName, ContainerId, Namespace, PidFd, RestoreSpec, Runc, RuntimeError,
     StartSpec,
 };
-
-use crate::relay::Relay;
 
 /// A start as the supervisor hands it to a worker; names are validated, the bundle is not yet.
 #[derive(Debug, Clone)]
@@ -19,8 +27,12 @@ pub struct StartJob {
     pub namespace: Namespace,
     pub id: ContainerId,
     pub bundle: PathBuf,
+    /// A FIFO the client writes the container's stdin into (`start --attach`).
+    pub stdin: Option<PathBuf>,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// Run the init on a pseudo-terminal of this size, relayed to `stdin` and `stdout` (FIFOs).
+    pub terminal: Option<Winsize>,
     /// Restore from this checkpoint in the bundle instead of starting afresh.
     pub checkpoint: Option<CheckpointName>,
 }
@@ -30,8 +42,12 @@ pub struct Started {
     pub pid: u32,
     /// `None` when the init process had already exited and been reaped: its exit is on its way.
     pub pidfd: Option<PidFd>,
-    /// Copies the container's output into its files until the container is gone.
-    pub relay: Relay,
+    /// The init's command line, from the bundle, for listings.
+    pub args: Vec<String>,
+    /// The pty master, with a terminal, for resizing it; the relay holds its own handles.
+    pub console: Option<File>,
+    /// Copies a detached container's output into its files until the container is gone.
+    pub relay: Option<Relay>,
 }
 
 pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeError> {
@@ -47,23 +63,10 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
         }
     }
     fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("cannot create", &dir, e))?;
-    let (relay, inputs) = Relay::start(
-        job.id.as_str(),
-        open_output(&job.stdout)?,
-        open_output(&job.stderr)?,
-    )
-    .map_err(|e| RuntimeError::io("cannot relay the output to", &job.stdout, e))?;
     let pid_file = dir.join("init.pid");
-    let pid = match &job.checkpoint {
-        None => runc.run_detached(StartSpec {
-            namespace: &job.namespace,
-            id: &job.id,
-            bundle: &bundle,
-            pid_file: &pid_file,
-            stdout: inputs.stdout,
-            stderr: inputs.stderr,
-        })?,
-        Some(name) => runc.restore(RestoreSpec {
+    if let Some(name) = &job.checkpoint {
+        let (relay, inputs) = relay(job)?;
+        let pid = runc.restore(RestoreSpec {
             namespace: &job.namespace,
             id: &job.id,
             bundle: &bundle,
@@ -71,8 +74,85 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
             pid_file: &pid_file,
             stdout: inputs.stdout,
             stderr: inputs.stderr,
-        })?,
+        })?;
+        return Ok(started(job, &bundle, pid, Some(relay)));
+    }
+    let stdin = job
+        .stdin
+        .as_deref()
+        .map(|path| stdio::open_fifo(path, Direction::Read))
+        .transpose()?;
+    let Some(size) = job.terminal else {
+        let spec = |stdin, stdout, stderr| StartSpec {
+            namespace: &job.namespace,
+            id: &job.id,
+            bundle: &bundle,
+            pid_file: &pid_file,
+            stdin,
+            stdout,
+            stderr,
+            console_socket: None,
+        };
+        if stdin.is_some() {
+            let pid = runc.run_detached(spec(
+                stdin,
+                stdio::open_output(&job.stdout)?,
+                stdio::open_output(&job.stderr)?,
+            ))?;
+            return Ok(started(job, &bundle, pid, None));
+        }
+        let (relay, inputs) = relay(job)?;
+        let pid = runc.run_detached(spec(None, inputs.stdout, inputs.stderr))?;
+        return Ok(started(job, &bundle, pid, Some(relay)));
     };
+    // With a terminal, runc's own stdio is unused: the relay holds the client's FIFOs.
+    let client_out = stdio::open_fifo(&job.stdout, Direction::Write)?;
+    let null = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| RuntimeError::io("cannot open", "/dev/null", e))
+    };
+    let socket = ConsoleSocket::bind()?;
+    let pid = runc.run_detached(StartSpec {
+        namespace: &job.namespace,
+        id: &job.id,
+        bundle: &bundle,
+        pid_file: &pid_file,
+        stdin: None,
+        stdout: null()?,
+        stderr: null()?,
+        console_socket: Some(socket.path()),
+    })?;
+    let started = started(job, &bundle, pid, None);
+    // The bundle fixes the terminal's first size; the client's is set as soon as it is ours.
+    match console::attach(&socket, stdin, client_out, Some(size), job.id.to_string()) {
+        Ok(master) => Ok(Started {
+            console: Some(master),
+            ..started
+        }),
+        Err(e) => {
+            // A container whose terminal no one can use: end it; its exit is reported as usual.
+            if let Some(pidfd) = &started.pidfd {
+                let _ = pidfd.send_signal(libc::SIGKILL);
+            }
+            log::warn!("container {}: {e}", job.id);
+            Ok(started)
+        }
+    }
+}
+
+/// The pipes a detached container writes into, copied into its output files.
+fn relay(job: &StartJob) -> Result<(Relay, crate::relay::RelayInputs), RuntimeError> {
+    Relay::start(
+        job.id.as_str(),
+        stdio::open_output(&job.stdout)?,
+        stdio::open_output(&job.stderr)?,
+    )
+    .map_err(|e| RuntimeError::io("cannot relay the output to", &job.stdout, e))
+}
+
+fn started(job: &StartJob, bundle: &Bundle, pid: u32, relay: Option<Relay>) -> Started {
     let pidfd = match PidFd::open(pid) {
         Ok(fd) => Some(fd),
         Err(e) => {
@@ -82,13 +162,14 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
             None
         }
     };
-    Ok(Started { pid, pidfd, relay })
-}
-
-fn open_output(path: &Path) -> Result<File, RuntimeError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| RuntimeError::io("cannot open", path, e))
+    let args = fs::read(bundle.path().join("config.json"))
+        .map(|config| runtime::process::bundle_args(&config))
+        .unwrap_or_default();
+    Started {
+        pid,
+        pidfd,
+        args,
+        console: None,
+        relay,
+    }
 }

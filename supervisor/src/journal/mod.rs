@@ -62,6 +62,17 @@ pub enum JournalError {
     Thread(std::io::Error),
 }
 
+/// What the actor knows of the process a `wait` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// It runs: its exit is yet to come.
+    Running,
+    /// Its container runs but this process does not: it has exited, or never was.
+    NotRunning,
+    /// The actor holds no such container.
+    ContainerGone,
+}
+
 /// A process of a container, as `ctr containers wait` names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProcessKey {
@@ -88,11 +99,11 @@ enum Command {
         filter: Arc<Filter<Event>>,
         registered: oneshot::Sender<Registration>,
     },
-    /// `running`: the actor still supervises the container, so its exit is yet to come;
-    /// otherwise the answer is the last exit the journal holds, if any.
+    /// A running process's exit is yet to come; for any other the answer is the last exit the
+    /// journal holds, if any.
     Wait {
         key: ProcessKey,
-        running: bool,
+        liveness: Liveness,
         reply: oneshot::Sender<Response>,
     },
     /// The container never started: its waiters get `message` as an error.
@@ -156,10 +167,10 @@ impl Journal {
         });
     }
 
-    pub fn wait(&self, key: ProcessKey, running: bool, reply: oneshot::Sender<Response>) {
+    pub fn wait(&self, key: ProcessKey, liveness: Liveness, reply: oneshot::Sender<Response>) {
         self.send(Command::Wait {
             key,
-            running,
+            liveness,
             reply,
         });
     }
@@ -256,7 +267,7 @@ mod tests {
     /// What a `wait` arriving after the exit of `event`'s process is answered.
     fn late_wait(journal: &Journal, event: &Event) -> Response {
         let (reply, answer) = oneshot::channel();
-        journal.wait(ProcessKey::of(event), false, reply);
+        journal.wait(ProcessKey::of(event), Liveness::ContainerGone, reply);
         answer.blocking_recv().unwrap()
     }
 
@@ -367,9 +378,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
         let key = |e: &Event| ProcessKey::of(e);
-        let ask = |e: &Event, running| {
+        let ask = |e: &Event, running: bool| {
             let (reply, answer) = oneshot::channel();
-            journal.wait(key(e), running, reply);
+            let liveness = if running {
+                Liveness::Running
+            } else {
+                Liveness::ContainerGone
+            };
+            journal.wait(key(e), liveness, reply);
             answer
         };
         let done = event(1);

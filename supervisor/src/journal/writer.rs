@@ -21,7 +21,7 @@ use protocol::{ErrorKind, ErrorResponse, Event, EventKind, Response};
 use tokio::sync::oneshot;
 
 use super::segments::{self, Segment};
-use super::{record, Command, JournalError, ProcessKey, Registration, Replay, Stats};
+use super::{record, Command, JournalError, Liveness, ProcessKey, Registration, Replay, Stats};
 use crate::subscribers::Subscribers;
 
 /// The most events one `fdatasync` covers; more wait for the next batch.
@@ -177,9 +177,9 @@ impl Writer {
             }
             Command::Wait {
                 key,
-                running,
+                liveness,
                 reply,
-            } => self.wait(key, running, reply),
+            } => self.wait(key, liveness, reply),
             Command::Abandon {
                 namespace,
                 id,
@@ -201,8 +201,8 @@ impl Writer {
         }
     }
 
-    fn wait(&mut self, key: ProcessKey, running: bool, reply: oneshot::Sender<Response>) {
-        if running {
+    fn wait(&mut self, key: ProcessKey, liveness: Liveness, reply: oneshot::Sender<Response>) {
+        if liveness == Liveness::Running {
             let waiters = self.waiters.entry(key).or_default();
             // Callers that hung up while waiting are forgotten here rather than at the exit.
             waiters.retain(|waiter| !waiter.is_closed());
@@ -213,10 +213,15 @@ impl Writer {
             Some(exit) => Response::Exited(exit),
             None => Response::Error(ErrorResponse::new(
                 ErrorKind::NotFound,
-                format!(
-                    "container \"{}\" not found, and the journal holds no exit of its process \"{}\"",
-                    key.id, key.process
-                ),
+                match liveness {
+                    Liveness::NotRunning => {
+                        format!("container \"{}\" has no process \"{}\"", key.id, key.process)
+                    }
+                    _ => format!(
+                        "container \"{}\" not found, and the journal holds no exit of its process \"{}\"",
+                        key.id, key.process
+                    ),
+                },
             )),
         };
         let _ = reply.send(response);

@@ -19,7 +19,7 @@ use runtime::{
 use tokio::sync::oneshot;
 use worker::{checkpoint_container, CheckpointJob, Priority};
 
-use super::{invalid, key, Supervisor};
+use super::{invalid, key, Supervisor, INIT};
 use crate::container::{Key, Phase};
 
 // ---- messages -------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ impl Handler<CheckpointDone> for Supervisor {
         let response = match result {
             Ok(meta) => {
                 log::info!("checkpointed {}/{} as {}", key.0, key.1, meta.name);
-                self.emit(EventKind::Checkpoint, &key, pid, None);
+                self.emit(EventKind::Checkpoint, &key, INIT, pid, None);
                 Response::Done
             }
             Err(err) => {

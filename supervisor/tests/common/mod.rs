@@ -14,7 +14,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use protocol::{Client, Event, EventKind, KillRequest, StartRequest, DEFAULT_NAMESPACE};
+use protocol::{
+    Client, Event, EventKind, ExecRequest, KillRequest, StartRequest, DEFAULT_NAMESPACE,
+};
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -127,13 +129,17 @@ impl Daemon {
 
     /// Runs `ctr` against this daemon.
     pub fn ctr(&self, args: &[&str]) -> Output {
-        Command::new(ctr_binary())
-            .arg("--address")
-            .arg(&self.socket)
-            .args(args)
+        self.ctr_command(args)
             .stdin(Stdio::null())
             .output()
             .unwrap()
+    }
+
+    /// `ctr` against this daemon, for a caller that sets up its stdio.
+    pub fn ctr_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(ctr_binary());
+        cmd.arg("--address").arg(&self.socket).args(args);
+        cmd
     }
 
     /// Makes a busybox bundle running `cmd` with `scripts/make-bundle.sh`.
@@ -241,6 +247,23 @@ pub fn start_request(id: &str, bundle: &Path) -> StartRequest {
         stdout: None,
         stderr: None,
         checkpoint: None,
+        stdin: None,
+        terminal: None,
+    }
+}
+
+/// A detached exec of `args` as process `name` in container `id`.
+pub fn exec_request(id: &str, name: &str, args: &[&str]) -> ExecRequest {
+    ExecRequest {
+        namespace: DEFAULT_NAMESPACE.into(),
+        id: id.into(),
+        process: name.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: Vec::new(),
+        cwd: None,
+        uid: None,
+        gid: None,
+        stdio: None,
     }
 }
 
