@@ -1,0 +1,380 @@
+//! The soak: many clients doing a random mix of everything at once against up to 200 live
+//! containers, for a bounded time. Afterwards every container and process that was started has
+//! exactly one exit event with its true status, and the daemon is back where it began: no
+//! zombies, no runc state, its fds and threads at their starting counts, its RSS not grown.
+//!
+//! `SOAK_SECONDS` sets the length (default 15 s here; `scripts/soak.sh` runs it longer) and
+//! `SOAK_SEED` replays a run: the seed is printed.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use protocol::client::StreamItem;
+use protocol::{
+    ClientError, EventKind, KillProcessRequest, Since, SubscribeRequest, DEFAULT_NAMESPACE,
+};
+
+const CLIENTS: usize = 16;
+const MAX_LIVE: usize = 200;
+
+/// A small, reproducible generator: the soak needs variety, not statistics.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// What the soak expects of the daemon's history, built as the clients go.
+#[derive(Default)]
+struct Ledger {
+    /// Containers running `sleep`, with the execs of each still expected to be running.
+    sleepers: HashMap<String, HashSet<String>>,
+    /// The exit status each started process must report, keyed by (container, process).
+    expected: HashMap<(String, String), i32>,
+    next_exec: u64,
+}
+
+struct Proc {
+    fds: usize,
+    threads: usize,
+    rss_kib: u64,
+}
+
+fn proc_stats(pid: u32) -> Proc {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Proc {
+        fds: fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count(),
+        threads: field("Threads:") as usize,
+        rss_kib: field("VmRSS:"),
+    }
+}
+
+/// Children of `pid` that are zombies: exits nobody reaped.
+fn zombies_of(pid: u32) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
+                return false;
+            };
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
+        })
+        .collect()
+}
+
+fn one_client(
+    daemon: &Daemon,
+    sleep: &std::path::Path,
+    quick: &std::path::Path,
+    ledger: &Mutex<Ledger>,
+    seed: u64,
+    until: Instant,
+) {
+    let mut rng = Rng(seed);
+    while Instant::now() < until {
+        let pick = |rng: &mut Rng, ledger: &Ledger| -> Option<String> {
+            let ids: Vec<&String> = ledger.sleepers.keys().collect();
+            (!ids.is_empty()).then(|| ids[rng.below(ids.len())].clone())
+        };
+        match rng.below(10) {
+            0 | 1 => {
+                let live = ledger.lock().unwrap().sleepers.len();
+                if live >= MAX_LIVE {
+                    continue;
+                }
+                let id = unique_id("soak");
+                let (bundle, status) = if rng.below(4) == 0 {
+                    (quick, 3)
+                } else {
+                    (sleep, 137)
+                };
+                if daemon.client().start(start_request(&id, bundle)).is_ok() {
+                    let mut ledger = ledger.lock().unwrap();
+                    ledger.expected.insert((id.clone(), "init".into()), status);
+                    if status == 137 {
+                        ledger.sleepers.insert(id, HashSet::new());
+                    }
+                }
+            }
+            2 | 3 => {
+                let (id, name, code) = {
+                    let mut ledger = ledger.lock().unwrap();
+                    let Some(id) = pick(&mut rng, &ledger) else {
+                        continue;
+                    };
+                    ledger.next_exec += 1;
+                    (id, format!("x{}", ledger.next_exec), rng.below(4))
+                };
+                // Code 0 makes a process that sleeps until killed; others exit with their code.
+                let script = if code == 0 {
+                    "exec sleep 1000".to_string()
+                } else {
+                    format!("exit {code}")
+                };
+                let req = exec_request(&id, &name, &["sh", "-c", &script]);
+                if daemon.client().exec(req).is_ok() {
+                    let mut ledger = ledger.lock().unwrap();
+                    let status = if code == 0 { 137 } else { code as i32 };
+                    ledger.expected.insert((id.clone(), name.clone()), status);
+                    if code == 0 {
+                        if let Some(execs) = ledger.sleepers.get_mut(&id) {
+                            execs.insert(name);
+                        }
+                    }
+                }
+            }
+            4 => {
+                let target = {
+                    let ledger = ledger.lock().unwrap();
+                    pick(&mut rng, &ledger).and_then(|id| {
+                        let execs: Vec<&String> = ledger.sleepers[&id].iter().collect();
+                        (!execs.is_empty())
+                            .then(|| (id.clone(), execs[rng.below(execs.len())].clone()))
+                    })
+                };
+                if let Some((id, name)) = target {
+                    let _ = daemon.client().kill_process(KillProcessRequest {
+                        namespace: DEFAULT_NAMESPACE.into(),
+                        id: id.clone(),
+                        process: name.clone(),
+                        signal: libc::SIGKILL,
+                    });
+                    if let Some(execs) = ledger.lock().unwrap().sleepers.get_mut(&id) {
+                        execs.remove(&name);
+                    }
+                }
+            }
+            5 => {
+                let id = {
+                    let mut ledger = ledger.lock().unwrap();
+                    let Some(id) = pick(&mut rng, &ledger) else {
+                        continue;
+                    };
+                    ledger.sleepers.remove(&id);
+                    id
+                };
+                daemon.kill(&id, libc::SIGKILL);
+            }
+            6 => {
+                daemon.client().list(DEFAULT_NAMESPACE).unwrap();
+            }
+            7 => {
+                let id = pick(&mut rng, &ledger.lock().unwrap());
+                if let Some(id) = id {
+                    match daemon.client().state(DEFAULT_NAMESPACE, &id) {
+                        Ok(_) => {}
+                        Err(e) => assert_eq!(e.kind(), Some(protocol::ErrorKind::NotFound), "{e}"),
+                    }
+                }
+            }
+            _ => {
+                // A subscriber that takes a few events and goes away.
+                let mut stream = daemon.client().subscribe(DEFAULT_NAMESPACE).unwrap();
+                stream.set_timeout(Some(Duration::from_millis(50))).unwrap();
+                for _ in 0..rng.below(5) {
+                    if stream.next_event().is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_random_mix_from_many_clients_loses_nothing_and_leaks_nothing() {
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let seed: u64 = std::env::var("SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("soak: {seconds} s, {CLIENTS} clients, SOAK_SEED={seed}");
+    let daemon = Daemon::start_with(&["--concurrency", "10", "--subscriber-queue", "100000"]);
+    let sleep = daemon.bundle("sleep", &["sleep", "1000"]);
+    let quick = daemon.bundle("quick", &["sh", "-c", "exit 3"]);
+    // Warm up every kind of work once, so the baseline includes what stays (worker threads).
+    let warm = unique_id("warm");
+    daemon.start_container(&warm, &sleep);
+    daemon.kill(&warm, libc::SIGKILL);
+    wait_until("the warm-up to end", || {
+        daemon
+            .client()
+            .list(DEFAULT_NAMESPACE)
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    });
+    let idle = settled(&daemon, &[]);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    // Two rounds: the first finds the allocator's high-water mark for this load, the second
+    // must not grow past it (a leak grows with every round).
+    let mut rounds = Vec::new();
+    for round in 0..2 {
+        let until = Instant::now() + Duration::from_secs(seconds.div_ceil(2));
+        thread::scope(|s| {
+            for n in 0..CLIENTS {
+                let (daemon, sleep, quick, ledger) = (&daemon, &sleep, &quick, &ledger);
+                let seed = seed.wrapping_add((round * CLIENTS + n) as u64 * 7919) | 1;
+                s.spawn(move || one_client(daemon, sleep, quick, ledger, seed, until));
+            }
+        });
+        kill_everything(&daemon, &ledger);
+        rounds.push(settled(&daemon, &rounds));
+    }
+    let (before, after) = (&rounds[0], &rounds[1]);
+    assert!(
+        after.fds <= idle.fds && after.threads <= idle.threads,
+        "fds {} -> {}, threads {} -> {}",
+        idle.fds,
+        after.fds,
+        idle.threads,
+        after.threads
+    );
+
+    // The whole history, from the journal.
+    let mut req = SubscribeRequest::live(DEFAULT_NAMESPACE);
+    req.since = Some(Since::Seq(0));
+    let mut stream = daemon.client().subscribe_with(req).unwrap();
+    let mut exits: HashMap<(String, String), Vec<i32>> = HashMap::new();
+    loop {
+        match stream.next_item() {
+            Ok(Some(StreamItem::Event(e))) if e.kind == EventKind::Exit => {
+                exits
+                    .entry((e.id, e.process))
+                    .or_default()
+                    .push(e.status.unwrap_or(-1));
+            }
+            Ok(Some(StreamItem::Event(_))) => {}
+            Ok(Some(StreamItem::Live)) => break,
+            other => panic!(
+                "the replay ended with {:?}",
+                other.map_err(|e: ClientError| e.to_string())
+            ),
+        }
+    }
+    let ledger = ledger.lock().unwrap();
+    let mut wrong = Vec::new();
+    for (key, status) in &ledger.expected {
+        match exits.get(key).map(Vec::as_slice) {
+            Some([got]) if got == status => {}
+            other => wrong.push(format!("{key:?}: expected [{status}], got {other:?}")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} processes: {wrong:#?}",
+        wrong.len(),
+        ledger.expected.len()
+    );
+    let unknown: Vec<_> = exits
+        .keys()
+        .filter(|k| !ledger.expected.contains_key(*k) && !k.0.starts_with("warm"))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "exits of processes nobody started: {unknown:?}"
+    );
+
+    assert!(
+        zombies_of(daemon.pid()).is_empty(),
+        "zombies: {:?}",
+        zombies_of(daemon.pid())
+    );
+    assert!(
+        daemon.runc_leftovers().is_empty(),
+        "{:?}",
+        daemon.runc_leftovers()
+    );
+    drop(stream);
+    let grown_kib = after.rss_kib.saturating_sub(before.rss_kib);
+    println!(
+        "soak: {} processes, each one exit with its status; after each round: fds {} / {}, \
+         threads {} / {}, RSS {} KiB / {} KiB (baseline before any load: {} KiB)",
+        ledger.expected.len(),
+        before.fds,
+        after.fds,
+        before.threads,
+        after.threads,
+        before.rss_kib,
+        after.rss_kib,
+        idle.rss_kib
+    );
+    assert!(
+        grown_kib < 2 * 1024,
+        "RSS grew by {grown_kib} KiB in the second round"
+    );
+}
+
+/// Kills every container still running and waits until the daemon has reported them all.
+fn kill_everything(daemon: &Daemon, ledger: &Mutex<Ledger>) {
+    for container in daemon.client().list(DEFAULT_NAMESPACE).unwrap() {
+        let _ = daemon.client().kill(protocol::KillRequest {
+            namespace: DEFAULT_NAMESPACE.into(),
+            id: container.id,
+            signal: libc::SIGKILL,
+            all: false,
+        });
+    }
+    wait_until("every container to be gone", || {
+        daemon
+            .client()
+            .list(DEFAULT_NAMESPACE)
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    });
+    ledger.lock().unwrap().sleepers.clear();
+}
+
+/// The daemon's counts once relay threads and connections have wound down: polled until they
+/// are no higher than the first reading (or stable, for that first one).
+fn settled(daemon: &Daemon, earlier: &[Proc]) -> Proc {
+    let floor = earlier.first();
+    wait_until("fds and threads to settle", || {
+        let now = proc_stats(daemon.pid());
+        match floor {
+            Some(floor) => (now.fds <= floor.fds && now.threads <= floor.threads).then_some(now),
+            None => Some(now),
+        }
+    })
+}
