@@ -6,17 +6,22 @@
 //! - [`runner`]: the seam through which runc processes are spawned and waited on, so a subreaper
 //!   elsewhere in the process never steals their exit status;
 //! - [`runc`]: run, kill, delete and list, with runc's own error messages;
-//! - [`pidfd`]: signals that can never hit a recycled pid.
+//! - [`pidfd`]: signals that can never hit a recycled pid;
+//! - [`cgroup`]: a container's cgroup (v1 or v2): stats, limits and OOM kills from its files;
+//! - [`netdev`]: network counters of a container's namespace.
 
 pub mod bundle;
+pub mod cgroup;
 pub mod error;
 pub mod id;
 pub mod layout;
+pub mod netdev;
 pub mod pidfd;
 pub mod runc;
 pub mod runner;
 
 pub use bundle::Bundle;
+pub use cgroup::Cgroup;
 pub use error::RuntimeError;
 pub use id::{ContainerId, Namespace};
 pub use layout::StateDir;
