@@ -5,7 +5,8 @@
 //! - [`layout`]: where the daemon keeps things under its state dir;
 //! - [`runner`]: the seam through which runc processes are spawned and waited on, so a subreaper
 //!   elsewhere in the process never steals their exit status;
-//! - [`runc`]: run, kill, delete and list, with runc's own error messages;
+//! - [`runc`]: run, kill, delete, list, pause, resume and update, with runc's own error messages;
+//! - [`resources`]: a checked change of a container's limits for `runc update`;
 //! - [`pidfd`]: signals that can never hit a recycled pid;
 //! - [`cgroup`]: a container's cgroup (v1 or v2): stats, limits and OOM kills from its files;
 //! - [`netdev`]: network counters of a container's namespace.
@@ -17,6 +18,7 @@ pub mod id;
 pub mod layout;
 pub mod netdev;
 pub mod pidfd;
+pub mod resources;
 pub mod runc;
 pub mod runner;
 
@@ -26,5 +28,6 @@ pub use error::RuntimeError;
 pub use id::{ContainerId, Namespace};
 pub use layout::StateDir;
 pub use pidfd::PidFd;
+pub use resources::ResourceUpdate;
 pub use runc::{Runc, RuncContainer, StartSpec};
 pub use runner::{DirectRunner, ExitStatus, ProcessRunner};
