@@ -6,7 +6,7 @@ use std::env;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use protocol::{Container, KillRequest, StartRequest, Status};
+use protocol::{Container, KillRequest, Limits, StartRequest, Status};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -27,6 +27,8 @@ struct ContainerView<'a> {
     labels: &'a BTreeMap<String, String>,
     stdout: &'a str,
     stderr: &'a str,
+    /// The limits in force (`state` only; `null` in lists and for a container not running).
+    limits: Option<&'a Limits>,
 }
 
 impl<'a> From<&'a Container> for ContainerView<'a> {
@@ -41,6 +43,7 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
             labels: &c.labels,
             stdout: &c.stdout,
             stderr: &c.stderr,
+            limits: c.limits.as_ref(),
         }
     }
 }
@@ -131,7 +134,9 @@ pub fn kill(global: &Global, args: &KillArgs) -> Result<(), Error> {
         signal: signal::parse(&args.signal)?,
         all: args.all,
     };
-    global.connect()?.kill(request)?;
+    if let Some(note) = global.connect()?.kill_noting(request)? {
+        eprintln!("ctr: {note}");
+    }
     Ok(())
 }
 
@@ -165,7 +170,37 @@ fn state_table(c: &Container) -> String {
     table.row(["LABELS".to_string(), labels]);
     table.row(["STDOUT".to_string(), c.stdout.clone()]);
     table.row(["STDERR".to_string(), c.stderr.clone()]);
+    if let Some(limits) = &c.limits {
+        limit_rows(&mut table, limits);
+    }
     table.render()
+}
+
+/// One row per limit, `unlimited` where none is set (a v2 host has no cpu shares, a v1 host no
+/// cpu weight: each shows only its own).
+fn limit_rows(table: &mut Table, l: &Limits) {
+    let show = |value: Option<String>| value.unwrap_or_else(|| "unlimited".to_string());
+    let rows = [
+        ("MEMORY LIMIT", show(l.memory.map(|v| v.to_string()))),
+        ("MEMORY+SWAP LIMIT", show(l.memory_swap.map(|v| v.to_string()))),
+        ("CPU QUOTA", show(l.cpu_quota.map(|v| v.to_string()))),
+        ("CPU PERIOD", show(l.cpu_period.map(|v| v.to_string()))),
+        ("CPUSET CPUS", show(l.cpuset_cpus.clone())),
+        ("PIDS LIMIT", show(l.pids.map(|v| v.to_string()))),
+    ];
+    for (name, value) in rows {
+        table.row([name.to_string(), value]);
+    }
+    let weights = [
+        ("CPU SHARES", l.cpu_shares),
+        ("CPU WEIGHT", l.cpu_weight),
+        ("BLKIO WEIGHT", l.blkio_weight),
+    ];
+    for (name, value) in weights {
+        if let Some(value) = value {
+            table.row([name.to_string(), value.to_string()]);
+        }
+    }
 }
 
 /// A starting container has no init process yet.
@@ -192,6 +227,7 @@ mod tests {
             labels: BTreeMap::from([("app".into(), "web".into()), ("tier".into(), "1".into())]),
             stdout: "/var/log/out".into(),
             stderr: "/var/log/err".into(),
+            limits: None,
         }
     }
 
@@ -254,6 +290,19 @@ mod tests {
         assert!(table.starts_with("ID          web\n"));
         assert!(table.contains("\nCREATED     2023-11-14T22:13:20.123456789Z\n"));
         assert!(table.contains("\nLABELS      app=web,tier=1\n"));
+        assert!(!table.contains("LIMIT"));
+        let mut limited = container("web", Some(42));
+        limited.limits = Some(Limits {
+            memory: Some(64 << 20),
+            pids: Some(20),
+            cpu_shares: Some(1024),
+            ..Limits::default()
+        });
+        let table = state_table(&limited);
+        assert!(table.contains("\nMEMORY LIMIT        67108864\n"), "{table}");
+        assert!(table.contains("\nPIDS LIMIT          20\n"), "{table}");
+        assert!(table.contains("\nCPU QUOTA           unlimited\n"), "{table}");
+        assert!(table.contains("\nCPU SHARES          1024\n"), "{table}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ struct EventView<'a> {
     pid: u32,
     /// `null` unless the event is an exit.
     status: Option<i32>,
+    /// On exits: the kernel's OOM killer killed a process of the container.
+    oom_killed: bool,
 }
 
 impl<'a> From<&'a Event> for EventView<'a> {
@@ -40,6 +42,7 @@ impl<'a> From<&'a Event> for EventView<'a> {
             process: &e.process,
             pid: e.pid,
             status: e.status,
+            oom_killed: e.oom_killed,
         }
     }
 }
@@ -90,6 +93,7 @@ mod tests {
             process: "init".into(),
             pid: 4242,
             status,
+            oom_killed: false,
         }
     }
 
@@ -118,7 +122,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"type\":\"exit\",\"namespace\":\"default\",\
-             \"id\":\"web\",\"process\":\"init\",\"pid\":4242,\"status\":0}\n"
+             \"id\":\"web\",\"process\":\"init\",\"pid\":4242,\"status\":0,\"oom_killed\":false}\n"
         );
     }
 }

@@ -33,6 +33,10 @@ pub enum Request {
     State(StateRequest),
     Subscribe(SubscribeRequest),
     Info(InfoRequest),
+    Pause(PauseRequest),
+    Resume(ResumeRequest),
+    Update(UpdateRequest),
+    Stats(StatsRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -78,6 +82,55 @@ pub struct SubscribeRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoRequest {}
 
+/// Freeze every process of a running container (`runc pause`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseRequest {
+    pub namespace: String,
+    pub id: String,
+}
+
+/// Thaw a paused container (`runc resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeRequest {
+    pub namespace: String,
+    pub id: String,
+}
+
+/// Change a running container's limits in place (`runc update`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    pub namespace: String,
+    pub id: String,
+    pub resources: Resources,
+}
+
+/// The limits an update changes: each `Some` is set, each `None` left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// Memory plus swap in bytes; -1 for unlimited swap.
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    /// Microseconds of CPU per period; -1 removes the quota.
+    pub cpu_quota: Option<i64>,
+    /// Microseconds.
+    pub cpu_period: Option<u64>,
+    /// CPUs the container may use, as `0-2,4`.
+    pub cpuset_cpus: Option<String>,
+    /// -1 for unlimited.
+    pub pids_limit: Option<i64>,
+    pub blkio_weight: Option<u64>,
+}
+
+/// Resource usage of the named containers, or of every running one in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsRequest {
+    pub namespace: String,
+    /// Empty for every running or paused container.
+    pub ids: Vec<String>,
+}
+
 macro_rules! request_from {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Request {
@@ -95,6 +148,10 @@ request_from!(
     State(StateRequest),
     Subscribe(SubscribeRequest),
     Info(InfoRequest),
+    Pause(PauseRequest),
+    Resume(ResumeRequest),
+    Update(UpdateRequest),
+    Stats(StatsRequest),
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +166,10 @@ pub enum Response {
     Event(Event),
     Info(DaemonInfo),
     Error(ErrorResponse),
+    Stats(Vec<ContainerStats>),
+    /// The request was accepted but takes effect later; the text says when (a signal to a
+    /// paused container waits until it is resumed).
+    Pending(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +191,83 @@ pub struct Container {
     pub labels: BTreeMap<String, String>,
     pub stdout: String,
     pub stderr: String,
+    /// The limits in force, read from its cgroup; only `state` fills it in, and only for a
+    /// container that runs.
+    pub limits: Option<Limits>,
+}
+
+/// A container's resource limits as its cgroup holds them; `None` is unlimited (or not kept
+/// on this host).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory: Option<u64>,
+    pub memory_swap: Option<u64>,
+    /// cgroup v1; v2 has `cpu_weight` instead.
+    pub cpu_shares: Option<u64>,
+    pub cpu_weight: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids: Option<u64>,
+    pub blkio_weight: Option<u64>,
+}
+
+/// One sample of a container's resource usage, read from its cgroup and network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub namespace: String,
+    pub id: String,
+    pub pid: u32,
+    /// When the sample was read, in nanoseconds since the Unix epoch.
+    pub read_at: u64,
+    pub cpu: CpuStats,
+    pub memory: MemoryStats,
+    pub pids: PidsStats,
+    pub io: IoStats,
+    pub network: NetworkStats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuStats {
+    /// CPU time of all the container's tasks, in nanoseconds.
+    pub usage_ns: u64,
+    /// Empty on cgroup v2.
+    pub per_cpu_ns: Vec<u64>,
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_ns: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    pub usage: u64,
+    pub limit: Option<u64>,
+    pub max_usage: Option<u64>,
+    /// Page cache (v1 `cache`, v2 `file`).
+    pub cache: u64,
+    /// Anonymous memory (v1 `rss`, v2 `anon`).
+    pub rss: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidsStats {
+    pub current: u64,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoStats {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+}
+
+/// Every interface of the container's network namespace but loopback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStats {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +278,8 @@ pub enum Status {
     Running,
     /// Its init has exited and the runtime is cleaning up; the id is still taken.
     Stopped,
+    /// Its processes are frozen (`runc pause`) until it is resumed.
+    Paused,
 }
 
 impl fmt::Display for Status {
@@ -148,6 +288,7 @@ impl fmt::Display for Status {
             Status::Starting => "starting",
             Status::Running => "running",
             Status::Stopped => "stopped",
+            Status::Paused => "paused",
         })
     }
 }
@@ -166,6 +307,9 @@ pub struct Event {
     pub pid: u32,
     /// The exit status, for `exit` events: the exit code, or 128 + the signal that killed it.
     pub status: Option<i32>,
+    /// On `exit` events: the kernel's OOM killer killed a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +317,11 @@ pub struct Event {
 pub enum EventKind {
     StartContainer,
     Exit,
+    Pause,
+    Resume,
+    Update,
+    /// The kernel's OOM killer killed a process of the container; precedes its `exit`.
+    Oom,
 }
 
 impl fmt::Display for EventKind {
@@ -180,6 +329,10 @@ impl fmt::Display for EventKind {
         f.write_str(match self {
             EventKind::StartContainer => "start-container",
             EventKind::Exit => "exit",
+            EventKind::Pause => "pause",
+            EventKind::Resume => "resume",
+            EventKind::Update => "update",
+            EventKind::Oom => "oom",
         })
     }
 }

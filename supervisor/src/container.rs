@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete)──► gone
-//!                 └──────(runc failed)──────────────────────────────────────────────────────► gone
+//!                 └──────(runc failed)────────────│─▲─────────────────────────────────────────► gone
+//!                                       runc pause ▼ │ runc resume
+//!                                         Running { paused: true }  (status `paused`)
 //! ```
 
 use std::collections::BTreeMap;
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use protocol::{ErrorKind, ErrorResponse, Response, Status};
-use runtime::{ContainerId, Namespace, PidFd};
+use runtime::{Cgroup, ContainerId, Namespace, PidFd};
 use tokio::sync::oneshot;
 
 /// Containers are unique by id within a namespace.
@@ -26,6 +28,8 @@ pub struct Container {
     /// Nanoseconds since the epoch when the start was accepted.
     pub created: u64,
     pub phase: Phase,
+    /// OOM kills already reported as `oom` events.
+    pub oom_kills: u64,
 }
 
 pub enum Phase {
@@ -39,6 +43,10 @@ pub enum Phase {
         pid: u32,
         /// `None` when the init had exited by the time the worker opened it.
         pidfd: Option<PidFd>,
+        /// Where its stats and OOM kills are read; `None` if the worker could not find it.
+        cgroup: Option<Cgroup>,
+        /// Frozen by `runc pause`: its processes run again only after `runc resume`.
+        paused: bool,
     },
     Stopped {
         pid: u32,
@@ -49,6 +57,7 @@ impl Phase {
     pub fn status(&self) -> Status {
         match self {
             Phase::Starting { .. } => Status::Starting,
+            Phase::Running { paused: true, .. } => Status::Paused,
             Phase::Running { .. } => Status::Running,
             Phase::Stopped { .. } => Status::Stopped,
         }
@@ -58,6 +67,17 @@ impl Phase {
         match self {
             Phase::Starting { .. } => None,
             Phase::Running { pid, .. } | Phase::Stopped { pid, .. } => Some(*pid),
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        matches!(self, Phase::Running { paused: true, .. })
+    }
+
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        match self {
+            Phase::Running { cgroup, .. } => cgroup.as_ref(),
+            _ => None,
         }
     }
 }
@@ -92,6 +112,7 @@ impl Container {
             labels: self.labels.clone(),
             stdout: self.stdout.to_string_lossy().into_owned(),
             stderr: self.stderr.to_string_lossy().into_owned(),
+            limits: None,
         }
     }
 }

@@ -5,9 +5,11 @@
 //! Shutdown has a written order too, in [`shutdown`].
 
 mod container;
+mod oom;
 mod reaper;
 mod server;
 mod socket;
+mod stats;
 mod subscribers;
 mod supervisor;
 
@@ -59,6 +61,9 @@ struct Args {
     /// Largest request frame accepted, in bytes.
     #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
     max_frame_size: usize,
+    /// Do not watch containers for OOM kills (no `oom` events, no `oom_killed` on exits).
+    #[arg(long)]
+    no_oom_notify: bool,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     debug: bool,
@@ -146,7 +151,7 @@ fn run(args: Args) -> Result<(), DaemonError> {
             tokio::net::UnixListener::from_std(listener).map_err(DaemonError::EventLoop)?;
         // The actor gets a thread of its own, so socket traffic never delays its handlers.
         let arbiter = Arbiter::new();
-        let sup = Supervisor::new(state, pool);
+        let sup = Supervisor::new(state, pool).oom_notify(!args.no_oom_notify);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         forward_exits(exit_rx, addr.clone())?;
         let (drain, mut drained) = tokio::sync::mpsc::channel(1);

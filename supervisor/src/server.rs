@@ -17,7 +17,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::subscribers::{Subscription, QUEUE_LEN};
-use crate::supervisor::{Info, List, Signal, Start, State, Subscribe, Supervisor};
+use crate::stats;
+use crate::supervisor::{
+    Control, ControlOp, Info, List, Signal, Start, State, StatsTargets, Subscribe, Supervisor,
+};
 
 /// How long a client may take to say hello before its connection is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,17 +123,19 @@ async fn connection(
                 )
                 .await
             }
-            Request::State(req) => {
-                ask(
-                    &supervisor,
-                    State {
-                        namespace: req.namespace,
-                        id: req.id,
-                    },
-                )
-                .await
-            }
+            Request::State(req) => state(&supervisor, req).await,
             Request::Info(_) => ask(&supervisor, Info).await,
+            Request::Pause(req) => {
+                control(&supervisor, req.namespace, req.id, ControlOp::Pause).await
+            }
+            Request::Resume(req) => {
+                control(&supervisor, req.namespace, req.id, ControlOp::Resume).await
+            }
+            Request::Update(req) => {
+                let op = ControlOp::Update(resource_update(req.resources));
+                control(&supervisor, req.namespace, req.id, op).await
+            }
+            Request::Stats(req) => stats(&supervisor, req).await,
         };
         write_frame(&mut wr, &response).await?;
     }
@@ -163,6 +168,78 @@ async fn stream_events(
                 Ok(_) | Err(_) => return Ok(()),
             },
         }
+    }
+}
+
+/// The container as the actor knows it, with the limits its cgroup holds read here, off the
+/// actor.
+async fn state(supervisor: &Addr<Supervisor>, req: protocol::StateRequest) -> Response {
+    let msg = State {
+        namespace: req.namespace,
+        id: req.id,
+    };
+    let (mut container, cgroup) = match supervisor.send(msg).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(err)) => return Response::Error(err),
+        Err(_) => return gone(),
+    };
+    if let Some(cgroup) = cgroup {
+        container.limits = tokio::task::spawn_blocking(move || stats::limits(&cgroup))
+            .await
+            .ok()
+            .flatten();
+    }
+    Response::Container(container)
+}
+
+async fn control(
+    supervisor: &Addr<Supervisor>,
+    namespace: String,
+    id: String,
+    op: ControlOp,
+) -> Response {
+    let (reply, answer) = oneshot::channel();
+    let msg = Control {
+        namespace,
+        id,
+        op,
+        reply,
+    };
+    send_then_await(supervisor, msg, answer).await
+}
+
+/// The actor names the containers; their cgroup files are read on a blocking thread.
+async fn stats(supervisor: &Addr<Supervisor>, req: protocol::StatsRequest) -> Response {
+    let all = req.ids.is_empty();
+    let msg = StatsTargets {
+        namespace: req.namespace,
+        ids: req.ids,
+    };
+    let targets = match supervisor.send(msg).await {
+        Ok(Ok(targets)) => targets,
+        Ok(Err(err)) => return Response::Error(err),
+        Err(_) => return gone(),
+    };
+    match tokio::task::spawn_blocking(move || stats::sample(targets, all)).await {
+        Ok(Ok(sampled)) => Response::Stats(sampled),
+        Ok(Err(err)) => Response::Error(err),
+        Err(_) => Response::Error(ErrorResponse::new(
+            ErrorKind::Internal,
+            "reading stats failed",
+        )),
+    }
+}
+
+fn resource_update(r: protocol::Resources) -> runtime::ResourceUpdate {
+    runtime::ResourceUpdate {
+        memory: r.memory,
+        memory_swap: r.memory_swap,
+        cpu_shares: r.cpu_shares,
+        cpu_quota: r.cpu_quota,
+        cpu_period: r.cpu_period,
+        cpuset_cpus: r.cpuset_cpus,
+        pids_limit: r.pids_limit,
+        blkio_weight: r.blkio_weight,
     }
 }
 

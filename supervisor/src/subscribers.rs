@@ -102,6 +102,7 @@ mod tests {
             process: "init".into(),
             pid: 2,
             status: Some(0),
+            oom_killed: false,
         }
     }
 

@@ -4,7 +4,14 @@
 //! messages ([`StartDone`], [`Deleted`]); exits come from the reaper as [`Exit`]. Events are
 //! emitted here, in the order the actor decides them: a container's `start-container` always
 //! precedes its `exit`, and its `exit` is emitted only once runc has deleted it, so an id is free
-//! for reuse the moment a client sees the exit.
+//! for reuse the moment a client sees the exit. A container's `oom` events precede its `exit`:
+//! the worker that deletes it reads the cgroup's OOM kill counter first.
+//!
+//! Pause, resume, update, stats and OOM reports are handled in [`control`].
+
+mod control;
+
+pub use control::{Control, ControlOp, StatsTarget, StatsTargets};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,11 +23,12 @@ use actix::prelude::*;
 use protocol::{
     DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, KillRequest, Response, StartRequest,
 };
-use runtime::{ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
+use runtime::{Cgroup, ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
 use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
 use crate::container::{Container, Key, Phase};
+use crate::oom::OomNotifier;
 use crate::reaper::Exit;
 use crate::subscribers::{Subscribers, Subscription};
 
@@ -58,6 +66,8 @@ pub struct Deleted {
     status: ExitStatus,
     pid: u32,
     result: Result<(), RuntimeError>,
+    /// The cgroup's OOM kill counter, read just before runc deleted it.
+    oom_kills: u64,
 }
 
 /// Signal a container's init (through its pidfd) or, with `all`, all its processes (through runc).
@@ -75,9 +85,9 @@ pub struct List {
     pub namespace: String,
 }
 
-/// One container.
+/// One container, and its cgroup for the caller to read its limits from (off the actor).
 #[derive(Message)]
-#[rtype(result = "Response")]
+#[rtype(result = "Result<(protocol::Container, Option<Cgroup>), ErrorResponse>")]
 pub struct State {
     pub namespace: String,
     pub id: String,
@@ -132,6 +142,10 @@ pub struct Supervisor {
     stopping: Arc<AtomicBool>,
     empty_waiters: Vec<oneshot::Sender<()>>,
     started_at: Instant,
+    /// Whether to report OOM kills (`--no-oom-notify` turns it off).
+    oom_notify: bool,
+    /// Started with the actor when `oom_notify` is on.
+    oom: Option<OomNotifier>,
 }
 
 impl Supervisor {
@@ -147,10 +161,29 @@ impl Supervisor {
             stopping: Arc::new(AtomicBool::new(false)),
             empty_waiters: Vec::new(),
             started_at: Instant::now(),
+            oom_notify: true,
+            oom: None,
         }
     }
 
+    /// Turns OOM reporting on or off; on by default.
+    pub fn oom_notify(mut self, enabled: bool) -> Self {
+        self.oom_notify = enabled;
+        self
+    }
+
     fn emit(&mut self, kind: EventKind, key: &Key, pid: u32, status: Option<i32>) {
+        self.publish(kind, key, pid, status, false);
+    }
+
+    fn publish(
+        &mut self,
+        kind: EventKind,
+        key: &Key,
+        pid: u32,
+        status: Option<i32>,
+        oom_killed: bool,
+    ) {
         let event = Event {
             time: now_ns(),
             kind,
@@ -159,6 +192,7 @@ impl Supervisor {
             process: INIT.to_string(),
             pid,
             status,
+            oom_killed,
         };
         log::debug!(
             "event {kind} {}/{} pid {pid} status {status:?}",
@@ -183,15 +217,22 @@ impl Supervisor {
         let Some(pid) = container.phase.pid() else {
             return;
         };
+        let cgroup = container.phase.cgroup().cloned().filter(|_| self.oom_notify);
         container.phase = Phase::Stopped { pid };
+        if let Some(oom) = &self.oom {
+            oom.unwatch(key.clone());
+        }
         let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Urgent, move |runc| {
+            // runc delete removes the cgroup, and with it the record of any OOM kill.
+            let oom_kills = cgroup.map_or(0, |c| c.oom_kills().unwrap_or(0));
             let result = runc.delete(&key.0, &key.1, true);
             addr.do_send(Deleted {
                 key,
                 status,
                 pid,
                 result,
+                oom_kills,
             });
         });
         if submitted.is_err() {
@@ -237,6 +278,18 @@ impl Supervisor {
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if !self.oom_notify {
+            return;
+        }
+        let addr = ctx.address();
+        match OomNotifier::start(move |key, kills| addr.do_send(control::OomKilled { key, kills }))
+        {
+            Ok(notifier) => self.oom = Some(notifier),
+            Err(e) => log::error!("cannot start the oom notifier; no oom events: {e}"),
+        }
+    }
 }
 
 // ---- handlers -------------------------------------------------------------------------------
@@ -295,6 +348,7 @@ impl Handler<Start> for Supervisor {
             stderr,
             created: now_ns(),
             phase: Phase::Starting { since, reply },
+            oom_kills: 0,
         };
         self.containers.insert(key, container);
     }
@@ -338,12 +392,17 @@ impl Handler<StartDone> for Supervisor {
         if let (Some(signal), Some(pidfd)) = (self.shutdown, &started.pidfd) {
             let _ = pidfd.send_signal(signal);
         }
+        if let (Some(oom), Some(cgroup)) = (&self.oom, &started.cgroup) {
+            oom.watch(key.clone(), cgroup.clone());
+        }
         self.containers.insert(
             key.clone(),
             Container {
                 phase: Phase::Running {
                     pid,
                     pidfd: started.pidfd,
+                    cgroup: started.cgroup,
+                    paused: false,
                 },
                 ..container
             },
@@ -395,8 +454,13 @@ impl Handler<Deleted> for Supervisor {
                 msg.key.1
             );
         }
-        self.containers.remove(&msg.key);
-        self.emit(EventKind::Exit, &msg.key, msg.pid, Some(msg.status.code()));
+        let reported = self.containers.remove(&msg.key).map_or(0, |c| c.oom_kills);
+        if msg.oom_kills > reported {
+            self.emit(EventKind::Oom, &msg.key, msg.pid, None);
+        }
+        let oom_killed = reported.max(msg.oom_kills) > 0;
+        let status = Some(msg.status.code());
+        self.publish(EventKind::Exit, &msg.key, msg.pid, status, oom_killed);
         self.notify_if_empty();
     }
 }
@@ -407,9 +471,10 @@ impl Handler<Signal> for Supervisor {
     fn handle(&mut self, Signal { req, reply }: Signal, _: &mut Context<Self>) {
         let target = valid_signal(req.signal).and_then(|signal| {
             let (key, container) = self.find(&req.namespace, &req.id)?;
-            Ok((signal, key.clone(), container.signal_target()?))
+            let paused = container.phase.is_paused();
+            Ok((signal, key.clone(), container.signal_target()?, paused))
         });
-        let (signal, key, pidfd) = match target {
+        let (signal, key, pidfd, paused) = match target {
             Ok(target) => target,
             Err(err) => {
                 let _ = reply.send(Response::Error(err));
@@ -418,6 +483,10 @@ impl Handler<Signal> for Supervisor {
         };
         if !req.all {
             let response = match pidfd.send_signal(signal) {
+                Ok(()) if paused => Response::Pending(format!(
+                    "container \"{}\" is paused: signal {signal} is delivered when it is resumed",
+                    key.1
+                )),
                 Ok(()) => Response::Done,
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
                     Response::Error(ErrorResponse::new(
@@ -473,10 +542,10 @@ impl Handler<State> for Supervisor {
     type Result = MessageResult<State>;
 
     fn handle(&mut self, msg: State, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(match self.find(&msg.namespace, &msg.id) {
-            Ok((_, container)) => Response::Container(container.to_wire()),
-            Err(err) => Response::Error(err),
-        })
+        MessageResult(
+            self.find(&msg.namespace, &msg.id)
+                .map(|(_, c)| (c.to_wire(), c.phase.cgroup().cloned())),
+        )
     }
 }
 

@@ -1,11 +1,11 @@
 //! Starting one container: validate the bundle, prepare its directory and stdio, run runc,
-//! and take a pidfd on the init process before anyone could recycle its pid.
+//! take a pidfd on the init process before anyone could recycle its pid, and find its cgroup.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use runtime::{Bundle, ContainerId, Namespace, PidFd, Runc, RuntimeError, StartSpec};
+use runtime::{Bundle, Cgroup, ContainerId, Namespace, PidFd, Runc, RuntimeError, StartSpec};
 
 /// A start as the supervisor hands it to a worker; names are validated, the bundle is not yet.
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ pub struct Started {
     pub pid: u32,
     /// `None` when the init process had already exited and been reaped: its exit is on its way.
     pub pidfd: Option<PidFd>,
+    /// The container's cgroup, for stats and OOM kills; `None` if neither runc's state nor the
+    /// init's `/proc` entry names one.
+    pub cgroup: Option<Cgroup>,
 }
 
 pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeError> {
@@ -51,7 +54,21 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
             None
         }
     };
-    Ok(Started { pid, pidfd })
+    let cgroup = find_cgroup(runc, job, pid);
+    Ok(Started { pid, pidfd, cgroup })
+}
+
+/// runc's state names the cgroup whatever became of the init (which may have died already);
+/// the init's `/proc/<pid>/cgroup` is the fallback.
+fn find_cgroup(runc: &Runc, job: &StartJob, pid: u32) -> Option<Cgroup> {
+    let state_dir = runc.container_state_dir(&job.namespace, &job.id);
+    match Cgroup::from_runc_state(&state_dir).or_else(|_| Cgroup::of_pid(pid)) {
+        Ok(cgroup) => Some(cgroup),
+        Err(e) => {
+            log::warn!("container {}: no cgroup found, so no stats or oom events: {e}", job.id);
+            None
+        }
+    }
 }
 
 fn open_output(path: &Path) -> Result<File, RuntimeError> {

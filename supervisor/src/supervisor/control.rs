@@ -1,0 +1,258 @@
+//! The supervisor's handlers for steering running containers: pause, resume and update through
+//! runc in the worker pool, the containers a stats request reads (the reading itself happens
+//! off the actor, in [`crate::stats`]), and OOM kills reported by [`crate::oom`].
+
+use actix::prelude::*;
+use protocol::{ErrorKind, ErrorResponse, EventKind, Response, Status};
+use runtime::{Cgroup, Namespace, ResourceUpdate, RuntimeError};
+use tokio::sync::oneshot;
+use worker::Priority;
+
+use super::{invalid, key, not_found, Supervisor};
+use crate::container::{Key, Phase};
+
+/// What a [`Control`] request asks runc to do.
+#[derive(Debug, Clone)]
+pub enum ControlOp {
+    Pause,
+    Resume,
+    Update(ResourceUpdate),
+}
+
+impl ControlOp {
+    fn verb(&self) -> &'static str {
+        match self {
+            ControlOp::Pause => "pause",
+            ControlOp::Resume => "resume",
+            ControlOp::Update(_) => "update",
+        }
+    }
+
+    /// Whether a container in `status` can take this operation.
+    fn allowed(&self, status: Status) -> bool {
+        match self {
+            ControlOp::Pause => status == Status::Running,
+            ControlOp::Resume => status == Status::Paused,
+            ControlOp::Update(_) => matches!(status, Status::Running | Status::Paused),
+        }
+    }
+}
+
+/// Pause, resume or update a container; `reply` is answered once runc has done it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Control {
+    pub namespace: String,
+    pub id: String,
+    pub op: ControlOp,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// A worker ran the runc command of a [`Control`].
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ControlDone {
+    key: Key,
+    op: ControlOp,
+    result: Result<(), RuntimeError>,
+    reply: oneshot::Sender<Response>,
+}
+
+/// The containers whose stats a request reads: those named, or every running (or paused) one
+/// in the namespace. Answered with where to read them, not with the reading.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<StatsTarget>, ErrorResponse>")]
+pub struct StatsTargets {
+    pub namespace: String,
+    pub ids: Vec<String>,
+}
+
+/// Where one container's stats are read from.
+#[derive(Debug, Clone)]
+pub struct StatsTarget {
+    pub key: Key,
+    pub pid: u32,
+    pub cgroup: Cgroup,
+}
+
+/// The OOM notifier saw the container's OOM kill count reach `kills`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OomKilled {
+    pub key: Key,
+    pub kills: u64,
+}
+
+impl Handler<Control> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        let Control {
+            namespace,
+            id,
+            op,
+            reply,
+        } = msg;
+        let checked = self.find(&namespace, &id).and_then(|(key, container)| {
+            let status = container.phase.status();
+            if !op.allowed(status) {
+                return Err(ErrorResponse::new(
+                    ErrorKind::FailedPrecondition,
+                    format!("cannot {} container \"{}\": it is {status}", op.verb(), key.1),
+                ));
+            }
+            if let ControlOp::Update(update) = &op {
+                update.validate().map_err(invalid)?;
+            }
+            Ok(key.clone())
+        });
+        let key = match checked {
+            Ok(key) => key,
+            Err(err) => {
+                let _ = reply.send(Response::Error(err));
+                return;
+            }
+        };
+        let addr = ctx.address();
+        let submitted = self.pool.submit(Priority::Normal, move |runc| {
+            let (ns, id) = (&key.0, &key.1);
+            let result = match &op {
+                ControlOp::Pause => runc.pause(ns, id),
+                ControlOp::Resume => runc.resume(ns, id),
+                ControlOp::Update(update) => runc.update(ns, id, update),
+            };
+            addr.do_send(ControlDone {
+                key,
+                op,
+                result,
+                reply,
+            });
+        });
+        if submitted.is_err() {
+            log::error!("worker pool is gone; {namespace}/{id} not changed");
+        }
+    }
+}
+
+impl Handler<ControlDone> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ControlDone, _: &mut Context<Self>) {
+        let ControlDone {
+            key,
+            op,
+            result,
+            reply,
+        } = msg;
+        if let Err(err) = result {
+            let message = format!("cannot {} container \"{}\": {err}", op.verb(), key.1);
+            log::info!("{message}");
+            let _ = reply.send(Response::Error(ErrorResponse::new(
+                ErrorKind::Runtime,
+                message,
+            )));
+            return;
+        }
+        let Some(container) = self.containers.get_mut(&key) else {
+            let _ = reply.send(Response::Error(not_found(&key.1)));
+            return;
+        };
+        let Phase::Running { pid, paused, .. } = &mut container.phase else {
+            let message = format!("container \"{}\" exited during {}", key.1, op.verb());
+            let _ = reply.send(Response::Error(ErrorResponse::new(
+                ErrorKind::FailedPrecondition,
+                message,
+            )));
+            return;
+        };
+        let pid = *pid;
+        let kind = match op {
+            ControlOp::Pause => {
+                *paused = true;
+                EventKind::Pause
+            }
+            ControlOp::Resume => {
+                *paused = false;
+                EventKind::Resume
+            }
+            ControlOp::Update(_) => EventKind::Update,
+        };
+        self.emit(kind, &key, pid, None);
+        let _ = reply.send(Response::Done);
+    }
+}
+
+impl Handler<StatsTargets> for Supervisor {
+    type Result = MessageResult<StatsTargets>;
+
+    fn handle(&mut self, msg: StatsTargets, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats_targets(&msg.namespace, &msg.ids))
+    }
+}
+
+impl Supervisor {
+    fn stats_targets(
+        &self,
+        namespace: &str,
+        ids: &[String],
+    ) -> Result<Vec<StatsTarget>, ErrorResponse> {
+        let target = |key: &Key, phase: &Phase| match phase {
+            Phase::Running {
+                pid,
+                cgroup: Some(cgroup),
+                ..
+            } => Some(StatsTarget {
+                key: key.clone(),
+                pid: *pid,
+                cgroup: cgroup.clone(),
+            }),
+            _ => None,
+        };
+        if ids.is_empty() {
+            let ns = Namespace::new(namespace).map_err(invalid)?;
+            let mut targets: Vec<StatsTarget> = self
+                .containers
+                .iter()
+                .filter(|(key, _)| key.0 == ns)
+                .filter_map(|(key, c)| target(key, &c.phase))
+                .collect();
+            targets.sort_by(|a, b| a.key.1.as_str().cmp(b.key.1.as_str()));
+            return Ok(targets);
+        }
+        ids.iter()
+            .map(|id| {
+                let key = key(namespace, id)?;
+                let container = self.containers.get(&key).ok_or_else(|| not_found(&key.1))?;
+                target(&key, &container.phase).ok_or_else(|| {
+                    let status = container.phase.status();
+                    let why = if matches!(status, Status::Running | Status::Paused) {
+                        "its cgroup is unknown".to_string()
+                    } else {
+                        format!("it is {status}")
+                    };
+                    ErrorResponse::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("no stats for container \"{}\": {why}", key.1),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+impl Handler<OomKilled> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, OomKilled { key, kills }: OomKilled, _: &mut Context<Self>) {
+        let Some(container) = self.containers.get_mut(&key) else {
+            return;
+        };
+        let Some(pid) = container.phase.pid() else {
+            return;
+        };
+        if kills > container.oom_kills {
+            container.oom_kills = kills;
+            self.emit(EventKind::Oom, &key, pid, None);
+        }
+    }
+}
