@@ -98,12 +98,12 @@ impl Client {
         self.kill_noting(req).map(drop)
     }
 
-    /// Like [`Client::kill`], returning the daemon's note when the signal waits (the container
-    /// is paused, so it is delivered once resumed).
+    /// Like [`Client::kill`], returning the daemon's note on a paused container (a signal waits
+    /// until it is resumed; `all` thaws it).
     pub fn kill_noting(&mut self, req: KillRequest) -> Result<Option<String>, ClientError> {
         match self.call(req)? {
             Response::Done => Ok(None),
-            Response::Pending(note) => Ok(Some(note)),
+            Response::Noted(note) => Ok(Some(note)),
             other => Err(unexpected(other)),
         }
     }
@@ -236,7 +236,7 @@ fn unexpected(resp: Response) -> ClientError {
         Response::Info(_) => "info",
         Response::Error(_) => "error",
         Response::Stats(_) => "stats",
-        Response::Pending(_) => "pending",
+        Response::Noted(_) => "noted",
     };
     ClientError::Unexpected(name.to_string())
 }

@@ -167,9 +167,9 @@ pub enum Response {
     Info(DaemonInfo),
     Error(ErrorResponse),
     Stats(Vec<ContainerStats>),
-    /// The request was accepted but takes effect later; the text says when (a signal to a
-    /// paused container waits until it is resumed).
-    Pending(String),
+    /// The request was carried out, with something the caller should know: a signal to a
+    /// paused container waits until it is resumed; `kill --all` thaws a paused container.
+    Noted(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -468,7 +468,7 @@ impl Handler<Deleted> for Supervisor {
 impl Handler<Signal> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, Signal { req, reply }: Signal, _: &mut Context<Self>) {
+    fn handle(&mut self, Signal { req, reply }: Signal, ctx: &mut Context<Self>) {
         let target = valid_signal(req.signal).and_then(|signal| {
             let (key, container) = self.find(&req.namespace, &req.id)?;
             let paused = container.phase.is_paused();
@@ -483,7 +483,7 @@ impl Handler<Signal> for Supervisor {
         };
         if !req.all {
             let response = match pidfd.send_signal(signal) {
-                Ok(()) if paused => Response::Pending(format!(
+                Ok(()) if paused => Response::Noted(format!(
                     "container \"{}\" is paused: signal {signal} is delivered when it is resumed",
                     key.1
                 )),
@@ -502,8 +502,19 @@ impl Handler<Signal> for Supervisor {
             let _ = reply.send(response);
             return;
         }
+        let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Urgent, move |runc| {
             let response = match runc.kill(&key.0, &key.1, signal, true) {
+                // runc freezes the container, signals every process, then thaws it.
+                Ok(()) if paused => {
+                    let note = format!(
+                        "container \"{}\" was paused: runc kill --all thawed it to deliver signal \
+                         {signal}, so it runs again",
+                        key.1
+                    );
+                    addr.do_send(control::Thawed { key });
+                    Response::Noted(note)
+                }
                 Ok(()) => Response::Done,
                 Err(err) => {
                     Response::Error(ErrorResponse::new(ErrorKind::Runtime, err.to_string()))

@@ -75,6 +75,13 @@ pub struct StatsTarget {
     pub cgroup: Cgroup,
 }
 
+/// `runc kill --all` thawed a paused container.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Thawed {
+    pub key: Key,
+}
+
 /// The OOM notifier saw the container's OOM kill count reach `kills`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -153,28 +160,26 @@ impl Handler<ControlDone> for Supervisor {
             )));
             return;
         }
+        // runc did it; the container may have exited since (a KILL sent while it was paused
+        // lands as it thaws), and then its event still precedes its exit, or it is gone.
         let Some(container) = self.containers.get_mut(&key) else {
-            let _ = reply.send(Response::Error(not_found(&key.1)));
+            let _ = reply.send(Response::Done);
             return;
         };
-        let Phase::Running { pid, paused, .. } = &mut container.phase else {
-            let message = format!("container \"{}\" exited during {}", key.1, op.verb());
-            let _ = reply.send(Response::Error(ErrorResponse::new(
-                ErrorKind::FailedPrecondition,
-                message,
-            )));
+        let Some(pid) = container.phase.pid() else {
+            let _ = reply.send(Response::Done);
             return;
         };
-        let pid = *pid;
+        if let Phase::Running { paused, .. } = &mut container.phase {
+            match op {
+                ControlOp::Pause => *paused = true,
+                ControlOp::Resume => *paused = false,
+                ControlOp::Update(_) => {}
+            }
+        }
         let kind = match op {
-            ControlOp::Pause => {
-                *paused = true;
-                EventKind::Pause
-            }
-            ControlOp::Resume => {
-                *paused = false;
-                EventKind::Resume
-            }
+            ControlOp::Pause => EventKind::Pause,
+            ControlOp::Resume => EventKind::Resume,
             ControlOp::Update(_) => EventKind::Update,
         };
         self.emit(kind, &key, pid, None);
@@ -237,6 +242,24 @@ impl Supervisor {
                 })
             })
             .collect()
+    }
+}
+
+impl Handler<Thawed> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Thawed { key }: Thawed, _: &mut Context<Self>) {
+        let Some(container) = self.containers.get_mut(&key) else {
+            return;
+        };
+        let Phase::Running { pid, paused, .. } = &mut container.phase else {
+            return;
+        };
+        if *paused {
+            *paused = false;
+            let pid = *pid;
+            self.emit(EventKind::Resume, &key, pid, None);
+        }
     }
 }
 
