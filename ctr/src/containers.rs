@@ -43,7 +43,7 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
             labels: &c.labels,
             stdout: &c.stdout,
             stderr: &c.stderr,
-            limits: c.limits.as_ref(),
+            limits: c.limits.as_deref(),
         }
     }
 }
@@ -182,7 +182,10 @@ fn limit_rows(table: &mut Table, l: &Limits) {
     let show = |value: Option<String>| value.unwrap_or_else(|| "unlimited".to_string());
     let rows = [
         ("MEMORY LIMIT", show(l.memory.map(|v| v.to_string()))),
-        ("MEMORY+SWAP LIMIT", show(l.memory_swap.map(|v| v.to_string()))),
+        (
+            "MEMORY+SWAP LIMIT",
+            show(l.memory_swap.map(|v| v.to_string())),
+        ),
         ("CPU QUOTA", show(l.cpu_quota.map(|v| v.to_string()))),
         ("CPU PERIOD", show(l.cpu_period.map(|v| v.to_string()))),
         ("CPUSET CPUS", show(l.cpuset_cpus.clone())),
@@ -292,16 +295,22 @@ mod tests {
         assert!(table.contains("\nLABELS      app=web,tier=1\n"));
         assert!(!table.contains("LIMIT"));
         let mut limited = container("web", Some(42));
-        limited.limits = Some(Limits {
+        limited.limits = Some(Box::new(Limits {
             memory: Some(64 << 20),
             pids: Some(20),
             cpu_shares: Some(1024),
             ..Limits::default()
-        });
+        }));
         let table = state_table(&limited);
-        assert!(table.contains("\nMEMORY LIMIT        67108864\n"), "{table}");
+        assert!(
+            table.contains("\nMEMORY LIMIT        67108864\n"),
+            "{table}"
+        );
         assert!(table.contains("\nPIDS LIMIT          20\n"), "{table}");
-        assert!(table.contains("\nCPU QUOTA           unlimited\n"), "{table}");
+        assert!(
+            table.contains("\nCPU QUOTA           unlimited\n"),
+            "{table}"
+        );
         assert!(table.contains("\nCPU SHARES          1024\n"), "{table}");
     }
 

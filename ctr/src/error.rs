@@ -20,7 +20,9 @@ pub enum Error {
         "unknown signal {0:?}: expected a number from 1 to 64 or a name such as TERM or SIGKILL"
     )]
     UnknownSignal(String),
-    #[error("invalid {flag} {value:?}: expected bytes, optionally with a suffix k, M, G or T (512M)")]
+    #[error(
+        "invalid {flag} {value:?}: expected bytes, optionally with a suffix k, M, G or T (512M)"
+    )]
     Size { flag: &'static str, value: String },
     #[error("invalid {flag} {value:?}: expected {expected}")]
     Number {

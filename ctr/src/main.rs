@@ -95,7 +95,7 @@ enum ContainersCommand {
     /// Thaw a paused container
     Resume(IdArg),
     /// Change a running container's limits
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Show containers' CPU, memory, pids, block and network I/O (every running one without IDs)
     Stats(StatsArgs),
 }

@@ -149,6 +149,7 @@ mod tests {
             process: "init".into(),
             pid: 42,
             status: Some(137),
+            oom_killed: true,
         });
         let mut buf = encode(&start()).unwrap();
         buf.extend(encode(&event).unwrap());

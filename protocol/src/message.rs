@@ -193,7 +193,8 @@ pub struct Container {
     pub stderr: String,
     /// The limits in force, read from its cgroup; only `state` fills it in, and only for a
     /// container that runs.
-    pub limits: Option<Limits>,
+    /// Boxed: most containers on the wire (every list) carry none.
+    pub limits: Option<Box<Limits>>,
 }
 
 /// A container's resource limits as its cgroup holds them; `None` is unlimited (or not kept

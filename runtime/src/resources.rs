@@ -77,11 +77,7 @@ impl ResourceUpdate {
         }
         if let Some(cpus) = &self.cpuset_cpus {
             if !valid_cpu_list(cpus) {
-                return bad(
-                    "cpuset-cpus",
-                    cpus.clone(),
-                    "expected a list such as 0-2,4",
-                );
+                return bad("cpuset-cpus", cpus.clone(), "expected a list such as 0-2,4");
             }
         }
         if let Some(pids) = self.pids_limit {

@@ -152,7 +152,10 @@ impl<F: Fn(Key, u64)> Watcher<F> {
             Source::V1 { event, .. } => event.as_fd(),
             Source::V2(inotify) => inotify.as_fd(),
         };
-        if let Err(e) = self.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token)) {
+        if let Err(e) = self
+            .epoll
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+        {
             log::warn!("cannot watch {}/{} for oom kills: {e}", key.0, key.1);
             return;
         }

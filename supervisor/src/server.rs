@@ -16,8 +16,8 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::subscribers::{Subscription, QUEUE_LEN};
 use crate::stats;
+use crate::subscribers::{Subscription, QUEUE_LEN};
 use crate::supervisor::{
     Control, ControlOp, Info, List, Signal, Start, State, StatsTargets, Subscribe, Supervisor,
 };
@@ -187,7 +187,8 @@ async fn state(supervisor: &Addr<Supervisor>, req: protocol::StateRequest) -> Re
         container.limits = tokio::task::spawn_blocking(move || stats::limits(&cgroup))
             .await
             .ok()
-            .flatten();
+            .flatten()
+            .map(Box::new);
     }
     Response::Container(container)
 }

@@ -217,7 +217,11 @@ impl Supervisor {
         let Some(pid) = container.phase.pid() else {
             return;
         };
-        let cgroup = container.phase.cgroup().cloned().filter(|_| self.oom_notify);
+        let cgroup = container
+            .phase
+            .cgroup()
+            .cloned()
+            .filter(|_| self.oom_notify);
         container.phase = Phase::Stopped { pid };
         if let Some(oom) = &self.oom {
             oom.unwatch(key.clone());

@@ -44,7 +44,9 @@ fn pause_freezes_the_container_and_resume_thaws_it() {
     let (id, witness) = (unique_id("pause"), unique_id("witness"));
     let pid = daemon.start_container(&id, &bundle);
     daemon.start_container(&witness, &bundle);
-    wait_until("the counter to count", || (counter(&daemon, &id) > 0).then_some(()));
+    wait_until("the counter to count", || {
+        (counter(&daemon, &id) > 0).then_some(())
+    });
     let cgroup = Cgroup::of_pid(pid).unwrap();
 
     ctr_ok(&daemon, &["containers", "pause", &id]);
@@ -110,7 +112,10 @@ fn kill_all_thaws_a_paused_container_as_runc_does() {
     wait_for_output(&daemon, &id, "ready");
     ctr_ok(&daemon, &["containers", "pause", &id]);
 
-    let note = ctr_ok(&daemon, &["containers", "kill", "--all", "--signal", "USR1", &id]);
+    let note = ctr_ok(
+        &daemon,
+        &["containers", "kill", "--all", "--signal", "USR1", &id],
+    );
     assert!(note.contains("thawed it"), "{note}");
     events.wait_for(1, |e| e.id == id && e.kind == EventKind::Resume);
     assert_eq!(status(&daemon, &id), Status::Running);

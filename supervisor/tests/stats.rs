@@ -62,11 +62,7 @@ fn pids_count_the_container_processes() {
     daemon.start_container(&id, &bundle);
     wait_for_output(&daemon, &id, "ready");
     let stats = stats_of(&daemon, &id);
-    assert!(
-        (4..=6).contains(&stats.pids.current),
-        "{:?}",
-        stats.pids
-    );
+    assert!((4..=6).contains(&stats.pids.current), "{:?}", stats.pids);
     daemon
         .client()
         .kill(protocol::KillRequest {

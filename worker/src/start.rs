@@ -65,7 +65,10 @@ fn find_cgroup(runc: &Runc, job: &StartJob, pid: u32) -> Option<Cgroup> {
     match Cgroup::from_runc_state(&state_dir).or_else(|_| Cgroup::of_pid(pid)) {
         Ok(cgroup) => Some(cgroup),
         Err(e) => {
-            log::warn!("container {}: no cgroup found, so no stats or oom events: {e}", job.id);
+            log::warn!(
+                "container {}: no cgroup found, so no stats or oom events: {e}",
+                job.id
+            );
             None
         }
     }

@@ -105,7 +105,11 @@ impl Handler<Control> for Supervisor {
             if !op.allowed(status) {
                 return Err(ErrorResponse::new(
                     ErrorKind::FailedPrecondition,
-                    format!("cannot {} container \"{}\": it is {status}", op.verb(), key.1),
+                    format!(
+                        "cannot {} container \"{}\": it is {status}",
+                        op.verb(),
+                        key.1
+                    ),
                 ));
             }
             if let ControlOp::Update(update) = &op {
