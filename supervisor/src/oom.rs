@@ -33,7 +33,7 @@ enum Command {
     Unwatch { key: Key },
 }
 
-/// The handle the actor keeps; dropping it stops the thread.
+/// The handle the actor keeps; the thread it talks to runs for the life of the daemon.
 pub struct OomNotifier {
     commands: Sender<Command>,
     wake: Arc<EventFd>,

@@ -596,7 +596,7 @@ impl Handler<Info> for Supervisor {
 impl Handler<Shutdown> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, Shutdown { signal }: Shutdown, _: &mut Context<Self>) {
+    fn handle(&mut self, Shutdown { signal }: Shutdown, ctx: &mut Context<Self>) {
         self.shutdown = Some(signal);
         self.stopping.store(true, Ordering::Relaxed);
         let mut signalled = 0;
@@ -608,6 +608,7 @@ impl Handler<Shutdown> for Supervisor {
             }
         }
         log::info!("sent signal {signal} to {signalled} container(s)");
+        self.resume_paused(ctx);
     }
 }
 

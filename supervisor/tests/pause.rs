@@ -149,3 +149,25 @@ fn pause_and_resume_refuse_the_wrong_state_and_missing_containers() {
     );
     daemon.kill(&id, libc::SIGKILL);
 }
+
+#[test]
+fn shutdown_thaws_paused_containers_so_their_term_lands() {
+    let mut daemon = Daemon::start();
+    let script = "trap 'exit 0' TERM; echo ready; while :; do sleep 0.01; done";
+    let bundle = daemon.bundle("term", &["sh", "-c", script]);
+    let mut events = daemon.events();
+    let id = unique_id("pshut");
+    daemon.start_container(&id, &bundle);
+    wait_for_output(&daemon, &id, "ready");
+    ctr_ok(&daemon, &["containers", "pause", &id]);
+
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait_exit().success());
+    let exits = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
+    assert_eq!(
+        exits[0].status,
+        Some(0),
+        "TERM, not the KILL after the grace period"
+    );
+    assert!(daemon.runc_leftovers().is_empty());
+}

@@ -124,7 +124,21 @@ impl Handler<Control> for Supervisor {
                 return;
             }
         };
+        self.submit_control(key, op, reply, ctx);
+    }
+}
+
+impl Supervisor {
+    /// Runs the operation's runc command in the pool; [`ControlDone`] brings the result back.
+    fn submit_control(
+        &self,
+        key: Key,
+        op: ControlOp,
+        reply: oneshot::Sender<Response>,
+        ctx: &mut Context<Self>,
+    ) {
         let addr = ctx.address();
+        let what = format!("{}/{}", key.0, key.1);
         let submitted = self.pool.submit(Priority::Normal, move |runc| {
             let (ns, id) = (&key.0, &key.1);
             let result = match &op {
@@ -140,7 +154,19 @@ impl Handler<Control> for Supervisor {
             });
         });
         if submitted.is_err() {
-            log::error!("worker pool is gone; {namespace}/{id} not changed");
+            log::error!("worker pool is gone; {what} not changed");
+        }
+    }
+
+    /// At shutdown: a frozen container holds the signals sent to it until it is thawed, so
+    /// every paused container is resumed to let them land.
+    pub(super) fn resume_paused(&self, ctx: &mut Context<Self>) {
+        for (key, container) in &self.containers {
+            if container.phase.is_paused() {
+                // Nobody waits for the answer; the `resume` event reports it.
+                let (reply, _) = oneshot::channel();
+                self.submit_control(key.clone(), ControlOp::Resume, reply, ctx);
+            }
         }
     }
 }
