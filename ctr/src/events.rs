@@ -67,7 +67,11 @@ pub fn stream(global: &Global, format: Format, out: &mut impl Write) -> Result<(
 }
 
 fn table_row(e: &Event) -> String {
-    let status = e.status.map_or_else(|| "-".to_string(), |s| s.to_string());
+    let status = match (e.status, e.oom_killed) {
+        (Some(status), true) => format!("{status} (oom)"),
+        (Some(status), false) => status.to_string(),
+        (None, _) => "-".to_string(),
+    };
     output::stream_row(
         &WIDTHS,
         &[
@@ -107,6 +111,9 @@ mod tests {
             "2023-11-14T22:13:20.123456789Z  start-container   web                       4242      -\n"
         );
         assert!(exit.ends_with("  exit              web                       4242      137\n"));
+        let mut oom = event(EventKind::Exit, Some(137));
+        oom.oom_killed = true;
+        assert!(table_row(&oom).ends_with("  4242      137 (oom)\n"));
         for row in [&start, &exit] {
             for title in &HEADER[1..] {
                 let column = header.find(title).unwrap();

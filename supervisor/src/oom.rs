@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -91,6 +91,15 @@ enum Source {
     V2(Inotify),
 }
 
+impl Source {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Source::V1 { event, .. } => event.as_fd(),
+            Source::V2(inotify) => inotify.as_fd(),
+        }
+    }
+}
+
 struct Watch {
     key: Key,
     cgroup: Cgroup,
@@ -148,14 +157,8 @@ impl<F: Fn(Key, u64)> Watcher<F> {
         };
         let token = self.next_token;
         self.next_token += 1;
-        let fd = match &source {
-            Source::V1 { event, .. } => event.as_fd(),
-            Source::V2(inotify) => inotify.as_fd(),
-        };
-        if let Err(e) = self
-            .epoll
-            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
-        {
+        let event = EpollEvent::new(EpollFlags::EPOLLIN, token);
+        if let Err(e) = self.epoll.add(source.fd(), event) {
             log::warn!("cannot watch {}/{} for oom kills: {e}", key.0, key.1);
             return;
         }
@@ -182,11 +185,7 @@ impl<F: Fn(Key, u64)> Watcher<F> {
             return;
         };
         if let Some(watch) = self.watches.remove(&token) {
-            let fd = match &watch.source {
-                Source::V1 { event, .. } => event.as_fd(),
-                Source::V2(inotify) => inotify.as_fd(),
-            };
-            let _ = self.epoll.delete(fd);
+            let _ = self.epoll.delete(watch.source.fd());
         }
     }
 

@@ -196,6 +196,106 @@ pub fn oom_kills(paths: &V1Paths) -> Result<u64, CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    /// Files as this hybrid host (kernel 6.x, runc 1.1.5) shows them for a container, one
+    /// directory per controller.
+    #[test]
+    fn stats_and_limits_from_recorded_files() {
+        let root = tempfile::tempdir().unwrap();
+        let files = [
+            ("cpuacct", "cpuacct.usage", "2500000000\n"),
+            (
+                "cpuacct",
+                "cpuacct.usage_percpu",
+                "1000000000 1500000000 \n",
+            ),
+            (
+                "cpu",
+                "cpu.stat",
+                "nr_periods 40\nnr_throttled 7\nthrottled_time 350000000\nnr_bursts 0\n",
+            ),
+            ("cpu", "cpu.shares", "1024\n"),
+            ("cpu", "cpu.cfs_quota_us", "-1\n"),
+            ("cpu", "cpu.cfs_period_us", "100000\n"),
+            ("memory", "memory.usage_in_bytes", "55128064\n"),
+            ("memory", "memory.limit_in_bytes", "67108864\n"),
+            (
+                "memory",
+                "memory.memsw.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+            ("memory", "memory.max_usage_in_bytes", "60000256\n"),
+            (
+                "memory",
+                "memory.stat",
+                "cache 2097152\nrss 52428800\nrss_huge 0\ntotal_cache 2097152\n",
+            ),
+            (
+                "memory",
+                "memory.oom_control",
+                "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+            ),
+            ("pids", "pids.current", "5\n"),
+            ("pids", "pids.max", "max\n"),
+            (
+                "blkio",
+                "blkio.throttle.io_service_bytes",
+                "8:0 Read 4096\n8:0 Write 8192\n8:0 Total 12288\nTotal 12288\n",
+            ),
+        ];
+        for (controller, name, content) in files {
+            let dir = root.path().join(controller);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(name), content).unwrap();
+        }
+        let paths = V1Paths::from_controllers(
+            ["cpu", "cpuacct", "memory", "pids", "blkio", "devices"]
+                .map(|c| (c, root.path().join(c))),
+        );
+        assert!(
+            paths.dir("devices").is_none(),
+            "only the controllers read are kept"
+        );
+        let stats = stats(&paths).unwrap();
+        assert_eq!(
+            stats.cpu,
+            CpuStats {
+                usage_ns: 2_500_000_000,
+                per_cpu_ns: vec![1_000_000_000, 1_500_000_000],
+                periods: 40,
+                throttled_periods: 7,
+                throttled_ns: 350_000_000,
+            }
+        );
+        assert_eq!(
+            stats.memory,
+            MemoryStats {
+                usage: 55_128_064,
+                limit: Some(64 << 20),
+                max_usage: Some(60_000_256),
+                cache: 2 << 20,
+                rss: 50 << 20,
+            }
+        );
+        assert_eq!(
+            stats.pids,
+            PidsStats {
+                current: 5,
+                limit: None
+            }
+        );
+        assert_eq!(stats.io.write_bytes, 8192);
+        assert_eq!(oom_kills(&paths).unwrap(), 2);
+        let limits = limits(&paths).unwrap();
+        assert_eq!(limits.memory, Some(64 << 20));
+        assert_eq!(limits.memory_swap, None);
+        assert_eq!(limits.cpu_shares, Some(1024));
+        assert_eq!(limits.cpu_quota, None);
+        assert_eq!(limits.cpu_period, Some(100_000));
+        assert_eq!(limits.cpuset_cpus, None);
+        assert_eq!(limits.pids, None);
+    }
 
     #[test]
     fn io_service_bytes_sums_devices() {
