@@ -6,8 +6,8 @@ use crate::RuntimeError;
 /// Each `Some` field becomes one `runc update` flag; `None` leaves that limit as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceUpdate {
-    /// Bytes (`--memory`).
-    pub memory: Option<u64>,
+    /// Bytes (`--memory`); -1 for unlimited.
+    pub memory: Option<i64>,
     /// Memory plus swap in bytes (`--memory-swap`); -1 for unlimited swap.
     pub memory_swap: Option<i64>,
     pub cpu_shares: Option<u64>,
@@ -43,14 +43,16 @@ impl ResourceUpdate {
         if self.is_empty() {
             return bad("update", String::new(), "names no limit to change");
         }
-        if self.memory == Some(0) {
-            return bad("memory limit", "0".into(), "must be above 0");
+        if let Some(memory) = self.memory {
+            if memory == 0 || memory < -1 {
+                return bad("memory limit", memory.to_string(), "must be above 0, or -1");
+            }
         }
         if let Some(swap) = self.memory_swap {
             if swap == 0 || swap < -1 {
                 return bad("memory-swap", swap.to_string(), "must be above 0, or -1");
             }
-            if let (Some(memory), Ok(swap)) = (self.memory, u64::try_from(swap)) {
+            if let (Some(memory), true) = (self.memory, swap > 0) {
                 if swap < memory {
                     return bad(
                         "memory-swap",

@@ -233,7 +233,8 @@ async fn stats(supervisor: &Addr<Supervisor>, req: protocol::StatsRequest) -> Re
 
 fn resource_update(r: protocol::Resources) -> runtime::ResourceUpdate {
     runtime::ResourceUpdate {
-        memory: r.memory,
+        // Beyond i64 is beyond any machine: the largest limit is as good as unlimited.
+        memory: r.memory.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
         memory_swap: r.memory_swap,
         cpu_shares: r.cpu_shares,
         cpu_quota: r.cpu_quota,

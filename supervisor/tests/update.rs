@@ -72,13 +72,22 @@ fn a_limit_below_usage_is_refused_and_nothing_changes() {
     let pid = daemon.start_container(&id, &bundle);
     wait_for_output(&daemon, &id, "ready");
     let before = cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max");
+    let limits_before = daemon
+        .client()
+        .state(DEFAULT_NAMESPACE, &id)
+        .unwrap()
+        .limits;
 
+    // runc writes the cpuset, CPU and pids files before it fails on the memory limit.
     let err = daemon
         .client()
         .update(update(
             &id,
             Resources {
                 memory: Some(16 << 20),
+                cpuset_cpus: Some("0".into()),
+                cpu_quota: Some(20_000),
+                pids_limit: Some(7),
                 ..Resources::default()
             },
         ))
@@ -94,7 +103,9 @@ fn a_limit_below_usage_is_refused_and_nothing_changes() {
         before
     );
     let state = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
+    assert_eq!(state.limits, limits_before);
     assert_eq!(state.limits.unwrap().memory, None);
+    assert_eq!(cgroup_file(pid, "pids", "pids.max", "pids.max"), "max");
     // The exit that follows shows no update event was emitted before it.
     daemon.kill(&id, libc::SIGKILL);
     events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);

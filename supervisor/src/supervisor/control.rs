@@ -6,7 +6,7 @@ use actix::prelude::*;
 use protocol::{ErrorKind, ErrorResponse, EventKind, Response, Status};
 use runtime::{Cgroup, Namespace, ResourceUpdate, RuntimeError};
 use tokio::sync::oneshot;
-use worker::Priority;
+use worker::{update_container, Priority};
 
 use super::{invalid, key, not_found, Supervisor};
 use crate::container::{Key, Phase};
@@ -115,25 +115,27 @@ impl Handler<Control> for Supervisor {
             if let ControlOp::Update(update) = &op {
                 update.validate().map_err(invalid)?;
             }
-            Ok(key.clone())
+            Ok((key.clone(), container.phase.cgroup().cloned()))
         });
-        let key = match checked {
-            Ok(key) => key,
+        let (key, cgroup) = match checked {
+            Ok(found) => found,
             Err(err) => {
                 let _ = reply.send(Response::Error(err));
                 return;
             }
         };
-        self.submit_control(key, op, reply, ctx);
+        self.submit_control(key, op, cgroup, reply, ctx);
     }
 }
 
 impl Supervisor {
     /// Runs the operation's runc command in the pool; [`ControlDone`] brings the result back.
+    /// An update needs the container's `cgroup` to undo what a failing `runc update` changed.
     fn submit_control(
         &self,
         key: Key,
         op: ControlOp,
+        cgroup: Option<Cgroup>,
         reply: oneshot::Sender<Response>,
         ctx: &mut Context<Self>,
     ) {
@@ -144,7 +146,9 @@ impl Supervisor {
             let result = match &op {
                 ControlOp::Pause => runc.pause(ns, id),
                 ControlOp::Resume => runc.resume(ns, id),
-                ControlOp::Update(update) => runc.update(ns, id, update),
+                ControlOp::Update(update) => {
+                    update_container(runc, ns, id, update, cgroup.as_ref())
+                }
             };
             addr.do_send(ControlDone {
                 key,
@@ -165,7 +169,7 @@ impl Supervisor {
             if container.phase.is_paused() {
                 // Nobody waits for the answer; the `resume` event reports it.
                 let (reply, _) = oneshot::channel();
-                self.submit_control(key.clone(), ControlOp::Resume, reply, ctx);
+                self.submit_control(key.clone(), ControlOp::Resume, None, reply, ctx);
             }
         }
     }
