@@ -55,6 +55,12 @@ fn pause_freezes_the_container_and_resume_thaws_it() {
     let freezer = cgroup.freezer_state().unwrap();
     assert!(freezer == "FROZEN" || freezer == "1", "{freezer}");
     assert_eq!(process_state(pid), 'D');
+    // A frozen container's cgroup still reads.
+    let stats = daemon
+        .client()
+        .stats(DEFAULT_NAMESPACE, &[id.clone()])
+        .unwrap();
+    assert_eq!(stats[0].pid, pid);
     // While a running twin counts on by 20, the paused counter does not move.
     let frozen_at = counter(&daemon, &id);
     let witness_at = counter(&daemon, &witness);
