@@ -58,7 +58,7 @@ fn pause_freezes_the_container_and_resume_thaws_it() {
     // A frozen container's cgroup still reads.
     let stats = daemon
         .client()
-        .stats(DEFAULT_NAMESPACE, &[id.clone()])
+        .stats(DEFAULT_NAMESPACE, std::slice::from_ref(&id))
         .unwrap();
     assert_eq!(stats[0].pid, pid);
     // While a running twin counts on by 20, the paused counter does not move.
