@@ -6,6 +6,12 @@ set -euo pipefail
 #   busybox-static  /bin/busybox as a *static* binary; scripts/make-bundle.sh
 #                   copies it alone into test rootfs dirs, so the dynamic
 #                   `busybox` package (needs libc in the rootfs) won't do
+#   iptables        CRIU calls it to lock the network while it dumps a container
+# Then runs scripts/install-criu.sh: when the system's `criu check` fails (Debian
+# bookworm's CRIU 3.17 does on this kernel), it unpacks CRIU 4 from Debian trixie
+# under /opt/ctrd-criu without touching the system's apt sources or dpkg database.
+# The packaging tests also use dpkg-deb and dpkg (part of dpkg, on every Debian system) and,
+# when present, systemd-analyze (the unit check says so and skips itself without it).
 # Does not install Rust: fails with a clear message if `cargo` is not on PATH
 # (after sourcing ~/.cargo/env when present).
 # Prints one line per package it installed; silent otherwise.
@@ -19,6 +25,7 @@ command -v runc >/dev/null 2>&1 || missing+=(runc)
 if ! dpkg -s busybox-static >/dev/null 2>&1 || [[ ! -x /bin/busybox ]]; then
     missing+=(busybox-static)
 fi
+command -v iptables >/dev/null 2>&1 || [[ -x /usr/sbin/iptables ]] || missing+=(iptables)
 
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null 2>&1 \
@@ -36,6 +43,7 @@ fi
 # Final sanity checks, so failures show up here and not as odd test errors.
 command -v runc >/dev/null 2>&1 || die "runc still not on PATH after install"
 [[ -x /bin/busybox ]] || die "/bin/busybox missing after installing busybox-static"
+"$(dirname "${BASH_SOURCE[0]}")/install-criu.sh" || die "no working CRIU (scripts/install-criu.sh failed)"
 
 if ! command -v cargo >/dev/null 2>&1; then
     env_file="${CARGO_HOME:-$HOME/.cargo}/env"

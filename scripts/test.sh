@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 set -euo pipefail
 # test.sh [CARGO TEST ARGS...] — the full check used by CI.
-# Runs scripts/setup.sh (as root; apt-installs runc and busybox-static if
-# missing — the tests start real runc containers from busybox bundles), then
+# Runs scripts/setup.sh (as root; apt-installs runc, busybox-static and iptables
+# if missing — the tests start real runc containers from busybox bundles — and
+# CRIU 4 under /opt/ctrd-criu when the system's criu fails), then
 # `cargo fmt --check`, `cargo clippy -D warnings`, a build of every binary (the
 # integration tests run `ctr` beside `ctrd`, and `cargo test` builds only the
 # binaries of the package under test), and `cargo test --workspace` with any

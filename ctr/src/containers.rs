@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::env;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-use protocol::{Container, KillRequest, Limits, StartRequest, Status};
+use protocol::{Container, Filter, KillRequest, Limits, StartRequest, Status, WaitRequest};
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::output::{self, Format, Table};
-use crate::{signal, Global, KillArgs, StartArgs};
+use crate::{signal, Global, KillArgs, StartArgs, WaitArgs};
 
 /// A container as ctr prints it: the wire type with its creation time readable.
 #[derive(Debug, Serialize)]
@@ -48,8 +49,17 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
     }
 }
 
-pub fn list(global: &Global, format: Format, out: &mut impl Write) -> Result<(), Error> {
-    let mut containers = global.connect()?.list(&global.namespace)?;
+/// Filters are checked here too, so a mistake is reported before connecting.
+pub fn list(
+    global: &Global,
+    filters: &[String],
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    Filter::<Container>::parse(filters)?;
+    let mut containers = global
+        .connect()?
+        .list_filtered(&global.namespace, filters.to_vec())?;
     containers.sort_by(|a, b| a.id.cmp(&b.id));
     match format {
         Format::Table => out.write_all(list_table(&containers).as_bytes())?,
@@ -98,6 +108,7 @@ pub fn start(global: &Global, args: &StartArgs) -> Result<(), Error> {
         labels,
         stdout: args.stdout.as_deref().map(resolve).transpose()?,
         stderr: args.stderr.as_deref().map(resolve).transpose()?,
+        checkpoint: args.checkpoint.clone(),
     };
     global.connect()?.start(request)?;
     Ok(())
@@ -147,6 +158,19 @@ pub fn state(global: &Global, id: &str, format: Format, out: &mut impl Write) ->
         Format::Json => output::json_document(out, &ContainerView::from(&container))?,
     }
     Ok(())
+}
+
+/// Blocks until the process exits, then exits with its status (0 to 255: the exit code, or
+/// 128 + the signal that killed it). Prints nothing.
+pub fn wait(global: &Global, args: &WaitArgs) -> Result<ExitCode, Error> {
+    let request = WaitRequest {
+        namespace: global.namespace.clone(),
+        id: args.id.clone(),
+        process: args.process.clone(),
+    };
+    let exit = global.connect()?.wait(request)?;
+    let status = exit.status.unwrap_or(0);
+    Ok(ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX)))
 }
 
 /// One `KEY  VALUE` row per field; labels share one row as `k=v,k=v` (JSON has them exact).

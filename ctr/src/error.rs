@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use protocol::ClientError;
+use protocol::{ClientError, FilterError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -32,10 +32,19 @@ pub enum Error {
     },
     #[error("nothing to update: give at least one limit, such as --memory-limit 512M")]
     NothingToUpdate,
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(
+        "invalid time {0:?}: expected an RFC 3339 time such as 2026-11-23T07:19:24Z or a \
+         duration ago such as 10m"
+    )]
+    Time(String),
     #[error("cannot determine the current directory to resolve relative paths: {0}")]
     Cwd(io::Error),
     #[error("path {} is not valid UTF-8", .0.display())]
     NonUtf8Path(PathBuf),
+    #[error("cannot write man pages to {}: {source}", .dir.display())]
+    ManPages { dir: PathBuf, source: io::Error },
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// Writing to stdout failed; a closed pipe is not a failure of ctr (see `is_closed_stdout`).

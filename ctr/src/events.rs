@@ -1,13 +1,16 @@
-//! `ctr events`: follows the namespace's event stream and prints each event as it arrives.
+//! `ctr events`: replays the journal from `--since`, then follows the namespace's event stream
+//! and prints each event as it arrives.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use protocol::{Event, EventKind};
+use protocol::{Event, EventKind, Filter, Since, SubscribeRequest};
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::output::{self, Format};
-use crate::Global;
+use crate::{EventsArgs, Global};
 
 const HEADER: [&str; 5] = ["TIME", "TYPE", "ID", "PID", "STATUS"];
 
@@ -20,6 +23,7 @@ const WIDTHS: [usize; 4] = [32, 18, 26, 10];
 struct EventView<'a> {
     /// RFC 3339, UTC, nanoseconds.
     time: String,
+    seq: u64,
     #[serde(rename = "type")]
     kind: EventKind,
     namespace: &'a str,
@@ -28,6 +32,7 @@ struct EventView<'a> {
     pid: u32,
     /// `null` unless the event is an exit.
     status: Option<i32>,
+    labels: &'a BTreeMap<String, String>,
     /// On exits: the kernel's OOM killer killed a process of the container.
     oom_killed: bool,
 }
@@ -36,12 +41,14 @@ impl<'a> From<&'a Event> for EventView<'a> {
     fn from(e: &'a Event) -> Self {
         EventView {
             time: output::rfc3339(e.time),
+            seq: e.seq,
             kind: e.kind,
             namespace: &e.namespace,
             id: &e.id,
             process: &e.process,
             pid: e.pid,
             status: e.status,
+            labels: &e.labels,
             oom_killed: e.oom_killed,
         }
     }
@@ -49,8 +56,28 @@ impl<'a> From<&'a Event> for EventView<'a> {
 
 /// Runs until ctrd closes the stream (success), the connection fails, or nobody reads stdout.
 /// Each event is flushed as it is written, because the reader may be a pipe waiting for it.
-pub fn stream(global: &Global, format: Format, out: &mut impl Write) -> Result<(), Error> {
-    let events = global.connect()?.subscribe(&global.namespace)?;
+/// Arguments are checked before connecting; the filters run in the daemon.
+pub fn stream(global: &Global, args: &EventsArgs, out: &mut impl Write) -> Result<(), Error> {
+    let format = args.format.format;
+    let now = SystemTime::now();
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, now))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|u| parse_time(u, now))
+        .transpose()?;
+    Filter::<Event>::parse(&args.filters)?;
+    let request = SubscribeRequest {
+        namespace: global.namespace.clone(),
+        since,
+        until,
+        filters: args.filters.clone(),
+    };
+    let events = global.connect()?.subscribe_with(request)?;
     if format == Format::Table {
         out.write_all(output::stream_row(&WIDTHS, &HEADER).as_bytes())?;
         out.flush()?;
@@ -64,6 +91,30 @@ pub fn stream(global: &Global, format: Format, out: &mut impl Write) -> Result<(
         out.flush()?;
     }
     Ok(())
+}
+
+/// A bare number is a sequence number; anything else is a time.
+fn parse_since(text: &str, now: SystemTime) -> Result<Since, Error> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Since::Seq)
+            .map_err(|_| Error::Time(text.to_string()));
+    }
+    parse_time(text, now).map(Since::Time)
+}
+
+/// An RFC 3339 time, or a duration before `now` (`10m`, `1h 30m`), in nanoseconds since the epoch.
+fn parse_time(text: &str, now: SystemTime) -> Result<u64, Error> {
+    let time = humantime::parse_rfc3339_weak(text)
+        .ok()
+        .or_else(|| {
+            let ago = humantime::parse_duration(text).ok()?;
+            Some(now.checked_sub(ago).unwrap_or(UNIX_EPOCH))
+        })
+        .ok_or_else(|| Error::Time(text.to_string()))?;
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    Ok(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn table_row(e: &Event) -> String {
@@ -90,6 +141,7 @@ mod tests {
 
     fn event(kind: EventKind, status: Option<i32>) -> Event {
         Event {
+            seq: 9,
             time: 1_700_000_000_123_456_789,
             kind,
             namespace: "default".into(),
@@ -97,6 +149,7 @@ mod tests {
             process: "init".into(),
             pid: 4242,
             status,
+            labels: BTreeMap::from([("app".into(), "web".into())]),
             oom_killed: false,
         }
     }
@@ -128,8 +181,29 @@ mod tests {
         output::json_line(&mut out, &EventView::from(&event(EventKind::Exit, Some(0)))).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"type\":\"exit\",\"namespace\":\"default\",\
-             \"id\":\"web\",\"process\":\"init\",\"pid\":4242,\"status\":0,\"oom_killed\":false}\n"
+            "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"seq\":9,\"type\":\"exit\",\
+             \"namespace\":\"default\",\"id\":\"web\",\"process\":\"init\",\"pid\":4242,\
+             \"status\":0,\"labels\":{\"app\":\"web\"},\"oom_killed\":false}\n"
         );
+    }
+
+    #[test]
+    fn since_takes_a_sequence_number_a_time_or_a_duration_ago() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(parse_since("0", now).unwrap(), Since::Seq(0));
+        assert_eq!(parse_since("42", now).unwrap(), Since::Seq(42));
+        assert_eq!(
+            parse_since("1970-01-01T00:00:10.5Z", now).unwrap(),
+            Since::Time(10_500_000_000)
+        );
+        assert_eq!(
+            parse_since("10m", now).unwrap(),
+            Since::Time(400 * 1_000_000_000)
+        );
+        assert_eq!(parse_time("1h", now).unwrap(), 0, "clamped at the epoch");
+        for bad in ["", "yesterday", "-1", "12:00"] {
+            let err = parse_since(bad, now).unwrap_err();
+            assert!(err.to_string().starts_with("invalid time"), "{bad}: {err}");
+        }
     }
 }

@@ -2,14 +2,17 @@
 //!
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
 //! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1.
-//! The commands live in [`containers`], [`control`], [`stats`], [`events`] and [`daemon`];
-//! [`output`] owns the formats.
+//! The commands live in [`containers`], [`control`], [`stats`], [`checkpoints`], [`events`] and
+//! [`daemon`]; [`output`] owns the formats; [`generate`] writes completion scripts and man pages
+//! from this definition.
 
+mod checkpoints;
 mod containers;
 mod control;
 mod daemon;
 mod error;
 mod events;
+mod generate;
 mod output;
 mod signal;
 mod stats;
@@ -63,12 +66,17 @@ impl Global {
 enum Command {
     /// List, start, signal and inspect containers (lists them without a subcommand)
     Containers(ContainersArgs),
-    /// Stream the namespace's container events until ctrd closes the stream
-    Events(FormatArgs),
+    /// Stream the namespace's container events until ctrd closes the stream, after replaying
+    /// the journal with --since
+    Events(EventsArgs),
     /// Print the versions of ctr and ctrd
     Version(FormatArgs),
     /// Print ctrd's status
     Info(FormatArgs),
+    /// List, create and delete a container's checkpoints (CRIU images kept in its bundle)
+    Checkpoints(CheckpointsArgs),
+    /// Print a shell completion script: `source <(ctr completion bash)`
+    Completion(generate::CompletionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,19 +85,21 @@ struct ContainersArgs {
     #[command(subcommand)]
     command: Option<ContainersCommand>,
     #[command(flatten)]
-    list: FormatArgs,
+    list: ListArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum ContainersCommand {
     /// List the namespace's containers
-    List(FormatArgs),
+    List(ListArgs),
     /// Start a container from an OCI bundle; returns once it runs
     Start(StartArgs),
     /// Send a signal to a container
     Kill(KillArgs),
     /// Show one container
     State(StateArgs),
+    /// Wait for a process of a container to exit, and exit with its status
+    Wait(WaitArgs),
     /// Freeze every process of a container
     Pause(IdArg),
     /// Thaw a paused container
@@ -150,10 +160,98 @@ struct StatsArgs {
 }
 
 #[derive(Debug, Args)]
+struct CheckpointsArgs {
+    #[command(subcommand)]
+    command: CheckpointsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckpointsCommand {
+    /// List the checkpoints in a container's bundle
+    List(ListCheckpointsArgs),
+    /// Checkpoint a running container into <bundle>/checkpoints/NAME; returns once written
+    Create(CreateCheckpointArgs),
+    /// Delete a checkpoint from a container's bundle
+    Delete(DeleteCheckpointArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListCheckpointsArgs {
+    /// Container id
+    id: String,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+struct CreateCheckpointArgs {
+    /// Dump established TCP connections (CRIU --tcp-established)
+    #[arg(long)]
+    tcp: bool,
+    /// Dump unix sockets connected outside the container (CRIU --ext-unix-sk)
+    #[arg(long)]
+    unix_sockets: bool,
+    /// Dump a process attached to a terminal or session (CRIU --shell-job)
+    #[arg(long)]
+    shell: bool,
+    /// Stop the container once it is dumped (default: it keeps running)
+    #[arg(long)]
+    exit: bool,
+    /// Container id
+    id: String,
+    /// Checkpoint name: letters, digits, '_', '.' and '-'
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct DeleteCheckpointArgs {
+    /// Container id
+    id: String,
+    /// Checkpoint name
+    name: String,
+}
+
+#[derive(Debug, Args)]
 struct FormatArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// List only containers matching EXPR, e.g. `status==running,labels.app==db`; comma is and,
+    /// a repeated --filter is or (fields: id, namespace, bundle, status, pid, labels.<key>)
+    #[arg(long = "filter", value_name = "EXPR")]
+    filters: Vec<String>,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Replay the journal first: events after a sequence number, or from a time (RFC 3339, or
+    /// a duration ago such as 10m); `--since 0` is everything the journal holds
+    #[arg(long, value_name = "TIME|SEQ")]
+    since: Option<String>,
+    /// End the stream at this time (RFC 3339, or a duration ago such as 10m)
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Show only events matching EXPR, e.g. `type==exit,status!=0`; comma is and, a repeated
+    /// --filter is or (fields: seq, type, namespace, id, process, pid, status, labels.<key>)
+    #[arg(long = "filter", value_name = "EXPR")]
+    filters: Vec<String>,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+struct WaitArgs {
+    /// The process to wait for
+    #[arg(long = "pid", value_name = "NAME", default_value = "init")]
+    process: String,
+    /// Container id
+    id: String,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +265,9 @@ struct StartArgs {
     /// File that receives the container's stderr [default: its log in ctrd's state dir]
     #[arg(long, value_name = "FILE")]
     stderr: Option<PathBuf>,
+    /// Restore the container from this checkpoint in <bundle>/checkpoints/
+    #[arg(long, value_name = "NAME")]
+    checkpoint: Option<String>,
     /// Container id, unique in the namespace
     id: String,
     /// OCI bundle directory (the one holding config.json)
@@ -194,9 +295,9 @@ struct StateArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = generate::parse_command_line();
     match run(cli, &mut io::stdout().lock()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) if err.is_closed_stdout() => ExitCode::SUCCESS,
         Err(err) => {
             // Nothing is left to report a failure to write the report to.
@@ -206,26 +307,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
+/// The exit code is 0 unless a command exits with a status of its own (`containers wait`).
+fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
     let global = &cli.global;
-    match cli.command {
+    let done = match cli.command {
         Command::Containers(args) => match args.command {
-            None => containers::list(global, args.list.format, out),
-            Some(ContainersCommand::List(args)) => containers::list(global, args.format, out),
+            None => containers::list(global, &args.list.filters, args.list.format.format, out),
+            Some(ContainersCommand::List(args)) => {
+                containers::list(global, &args.filters, args.format.format, out)
+            }
             Some(ContainersCommand::Start(args)) => containers::start(global, &args),
             Some(ContainersCommand::Kill(args)) => containers::kill(global, &args),
             Some(ContainersCommand::State(args)) => {
                 containers::state(global, &args.id, args.format.format, out)
             }
+            Some(ContainersCommand::Wait(args)) => return containers::wait(global, &args),
             Some(ContainersCommand::Pause(args)) => control::pause(global, &args.id),
             Some(ContainersCommand::Resume(args)) => control::resume(global, &args.id),
             Some(ContainersCommand::Update(args)) => control::update(global, &args),
             Some(ContainersCommand::Stats(args)) => stats::stats(global, &args, out),
         },
-        Command::Events(args) => events::stream(global, args.format, out),
+        Command::Events(args) => events::stream(global, &args, out),
         Command::Version(args) => daemon::version(global, args.format, out),
         Command::Info(args) => daemon::info(global, args.format, out),
-    }
+        Command::Checkpoints(args) => match args.command {
+            CheckpointsCommand::List(args) => {
+                checkpoints::list(global, &args.id, args.format.format, out)
+            }
+            CheckpointsCommand::Create(args) => checkpoints::create(global, &args),
+            CheckpointsCommand::Delete(args) => checkpoints::delete(global, &args),
+        },
+        Command::Completion(args) => generate::completion(args.shell, out),
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Daemon messages carry whole cause chains, runc's stderr among them; folding their lines keeps
@@ -258,7 +372,7 @@ mod tests {
             Command::Containers(ContainersArgs {
                 command: None,
                 list,
-            }) => assert_eq!(list.format, Format::Json),
+            }) => assert_eq!(list.format.format, Format::Json),
             other => panic!("parsed as {other:?}"),
         }
     }
@@ -277,6 +391,87 @@ mod tests {
                 assert!(!kill.all);
                 assert_eq!(kill.id, "c1");
             }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn checkpoint_flags_and_names_parse() {
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "checkpoints",
+            "create",
+            "--tcp",
+            "--exit",
+            "web",
+            "c1",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Checkpoints(CheckpointsArgs {
+                command: CheckpointsCommand::Create(create),
+            }) => {
+                assert!(create.tcp && create.exit);
+                assert!(!create.unix_sockets && !create.shell);
+                assert_eq!((create.id.as_str(), create.name.as_str()), ("web", "c1"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "containers",
+            "start",
+            "--checkpoint",
+            "c1",
+            "web",
+            "/b",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Start(start)),
+                ..
+            }) => assert_eq!(start.checkpoint.as_deref(), Some("c1")),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn events_and_wait_take_their_flags() {
+        let cli = Cli::try_parse_from([
+            "ctr",
+            "events",
+            "--since",
+            "41",
+            "--filter",
+            "type==exit",
+            "--filter",
+            "id~=^a",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Events(args) => {
+                assert_eq!(args.since.as_deref(), Some("41"));
+                assert_eq!(args.filters, ["type==exit", "id~=^a"]);
+                assert_eq!(args.until, None);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["ctr", "containers", "wait", "--pid", "side", "c1"]).unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Wait(wait)),
+                ..
+            }) => assert_eq!((wait.id.as_str(), wait.process.as_str()), ("c1", "side")),
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["ctr", "containers", "wait", "c1"]).unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Wait(wait)),
+                ..
+            }) => assert_eq!(wait.process, "init"),
             other => panic!("parsed as {other:?}"),
         }
     }

@@ -29,6 +29,11 @@ pub enum ClientError {
     Daemon(ErrorResponse),
     #[error("unexpected response from ctrd: {0}")]
     Unexpected(String),
+    /// The daemon dropped this event stream because it fell behind.
+    #[error(
+        "ctrd dropped the event stream because it fell behind; resume with --since {last_seq}"
+    )]
+    Lagged { last_seq: u64 },
 }
 
 impl ClientError {
@@ -79,7 +84,13 @@ impl Client {
 
     /// Sends one request and returns its response; an error response becomes `Err`.
     pub fn call(&mut self, req: impl Into<Request>) -> Result<Response, ClientError> {
-        frame::write_frame(&mut self.stream, &req.into())?;
+        if let Err(write_failed) = frame::write_frame(&mut self.stream, &req.into()) {
+            // A daemon that closed the connection usually said why first (idle too long, say).
+            return match self.read() {
+                Ok(Response::Error(e)) => Err(ClientError::Daemon(e)),
+                _ => Err(write_failed.into()),
+            };
+        }
         match self.read()? {
             Response::Error(e) => Err(ClientError::Daemon(e)),
             resp => Ok(resp),
@@ -152,8 +163,18 @@ impl Client {
     }
 
     pub fn list(&mut self, namespace: &str) -> Result<Vec<Container>, ClientError> {
+        self.list_filtered(namespace, Vec::new())
+    }
+
+    /// The containers matching any of `filters` ([`crate::filter`]); all of them if it is empty.
+    pub fn list_filtered(
+        &mut self,
+        namespace: &str,
+        filters: Vec<String>,
+    ) -> Result<Vec<Container>, ClientError> {
         let req = ListRequest {
             namespace: namespace.into(),
+            filters,
         };
         match self.call(req)? {
             Response::Containers(c) => Ok(c),
@@ -179,13 +200,54 @@ impl Client {
         }
     }
 
-    /// Turns this connection into the namespace's event stream.
-    pub fn subscribe(mut self, namespace: &str) -> Result<EventStream, ClientError> {
-        let req = SubscribeRequest {
+    /// Checkpoints a container; returns once the checkpoint is on disk.
+    pub fn checkpoint(&mut self, req: CheckpointRequest) -> Result<(), ClientError> {
+        match self.call(req)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The checkpoints in a container's bundle.
+    pub fn checkpoints(
+        &mut self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Vec<Checkpoint>, ClientError> {
+        let req = ListCheckpointsRequest {
             namespace: namespace.into(),
+            id: id.into(),
         };
         match self.call(req)? {
+            Response::Checkpoints(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn delete_checkpoint(&mut self, req: DeleteCheckpointRequest) -> Result<(), ClientError> {
+        match self.call(req)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Turns this connection into the namespace's live event stream.
+    pub fn subscribe(self, namespace: &str) -> Result<EventStream, ClientError> {
+        self.subscribe_with(SubscribeRequest::live(namespace))
+    }
+
+    /// Turns this connection into an event stream: a replay if `req.since` is set, then live.
+    pub fn subscribe_with(mut self, req: SubscribeRequest) -> Result<EventStream, ClientError> {
+        match self.call(req)? {
             Response::Subscribed => Ok(EventStream { client: self }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Blocks until the process exits (or answers at once if it has) and returns its `exit`.
+    pub fn wait(&mut self, req: WaitRequest) -> Result<Event, ClientError> {
+        match self.call(req)? {
+            Response::Exited(event) => Ok(event),
             other => Err(unexpected(other)),
         }
     }
@@ -195,19 +257,46 @@ impl Client {
     }
 }
 
+/// One frame of an event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamItem {
+    Event(Event),
+    /// The replay is over; what follows is live.
+    Live,
+    /// The daemon dropped the stream because it fell behind; this is its last frame.
+    Lagged(Lagged),
+}
+
 /// Events in the order the daemon emitted them; ends when the daemon closes the stream.
 pub struct EventStream {
     client: Client,
 }
 
 impl EventStream {
-    /// The next event, or `Ok(None)` once the daemon has closed the stream.
-    pub fn next_event(&mut self) -> Result<Option<Event>, ClientError> {
+    /// The next frame, or `Ok(None)` once the daemon has closed the stream.
+    pub fn next_item(&mut self) -> Result<Option<StreamItem>, ClientError> {
         match frame::read_frame(&mut self.client.stream, self.client.max_frame)? {
             None => Ok(None),
-            Some(Response::Event(e)) => Ok(Some(e)),
+            Some(Response::Event(e)) => Ok(Some(StreamItem::Event(e))),
+            Some(Response::Live) => Ok(Some(StreamItem::Live)),
+            Some(Response::Lagged(l)) => Ok(Some(StreamItem::Lagged(l))),
             Some(Response::Error(e)) => Err(ClientError::Daemon(e)),
             Some(other) => Err(unexpected(other)),
+        }
+    }
+
+    /// The next event, or `Ok(None)` once the daemon has closed the stream. The `live` marker is
+    /// skipped; being dropped for lagging is [`ClientError::Lagged`].
+    pub fn next_event(&mut self) -> Result<Option<Event>, ClientError> {
+        loop {
+            match self.next_item()? {
+                None => return Ok(None),
+                Some(StreamItem::Event(e)) => return Ok(Some(e)),
+                Some(StreamItem::Live) => continue,
+                Some(StreamItem::Lagged(Lagged { last_seq })) => {
+                    return Err(ClientError::Lagged { last_seq })
+                }
+            }
         }
     }
 
@@ -235,6 +324,10 @@ fn unexpected(resp: Response) -> ClientError {
         Response::Event(_) => "event",
         Response::Info(_) => "info",
         Response::Error(_) => "error",
+        Response::Checkpoints(_) => "checkpoints",
+        Response::Live => "live",
+        Response::Lagged(_) => "lagged",
+        Response::Exited(_) => "exited",
         Response::Stats(_) => "stats",
         Response::Noted(_) => "noted",
     };

@@ -136,12 +136,14 @@ mod tests {
             labels: BTreeMap::from([("app".into(), "db".into())]),
             stdout: None,
             stderr: Some("/tmp/err".into()),
+            checkpoint: None,
         })
     }
 
     #[test]
     fn round_trips_back_to_back_frames() {
         let event = Response::Event(Event {
+            seq: 1,
             time: 1,
             kind: EventKind::Exit,
             namespace: "default".into(),
@@ -150,6 +152,7 @@ mod tests {
             pid: 42,
             status: Some(137),
             oom_killed: true,
+            labels: BTreeMap::new(),
         });
         let mut buf = encode(&start()).unwrap();
         buf.extend(encode(&event).unwrap());

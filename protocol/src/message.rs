@@ -33,6 +33,10 @@ pub enum Request {
     State(StateRequest),
     Subscribe(SubscribeRequest),
     Info(InfoRequest),
+    Checkpoint(CheckpointRequest),
+    ListCheckpoints(ListCheckpointsRequest),
+    DeleteCheckpoint(DeleteCheckpointRequest),
+    Wait(WaitRequest),
     Pause(PauseRequest),
     Resume(ResumeRequest),
     Update(UpdateRequest),
@@ -50,6 +54,9 @@ pub struct StartRequest {
     /// Absolute path the container's stdout goes to; default: its log file in the state dir.
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+    /// Restore the container from this checkpoint in `<bundle>/checkpoints/` instead of
+    /// starting it afresh.
+    pub checkpoint: Option<String>,
 }
 
 /// Send a signal to a container's init process, or with `all` to every process in it.
@@ -64,6 +71,9 @@ pub struct KillRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListRequest {
     pub namespace: String,
+    /// Filter expressions ([`crate::filter`]); a container is listed if it matches any.
+    /// Empty: every container.
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,15 +82,94 @@ pub struct StateRequest {
     pub id: String,
 }
 
-/// Turn the connection into a stream of the namespace's events.
+/// Turn the connection into a stream of the namespace's events: with `since`, first those the
+/// journal holds from that point, then a [`Response::Live`] marker, then the live ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribeRequest {
     pub namespace: String,
+    /// Where the replay starts; `None` streams live events only.
+    pub since: Option<Since>,
+    /// The stream ends at this time (nanoseconds since the epoch): no event after it is sent.
+    pub until: Option<u64>,
+    /// Filter expressions ([`crate::filter`]); an event is sent if it matches any. Empty: every
+    /// event.
+    pub filters: Vec<String>,
+}
+
+impl SubscribeRequest {
+    /// Live events only, unfiltered.
+    pub fn live(namespace: impl Into<String>) -> Self {
+        SubscribeRequest {
+            namespace: namespace.into(),
+            since: None,
+            until: None,
+            filters: Vec::new(),
+        }
+    }
+}
+
+/// The point a replay starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Since {
+    /// Events whose sequence number is greater than this: `Seq(0)` is everything the journal
+    /// holds, and `Seq(n)` resumes after the last event seen, `n`.
+    Seq(u64),
+    /// Events at or after this time, in nanoseconds since the epoch.
+    Time(u64),
 }
 
 /// Ask the daemon about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoRequest {}
+
+/// Dump a running container with CRIU into `<bundle>/checkpoints/<name>`; answered once the
+/// checkpoint is on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRequest {
+    pub namespace: String,
+    pub id: String,
+    pub name: String,
+    pub options: CheckpointOptions,
+    /// Stop the container once it is dumped; without it the container keeps running.
+    pub exit: bool,
+}
+
+/// What CRIU is allowed to dump besides plain processes and files; a restore uses the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointOptions {
+    /// Established TCP connections (`--tcp-established`).
+    pub tcp: bool,
+    /// Unix sockets connected to a peer outside the container (`--ext-unix-sk`).
+    pub unix_sockets: bool,
+    /// A process attached to a terminal or session outside the container (`--shell-job`).
+    pub shell: bool,
+}
+
+/// The checkpoints kept in a container's bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCheckpointsRequest {
+    pub namespace: String,
+    pub id: String,
+}
+
+/// Remove one checkpoint from a container's bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteCheckpointRequest {
+    pub namespace: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// Wait for a process of a container to exit; answered with its `exit` event
+/// ([`Response::Exited`]), at once if it has already exited and the journal still holds the exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitRequest {
+    pub namespace: String,
+    pub id: String,
+    /// The process name: `init` for the container's main process.
+    pub process: String,
+}
 
 /// Freeze every process of a running container (`runc pause`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +237,10 @@ request_from!(
     State(StateRequest),
     Subscribe(SubscribeRequest),
     Info(InfoRequest),
+    Checkpoint(CheckpointRequest),
+    ListCheckpoints(ListCheckpointsRequest),
+    DeleteCheckpoint(DeleteCheckpointRequest),
+    Wait(WaitRequest),
     Pause(PauseRequest),
     Resume(ResumeRequest),
     Update(UpdateRequest),
@@ -161,15 +254,31 @@ pub enum Response {
     Done,
     Containers(Vec<Container>),
     Container(Container),
-    /// The connection is now an event stream: only [`Response::Event`] frames follow.
+    /// The connection is now an event stream: only [`Response::Event`] frames follow, with one
+    /// [`Response::Live`] after a replay and a final [`Response::Lagged`] if it falls behind.
     Subscribed,
     Event(Event),
     Info(DaemonInfo),
     Error(ErrorResponse),
+    Checkpoints(Vec<Checkpoint>),
+    /// On an event stream: the replay has ended, the events that follow are live.
+    Live,
+    /// On an event stream, its last frame: the subscriber fell behind and was dropped.
+    Lagged(Lagged),
+    /// The `exit` event a [`WaitRequest`] waited for.
+    Exited(Event),
     Stats(Vec<ContainerStats>),
     /// The request was carried out, with something the caller should know: a signal to a
     /// paused container waits until it is resumed; `kill --all` thaws a paused container.
     Noted(String),
+}
+
+/// Where a dropped subscriber stood: resubscribing with `Since::Seq(last_seq)` loses nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lagged {
+    /// The sequence number of the last event the subscriber was sent (or, if none, the point its
+    /// stream started after).
+    pub last_seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,6 +380,17 @@ pub struct NetworkStats {
     pub tx_packets: u64,
 }
 
+/// A checkpoint kept in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub name: String,
+    pub options: CheckpointOptions,
+    /// Whether the container was stopped when it was dumped.
+    pub exit: bool,
+    /// When it was taken, in nanoseconds since the Unix epoch.
+    pub created: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
@@ -279,6 +399,8 @@ pub enum Status {
     Running,
     /// Its init has exited and the runtime is cleaning up; the id is still taken.
     Stopped,
+    /// CRIU is dumping it; it cannot be signalled or checkpointed again until that is done.
+    Checkpointing,
     /// Its processes are frozen (`runc pause`) until it is resumed.
     Paused,
 }
@@ -289,6 +411,7 @@ impl fmt::Display for Status {
             Status::Starting => "starting",
             Status::Running => "running",
             Status::Stopped => "stopped",
+            Status::Checkpointing => "checkpointing",
             Status::Paused => "paused",
         })
     }
@@ -297,6 +420,8 @@ impl fmt::Display for Status {
 /// Something that happened to a container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
+    /// Assigned in emission order, starting at 1, and kept across daemon restarts by the journal.
+    pub seq: u64,
     /// Nanoseconds since the Unix epoch.
     pub time: u64,
     #[serde(rename = "type")]
@@ -308,6 +433,8 @@ pub struct Event {
     pub pid: u32,
     /// The exit status, for `exit` events: the exit code, or 128 + the signal that killed it.
     pub status: Option<i32>,
+    /// The container's labels.
+    pub labels: BTreeMap<String, String>,
     /// On `exit` events: the kernel's OOM killer killed a process of the container.
     #[serde(default)]
     pub oom_killed: bool,
@@ -318,6 +445,8 @@ pub struct Event {
 pub enum EventKind {
     StartContainer,
     Exit,
+    /// A checkpoint of the container was written.
+    Checkpoint,
     Pause,
     Resume,
     Update,
@@ -330,6 +459,7 @@ impl fmt::Display for EventKind {
         f.write_str(match self {
             EventKind::StartContainer => "start-container",
             EventKind::Exit => "exit",
+            EventKind::Checkpoint => "checkpoint",
             EventKind::Pause => "pause",
             EventKind::Resume => "resume",
             EventKind::Update => "update",
@@ -388,4 +518,6 @@ pub enum ErrorKind {
     /// The frame could not be read or decoded.
     Protocol,
     Internal,
+    /// The client is not root or a member of the daemon's `--group`.
+    PermissionDenied,
 }

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -28,6 +29,12 @@ pub enum RuntimeError {
         id: String,
         message: String,
     },
+    #[error("runc {op} {id}: no answer after {after:?}; killed it")]
+    TimedOut {
+        op: &'static str,
+        id: String,
+        after: Duration,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -41,6 +48,12 @@ pub enum RuntimeError {
         failure: Box<RuntimeError>,
         cleanup: Box<RuntimeError>,
     },
+    #[error("checkpoint \"{name}\" already exists at {path}")]
+    CheckpointExists { name: String, path: PathBuf },
+    #[error("checkpoint \"{name}\" not found at {path}")]
+    NoCheckpoint { name: String, path: PathBuf },
+    #[error("unreadable checkpoint description {path}: {message}")]
+    BadCheckpoint { path: PathBuf, message: String },
 }
 
 impl RuntimeError {

@@ -73,6 +73,11 @@ name_type!(
     Namespace,
     "namespace"
 );
+name_type!(
+    /// A checkpoint's name: the directory under `<bundle>/checkpoints/` that holds it.
+    CheckpointName,
+    "checkpoint name"
+);
 
 #[cfg(test)]
 mod tests {
@@ -107,5 +112,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("invalid namespace"));
+        for bad in ["..", "a/b", "../c1", ""] {
+            let err = CheckpointName::new(bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("invalid checkpoint name"),
+                "{err}"
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! <state-dir>/ctrd.sock               the socket (default)
 //! <state-dir>/runc/<namespace>/       runc's --root: runc owns everything below
 //! <state-dir>/runc-logs/              runc's --log files, one per call, removed after reading
+//! <state-dir>/events/                 the event journal's segment files
 //! <state-dir>/<namespace>/<id>/       a container's pid file and its stdout.log / stderr.log
 //! ```
 //! Every name joined here is a validated [`Namespace`] or [`ContainerId`].
@@ -35,6 +36,10 @@ impl StateDir {
 
     pub fn runc_logs(&self) -> PathBuf {
         self.0.join("runc-logs")
+    }
+
+    pub fn events_dir(&self) -> PathBuf {
+        self.0.join("events")
     }
 
     pub fn container_dir(&self, ns: &Namespace, id: &ContainerId) -> PathBuf {

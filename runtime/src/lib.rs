@@ -9,10 +9,12 @@
 //! - [`resources`]: a checked change of a container's limits for `runc update`;
 //! - [`pidfd`]: signals that can never hit a recycled pid;
 //! - [`cgroup`]: a container's cgroup (v1 or v2): stats, limits and OOM kills from its files;
-//! - [`netdev`]: network counters of a container's namespace.
+//! - [`netdev`]: network counters of a container's namespace;
+//! - [`checkpoint`]: checkpoints kept in a bundle, and dumping and restoring through runc + CRIU.
 
 pub mod bundle;
 pub mod cgroup;
+pub mod checkpoint;
 pub mod error;
 pub mod id;
 pub mod layout;
@@ -24,10 +26,11 @@ pub mod runner;
 
 pub use bundle::Bundle;
 pub use cgroup::Cgroup;
+pub use checkpoint::{CheckpointMeta, CheckpointOptions, RestoreSpec};
 pub use error::RuntimeError;
-pub use id::{ContainerId, Namespace};
+pub use id::{CheckpointName, ContainerId, Namespace};
 pub use layout::StateDir;
 pub use pidfd::PidFd;
 pub use resources::ResourceUpdate;
 pub use runc::{Runc, RuncContainer, StartSpec};
-pub use runner::{DirectRunner, ExitStatus, ProcessRunner};
+pub use runner::{DirectRunner, ExitStatus, ProcessRunner, RunError};

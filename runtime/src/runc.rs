@@ -8,17 +8,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::runner::RunError;
 use crate::{
-    Bundle, ContainerId, Namespace, ProcessRunner, ResourceUpdate, RuntimeError, StateDir,
+    Bundle, ContainerId, ExitStatus, Namespace, ProcessRunner, ResourceUpdate, RuntimeError,
+    StateDir,
 };
+
+/// How long a runc call may take unless the daemon says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Runc {
     binary: PathBuf,
+    /// The CRIU binary runc runs for checkpoint and restore (`runc --criu`).
+    criu: PathBuf,
     state: StateDir,
     runner: Arc<dyn ProcessRunner>,
+    /// How long one runc call may take before it is killed.
+    timeout: Duration,
     /// Makes each call's log file name unique.
     calls: AtomicU64,
 }
@@ -56,14 +66,31 @@ impl Runc {
     ) -> Self {
         Runc {
             binary: binary.into(),
+            criu: PathBuf::from("criu"),
             state,
             runner,
+            timeout: DEFAULT_TIMEOUT,
             calls: AtomicU64::new(0),
         }
     }
 
+    /// Bounds every runc call: a runc that hangs is killed, with its children, at `timeout`.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Runc { timeout, ..self }
+    }
+
+    /// Uses `criu` for checkpoint and restore instead of the `criu` on runc's PATH.
+    pub fn with_criu(mut self, criu: impl Into<PathBuf>) -> Self {
+        self.criu = criu.into();
+        self
+    }
+
     pub fn binary(&self) -> &Path {
         &self.binary
+    }
+
+    pub fn criu(&self) -> &Path {
+        &self.criu
     }
 
     pub fn state_dir(&self) -> &StateDir {
@@ -190,7 +217,7 @@ impl Runc {
         Ok(parsed.unwrap_or_default())
     }
 
-    fn clean_up_failed_start(
+    pub(crate) fn clean_up_failed_start(
         &self,
         ns: &Namespace,
         id: &ContainerId,
@@ -208,7 +235,7 @@ impl Runc {
         }
     }
 
-    fn call(
+    pub(crate) fn call(
         &self,
         op: &'static str,
         ns: &Namespace,
@@ -239,24 +266,30 @@ impl Runc {
             .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr);
-        let status = self
-            .runner
-            .run(&mut cmd)
-            .map_err(|source| RuntimeError::Spawn {
-                binary: self.binary.clone(),
-                source,
-            });
+        let status = self.runner.run(&mut cmd, self.timeout);
         let logged = fs::read_to_string(&log).unwrap_or_default();
         let _ = fs::remove_file(&log);
-        let status = status?;
-        if status.success() {
-            return Ok(());
-        }
+        let status = match status {
+            Ok(status) if status.success() => return Ok(()),
+            Ok(status) => status,
+            Err(RunError::Spawn(source)) => {
+                return Err(RuntimeError::Spawn {
+                    binary: self.binary.clone(),
+                    source,
+                })
+            }
+            Err(RunError::TimedOut(after)) => {
+                return Err(RuntimeError::TimedOut {
+                    op,
+                    id: id.to_string(),
+                    after,
+                })
+            }
+        };
         Err(RuntimeError::Failed {
             op,
             id: id.to_string(),
-            message: error_message(&logged)
-                .unwrap_or_else(|| format!("exited with status {}", status.code())),
+            message: error_message(&logged).unwrap_or_else(|| failure_without_log(status, &logged)),
         })
     }
 
@@ -270,7 +303,7 @@ fn quiet() -> (Stdio, Stdio, Stdio) {
     (Stdio::null(), Stdio::null(), Stdio::null())
 }
 
-fn read_pid_file(path: &Path) -> Result<u32, RuntimeError> {
+pub(crate) fn read_pid_file(path: &Path) -> Result<u32, RuntimeError> {
     let content =
         fs::read_to_string(path).map_err(|e| RuntimeError::io("cannot read pid file", path, e))?;
     content
@@ -282,6 +315,22 @@ fn read_pid_file(path: &Path) -> Result<u32, RuntimeError> {
             path: path.to_path_buf(),
             content,
         })
+}
+
+/// What to say when runc's log holds no JSON line: how it ended, and the start of whatever it did
+/// write, so a runtime that prints garbage is still diagnosable.
+fn failure_without_log(status: ExitStatus, logged: &str) -> String {
+    let ended = match status {
+        ExitStatus::Exited(code) => format!("exited with status {code}"),
+        ExitStatus::Signaled(signal) => format!("was killed by signal {signal}"),
+    };
+    match logged.lines().find(|l| !l.trim().is_empty()) {
+        Some(line) => {
+            let line: String = line.chars().take(200).collect();
+            format!("{ended}; its log is not JSON: {line:?}")
+        }
+        None => ended,
+    }
 }
 
 /// runc's own words: its error-level lines joined, else its last line, from a JSON log.
@@ -317,6 +366,18 @@ mod tests {
         let log = r#"{"level":"info","msg":"only info","time":"t"}"#;
         assert_eq!(error_message(log).unwrap(), "only info");
         assert!(error_message("").is_none());
+    }
+
+    #[test]
+    fn a_runtime_without_a_json_log_is_still_explained() {
+        assert_eq!(
+            failure_without_log(ExitStatus::Signaled(11), ""),
+            "was killed by signal 11"
+        );
+        assert_eq!(
+            failure_without_log(ExitStatus::Exited(2), "\n%%garbage%%\nmore"),
+            "exited with status 2; its log is not JSON: \"%%garbage%%\""
+        );
     }
 
     #[test]

@@ -5,15 +5,18 @@
 //!                 └──────(runc failed)────────────│─▲─────────────────────────────────────────► gone
 //!                                       runc pause ▼ │ runc resume
 //!                                         Running { paused: true }  (status `paused`)
+//!                         Running ──(Checkpoint)──► Checkpointing ──(CRIU done)──► Running
 //! ```
+//! A start with a checkpoint (a restore) goes through the same phases as any other start.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use protocol::{ErrorKind, ErrorResponse, Response, Status};
-use runtime::{Cgroup, ContainerId, Namespace, PidFd};
+use runtime::{Cgroup, CheckpointName, ContainerId, ExitStatus, Namespace, PidFd};
 use tokio::sync::oneshot;
+use worker::Relay;
 
 /// Containers are unique by id within a namespace.
 pub type Key = (Namespace, ContainerId);
@@ -30,6 +33,9 @@ pub struct Container {
     pub phase: Phase,
     /// OOM kills already reported as `oom` events.
     pub oom_kills: u64,
+    /// Copies its output into `stdout` and `stderr`; taken by the cleanup after its exit, which
+    /// waits for the last bytes before the exit is reported.
+    pub relay: Option<Relay>,
 }
 
 pub enum Phase {
@@ -51,6 +57,19 @@ pub enum Phase {
     Stopped {
         pid: u32,
     },
+    /// Running, with CRIU dumping it in a worker: nothing else may touch it until that is done.
+    Checkpointing {
+        pid: u32,
+        pidfd: Option<PidFd>,
+        /// Kept for when the dump is done and the container is running again.
+        cgroup: Option<Cgroup>,
+        name: CheckpointName,
+        /// The init's exit, when it came during the dump (always, for a checkpoint with exit):
+        /// handled once the checkpoint's result is in, so `checkpoint` precedes `exit`.
+        exited: Option<ExitStatus>,
+        /// Answers the client that asked for the checkpoint.
+        reply: oneshot::Sender<Response>,
+    },
 }
 
 impl Phase {
@@ -60,13 +79,16 @@ impl Phase {
             Phase::Running { paused: true, .. } => Status::Paused,
             Phase::Running { .. } => Status::Running,
             Phase::Stopped { .. } => Status::Stopped,
+            Phase::Checkpointing { .. } => Status::Checkpointing,
         }
     }
 
     pub fn pid(&self) -> Option<u32> {
         match self {
             Phase::Starting { .. } => None,
-            Phase::Running { pid, .. } | Phase::Stopped { pid, .. } => Some(*pid),
+            Phase::Running { pid, .. }
+            | Phase::Stopped { pid, .. }
+            | Phase::Checkpointing { pid, .. } => Some(*pid),
         }
     }
 
@@ -76,7 +98,7 @@ impl Phase {
 
     pub fn cgroup(&self) -> Option<&Cgroup> {
         match self {
-            Phase::Running { cgroup, .. } => cgroup.as_ref(),
+            Phase::Running { cgroup, .. } | Phase::Checkpointing { cgroup, .. } => cgroup.as_ref(),
             _ => None,
         }
     }
@@ -98,6 +120,9 @@ impl Container {
             Phase::Running { pidfd: None, .. } => Err(not("exiting")),
             Phase::Starting { .. } => Err(not("still starting; signal it once it runs")),
             Phase::Stopped { .. } => Err(not("stopped")),
+            Phase::Checkpointing { .. } => Err(not(
+                "being checkpointed; try again once the checkpoint is done",
+            )),
         }
     }
 

@@ -4,12 +4,18 @@
 //! the socket's umask, the SIGCHLD handler) happens before any thread or the event loop starts.
 //! Shutdown has a written order too, in [`shutdown`].
 
+mod access;
+mod cli;
+mod config;
 mod container;
+mod journal;
+mod notify;
 mod oom;
 mod reaper;
 mod server;
 mod socket;
 mod stats;
+mod stream;
 mod subscribers;
 mod supervisor;
 
@@ -26,48 +32,21 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use worker::{Pool, Priority};
 
+use crate::access::Access;
+use crate::cli::Args;
+use crate::journal::Journal;
 use crate::reaper::Reaper;
+use crate::server::Limits;
 use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
 
 /// How long containers get after KILL, once the grace period is over, before ctrd gives up on them.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// Where scripts/install-criu.sh puts its CRIU wrapper.
+const INSTALLED_CRIU: &str = "/opt/ctrd-criu/criu";
+
 /// How long subscribers get to take their last events at shutdown.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ctrd",
-    version,
-    about = "Container supervisor daemon",
-    args_override_self = true
-)]
-struct Args {
-    /// Where ctrd keeps runc state, container logs and its socket.
-    #[arg(long, default_value = "/run/ctrd")]
-    state_dir: PathBuf,
-    /// The socket clients connect to [default: <state-dir>/ctrd.sock].
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// The OCI runtime binary.
-    #[arg(long, default_value = "runc")]
-    runtime: PathBuf,
-    /// Worker threads making runtime calls at once.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    concurrency: u16,
-    /// How long containers get to exit after TERM at shutdown before they are killed.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    shutdown_timeout: Duration,
-    /// Largest request frame accepted, in bytes.
-    #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
-    max_frame_size: usize,
-    /// Do not watch containers for OOM kills (no `oom` events, no `oom_killed` on exits).
-    #[arg(long)]
-    no_oom_notify: bool,
-    /// Log at debug level (RUST_LOG overrides).
-    #[arg(long)]
-    debug: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 enum DaemonError {
@@ -80,6 +59,10 @@ enum DaemonError {
     Subreaper(nix::Error),
     #[error(transparent)]
     Socket(#[from] socket::SocketError),
+    #[error("--group: {0}")]
+    Access(#[from] access::AccessError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     #[error("cannot start {what}: {source}")]
     Thread {
         what: &'static str,
@@ -91,6 +74,16 @@ enum DaemonError {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(command) = &args.command {
+        return cli::run(command);
+    }
+    let args = match config::load(args) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("ctrd: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let level = if args.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     match run(args) {
@@ -104,6 +97,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), DaemonError> {
+    let notifier = notify::Notifier::from_env().unwrap_or_else(|e| {
+        log::warn!("{e}");
+        None
+    });
     raise_nofile_limit();
     nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
     let state = StateDir::new(&args.state_dir);
@@ -119,7 +116,8 @@ fn run(args: Args) -> Result<(), DaemonError> {
         .socket
         .clone()
         .unwrap_or_else(|| state.path().join("ctrd.sock"));
-    let listener = socket::bind(&socket_path)?;
+    let access = Access::new(args.group.as_deref())?;
+    let listener = socket::bind(&socket_path, access.group())?;
     listener
         .set_nonblocking(true)
         .map_err(|source| DaemonError::Thread {
@@ -136,7 +134,12 @@ fn run(args: Args) -> Result<(), DaemonError> {
         what: "the reaper",
         source,
     })?;
-    let runc = Arc::new(Runc::new(&args.runtime, state.clone(), reaper));
+    let criu = args.criu.clone().unwrap_or_else(default_criu);
+    let runc = Arc::new(
+        Runc::new(&args.runtime, state.clone(), reaper)
+            .with_timeout(args.runtime_timeout)
+            .with_criu(&criu),
+    );
     let pool = Arc::new(
         Pool::new(usize::from(args.concurrency), runc).map_err(|source| DaemonError::Thread {
             what: "the worker pool",
@@ -144,6 +147,11 @@ fn run(args: Args) -> Result<(), DaemonError> {
         })?,
     );
     let _ = pool.submit(Priority::Normal, report_leftovers);
+    let (journal, last_seq) = Journal::open(
+        &state.events_dir(),
+        args.events_retention,
+        args.subscriber_queue as usize,
+    )?;
 
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
@@ -151,26 +159,45 @@ fn run(args: Args) -> Result<(), DaemonError> {
             tokio::net::UnixListener::from_std(listener).map_err(DaemonError::EventLoop)?;
         // The actor gets a thread of its own, so socket traffic never delays its handlers.
         let arbiter = Arbiter::new();
-        let sup = Supervisor::new(state, pool).oom_notify(!args.no_oom_notify);
+        let sup = Supervisor::new(state, pool, journal, last_seq).oom_notify(!args.no_oom_notify);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         forward_exits(exit_rx, addr.clone())?;
         let (drain, mut drained) = tokio::sync::mpsc::channel(1);
         let server = actix_rt::spawn(server::serve(
             listener,
             addr.clone(),
-            args.max_frame_size,
+            Limits {
+                max_frame: args.max_frame_size,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections as usize,
+            },
+            access,
             drain,
         ));
+        if let Some(notifier) = notifier.clone() {
+            notifier
+                .ready_when_serving(socket_path.clone())
+                .map_err(|source| DaemonError::Thread {
+                    what: "the readiness probe",
+                    source,
+                })?;
+        }
         log::info!(
-            "ctrd {} serving on {} (runtime {}, {} workers)",
+            "ctrd {} serving on {} (runtime {}, criu {}, {} workers)",
             protocol::VERSION,
             socket_path.display(),
             args.runtime.display(),
+            criu.display(),
             args.concurrency
         );
         wait_for_termination()
             .await
             .map_err(DaemonError::EventLoop)?;
+        if let Some(notifier) = &notifier {
+            if let Err(e) = notifier.notify("STOPPING=1") {
+                log::warn!("{e}");
+            }
+        }
         server.abort();
         shutdown(&addr, args.shutdown_timeout).await;
         if addr.send(CloseSubscriptions).await.is_ok()
@@ -218,6 +245,17 @@ fn report_leftovers(runc: &Runc) {
             }
             Err(e) => log::warn!("cannot list left-over containers in {ns}: {e}"),
         }
+    }
+}
+
+/// The CRIU that scripts/setup.sh installs when the system's own fails `criu check`, if it did;
+/// else the system's.
+fn default_criu() -> PathBuf {
+    let installed = PathBuf::from(INSTALLED_CRIU);
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from("criu")
     }
 }
 

@@ -10,13 +10,15 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Sender};
-use runtime::{ExitStatus, ProcessRunner};
+use runtime::runner::wait_or_kill;
+use runtime::{ExitStatus, ProcessRunner, RunError};
 use signal_hook::consts::SIGCHLD;
 use signal_hook::iterator::Signals;
 
@@ -96,15 +98,15 @@ impl Reaper {
 }
 
 impl ProcessRunner for Reaper {
-    fn run(&self, cmd: &mut Command) -> io::Result<ExitStatus> {
-        let (tx, rx) = bounded(1);
-        {
+    fn run(&self, cmd: &mut Command, timeout: Duration) -> Result<ExitStatus, RunError> {
+        let (tx, rx) = mpsc::channel();
+        let pid = {
             // Spawning under the reaper's lock: the child cannot be reaped before it is registered.
             let mut waiters = self.lock();
-            let child = cmd.spawn()?;
+            let child = cmd.process_group(0).spawn()?;
             waiters.insert(child.id(), tx);
-        }
-        rx.recv()
-            .map_err(|_| io::Error::other("the reaper thread is gone"))
+            child.id()
+        };
+        wait_or_kill(pid, &rx, timeout)
     }
 }

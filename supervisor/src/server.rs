@@ -4,47 +4,75 @@
 //! time, until it subscribes and becomes an event stream. A framing or decoding error ends that
 //! connection only (after a best-effort error frame); every other connection keeps being served.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
 use protocol::frame::{self, FrameError, HEADER_LEN};
-use protocol::{ErrorKind, ErrorResponse, Event, Hello, Request, Response};
+use protocol::{ErrorKind, ErrorResponse, Filter, Hello, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::access::Access;
 use crate::stats;
-use crate::subscribers::{Subscription, QUEUE_LEN};
+use crate::stream;
 use crate::supervisor::{
-    Control, ControlOp, Info, List, Signal, Start, State, StatsTargets, Subscribe, Supervisor,
+    Checkpoint, Control, ControlOp, DeleteCheckpoint, Info, List, ListCheckpoints, Signal, Start,
+    State, StatsTargets, Supervisor, Wait,
 };
-
-/// How long a client may take to say hello before its connection is closed.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Held by every event stream while it runs; shutdown waits for all of them to be dropped, so
 /// the last events reach their subscribers before the daemon exits.
 pub type DrainGuard = mpsc::Sender<()>;
 
+/// What every connection is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_frame: usize,
+    /// How long a connection may stay silent before a request (the hello included); event
+    /// streams are exempt, since listening is all a subscriber does.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
 /// Accepts connections until the task is dropped.
 pub async fn serve(
     listener: UnixListener,
     supervisor: Addr<Supervisor>,
-    max_frame: usize,
+    limits: Limits,
+    access: Access,
     drain: DrainGuard,
 ) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    let why = format!(
+                        "ctrd is serving its limit of {} connections; try again later",
+                        limits.max_connections
+                    );
+                    log::warn!("refused a connection: {why}");
+                    actix_rt::spawn(turn_away(stream, limits, ErrorKind::Unavailable, why));
+                    continue;
+                };
+                if let Err(why) = access.check(&stream) {
+                    log::warn!("refused a connection: {why}");
+                    let why = format!("permission denied: {why}");
+                    actix_rt::spawn(turn_away(stream, limits, ErrorKind::PermissionDenied, why));
+                    continue;
+                }
                 let supervisor = supervisor.clone();
                 let drain = drain.clone();
                 actix_rt::spawn(async move {
-                    if let Err(e) = connection(stream, supervisor, max_frame, drain).await {
+                    if let Err(e) = connection(stream, supervisor, limits, drain).await {
                         log::debug!("connection closed: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -56,17 +84,26 @@ pub async fn serve(
     }
 }
 
+/// Answers a connection that will not be served: the handshake, so the client can read what
+/// follows, then one error frame as the answer to its first request (read first, so the client's
+/// write of it does not meet a closed socket).
+async fn turn_away(stream: UnixStream, limits: Limits, kind: ErrorKind, why: String) {
+    let (mut rd, mut wr) = stream.into_split();
+    if let Ok(Some(_)) = read_within::<Hello>(&mut rd, limits).await {
+        let _ = write_frame(&mut wr, &Hello::ours()).await;
+        let _ = read_within::<Request>(&mut rd, limits).await;
+        let _ = write_frame(&mut wr, &Response::Error(ErrorResponse::new(kind, why))).await;
+    }
+}
+
 async fn connection(
     stream: UnixStream,
     supervisor: Addr<Supervisor>,
-    max_frame: usize,
+    limits: Limits,
     drain: DrainGuard,
 ) -> Result<(), FrameError> {
     let (mut rd, mut wr) = stream.into_split();
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame::<Hello>(&mut rd, max_frame))
-        .await
-        .map_err(|_| FrameError::Io(std::io::ErrorKind::TimedOut.into()));
-    let hello = match hello.and_then(|h| h) {
+    let hello = match read_within::<Hello>(&mut rd, limits).await {
         Ok(Some(hello)) => hello,
         Ok(None) => return Ok(()),
         Err(e) => return refuse(&mut wr, e).await,
@@ -82,30 +119,21 @@ async fn connection(
         return Ok(());
     }
     loop {
-        let request = match read_frame::<Request>(&mut rd, max_frame).await {
+        let request = match read_within::<Request>(&mut rd, limits).await {
             Ok(Some(request)) => request,
             Ok(None) => return Ok(()),
             Err(e) => return refuse(&mut wr, e).await,
         };
         let response = match request {
-            Request::Subscribe(sub) => {
-                let (queue, events) = mpsc::channel(QUEUE_LEN);
-                let (lagged, lag_notice) = oneshot::channel();
-                let subscription = Subscription { queue, lagged };
-                let subscribe = Subscribe {
-                    namespace: sub.namespace,
-                    subscription,
-                };
-                let response = ask(&supervisor, subscribe).await;
-                let subscribed = response == Response::Subscribed;
-                write_frame(&mut wr, &response).await?;
-                if subscribed {
-                    let result = stream_events(rd, wr, events, lag_notice).await;
+            Request::Subscribe(req) => match stream::subscribe(&supervisor, req).await {
+                Ok(stream) => {
+                    write_frame(&mut wr, &Response::Subscribed).await?;
+                    let result = stream.run(rd, wr).await;
                     drop(drain);
                     return result;
                 }
-                continue;
-            }
+                Err(response) => response,
+            },
             Request::Start(req) => {
                 let (reply, answer) = oneshot::channel();
                 send_then_await(&supervisor, Start { req, reply }, answer).await
@@ -114,17 +142,42 @@ async fn connection(
                 let (reply, answer) = oneshot::channel();
                 send_then_await(&supervisor, Signal { req, reply }, answer).await
             }
-            Request::List(req) => {
-                ask(
-                    &supervisor,
-                    List {
+            Request::List(req) => match Filter::parse(&req.filters) {
+                Ok(filter) => {
+                    let list = List {
                         namespace: req.namespace,
-                    },
-                )
-                .await
-            }
+                        filter,
+                    };
+                    ask(&supervisor, list).await
+                }
+                Err(e) => Response::Error(ErrorResponse::new(
+                    ErrorKind::InvalidArgument,
+                    e.to_string(),
+                )),
+            },
             Request::State(req) => state(&supervisor, req).await,
             Request::Info(_) => ask(&supervisor, Info).await,
+            Request::Checkpoint(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, Checkpoint { req, reply }, answer).await
+            }
+            Request::ListCheckpoints(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, ListCheckpoints { req, reply }, answer).await
+            }
+            Request::DeleteCheckpoint(req) => {
+                let (reply, answer) = oneshot::channel();
+                send_then_await(&supervisor, DeleteCheckpoint { req, reply }, answer).await
+            }
+            Request::Wait(req) => {
+                let (reply, answer) = oneshot::channel();
+                let mut hangup = [0u8; 1];
+                tokio::select! {
+                    response = send_then_await(&supervisor, Wait { req, reply }, answer) => response,
+                    // A waiter has nothing to say until answered: anything, or EOF, ends the wait.
+                    _ = rd.read(&mut hangup) => return Ok(()),
+                }
+            }
             Request::Pause(req) => {
                 control(&supervisor, req.namespace, req.id, ControlOp::Pause).await
             }
@@ -141,34 +194,19 @@ async fn connection(
     }
 }
 
-/// Writes events as they come until the supervisor ends the subscription (at shutdown, or because
-/// the subscriber fell behind) or the client hangs up.
-async fn stream_events(
-    mut rd: OwnedReadHalf,
-    mut wr: OwnedWriteHalf,
-    mut events: mpsc::Receiver<Event>,
-    mut lag_notice: oneshot::Receiver<()>,
-) -> Result<(), FrameError> {
-    let mut discard = [0u8; 64];
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => write_frame(&mut wr, &Response::Event(event)).await?,
-                None if lag_notice.try_recv().is_err() => return Ok(()),
-                None => {
-                    let lagged = ErrorResponse::new(
-                        ErrorKind::Unavailable,
-                        format!("ctrd dropped this subscription: it fell {QUEUE_LEN} events behind"),
-                    );
-                    return write_frame(&mut wr, &Response::Error(lagged)).await;
-                }
-            },
-            read = rd.read(&mut discard) => match read {
-                // A subscriber has nothing more to say: anything it sends, or EOF, ends it.
-                Ok(_) | Err(_) => return Ok(()),
-            },
-        }
-    }
+/// Reads the next frame, giving up once the connection has been silent for the idle timeout.
+async fn read_within<T: DeserializeOwned>(
+    rd: &mut OwnedReadHalf,
+    limits: Limits,
+) -> Result<Option<T>, FrameError> {
+    tokio::time::timeout(limits.idle_timeout, read_frame(rd, limits.max_frame))
+        .await
+        .unwrap_or_else(|_| {
+            Err(FrameError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no request within {:?}", limits.idle_timeout),
+            )))
+        })
 }
 
 /// The container as the actor knows it, with the limits its cgroup holds read here, off the
@@ -245,7 +283,7 @@ fn resource_update(r: protocol::Resources) -> runtime::ResourceUpdate {
     }
 }
 
-async fn ask<M>(supervisor: &Addr<Supervisor>, msg: M) -> Response
+pub(crate) async fn ask<M>(supervisor: &Addr<Supervisor>, msg: M) -> Response
 where
     M: actix::Message<Result = Response> + Send + 'static,
     Supervisor: actix::Handler<M>,
@@ -268,7 +306,7 @@ where
     answer.await.unwrap_or_else(|_| gone())
 }
 
-fn gone() -> Response {
+pub(crate) fn gone() -> Response {
     Response::Error(ErrorResponse::new(
         ErrorKind::Unavailable,
         "the supervisor stopped before answering",
@@ -318,7 +356,7 @@ async fn read_full(rd: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io
     Ok(got)
 }
 
-async fn write_frame<T: Serialize>(
+pub(crate) async fn write_frame<T: Serialize>(
     wr: &mut (impl AsyncWrite + Unpin),
     msg: &T,
 ) -> Result<(), FrameError> {

@@ -8,6 +8,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{umask, Mode};
+use nix::unistd::{chown, Gid, Uid};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -23,8 +24,8 @@ pub enum SocketError {
     },
 }
 
-/// Binds `path` with mode 0600 (root only).
-pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
+/// Binds `path` with mode 0600 (root only), or 0660 owned by root and `group`.
+pub fn bind(path: &Path, group: Option<Gid>) -> Result<UnixListener, SocketError> {
     let io_err = |op, source| SocketError::Io {
         op,
         path: path.to_path_buf(),
@@ -49,7 +50,12 @@ pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
     let bound = UnixListener::bind(path);
     umask(old);
     let listener = bound.map_err(|e| io_err("bind", e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    if let Some(group) = group {
+        chown(path, Some(Uid::from_raw(0)), Some(group))
+            .map_err(|e| io_err("set the group of", e.into()))?;
+    }
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| io_err("set the mode of", e))?;
     Ok(listener)
 }
@@ -62,12 +68,23 @@ mod tests {
     fn refuses_a_live_socket_and_replaces_a_stale_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
-        let live = bind(&path).unwrap();
+        let live = bind(&path, None).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(matches!(bind(&path), Err(SocketError::InUse(_))));
+        assert!(matches!(bind(&path, None), Err(SocketError::InUse(_))));
         drop(live);
-        bind(&path).expect("a stale socket is replaced");
+        bind(&path, None).expect("a stale socket is replaced");
+    }
+
+    #[test]
+    fn a_group_socket_is_0660_and_owned_by_the_group() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let _live = bind(&path, Some(Gid::from_raw(65534))).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        assert_eq!((meta.uid(), meta.gid()), (0, 65534));
     }
 
     #[test]
@@ -75,7 +92,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("precious");
         fs::write(&path, "data").unwrap();
-        assert!(matches!(bind(&path), Err(SocketError::NotASocket(_))));
+        assert!(matches!(bind(&path, None), Err(SocketError::NotASocket(_))));
         assert_eq!(fs::read_to_string(&path).unwrap(), "data");
     }
 }

@@ -1,41 +1,60 @@
-//! Event fan-out to subscribed connections.
+//! Event fan-out to subscribed connections, run by the journal's writer thread once an event is
+//! on disk.
 //!
-//! Each subscriber has a bounded queue that the actor only ever `try_send`s into, so a slow or
-//! dead client costs the actor one failed push: when its queue is full it is dropped, counted and
-//! told so through its `lagged` notice, and its connection closes once it has written what it had.
+//! Each subscriber has a namespace, a filter and a bounded queue that is only ever
+//! `try_send`ed into, so a slow or dead client costs one failed push: when its queue is full it
+//! is dropped, counted and told so through its `lagged` notice, and its connection closes once
+//! it has written what it had (ending with a `lagged` frame).
 
-use protocol::Event;
+use std::sync::Arc;
+
+use protocol::{Event, Filter};
 use runtime::Namespace;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
 
-/// Events a subscriber may have waiting before it counts as fallen behind.
-pub const QUEUE_LEN: usize = 4096;
-
-/// What the connection of a subscriber hands to the actor.
+/// The connection's end of a subscription.
 pub struct Subscription {
-    pub queue: mpsc::Sender<Event>,
-    /// Fired when the subscriber is dropped for falling behind, so its connection can say why.
-    pub lagged: oneshot::Sender<()>,
+    pub events: mpsc::Receiver<Event>,
+    /// Fires when the subscriber is dropped for falling behind, so its connection can say so.
+    pub lag_notice: oneshot::Receiver<()>,
 }
 
+/// A subscriber as the fan-out keeps it: only its namespace's events that pass its filter are
+/// queued for it.
 struct Subscriber {
     namespace: Namespace,
-    subscription: Subscription,
+    filter: Arc<Filter<Event>>,
+    queue: mpsc::Sender<Event>,
+    lagged: oneshot::Sender<()>,
 }
 
-#[derive(Default)]
 pub struct Subscribers {
     subscribers: Vec<Subscriber>,
     drops: u64,
+    /// Events a subscriber may have waiting before it counts as fallen behind.
+    queue_len: usize,
 }
 
 impl Subscribers {
-    pub fn add(&mut self, namespace: Namespace, subscription: Subscription) {
+    pub fn new(queue_len: usize) -> Self {
+        Subscribers {
+            subscribers: Vec::new(),
+            drops: 0,
+            queue_len,
+        }
+    }
+
+    pub fn add(&mut self, namespace: Namespace, filter: Arc<Filter<Event>>) -> Subscription {
+        let (queue, events) = mpsc::channel(self.queue_len);
+        let (lagged, lag_notice) = oneshot::channel();
         self.subscribers.push(Subscriber {
             namespace,
-            subscription,
+            filter,
+            queue,
+            lagged,
         });
+        Subscription { events, lag_notice }
     }
 
     /// Ends every subscription; each connection writes what it holds, then closes.
@@ -47,8 +66,8 @@ impl Subscribers {
         let mut lagging = Vec::new();
         let mut kept = Vec::with_capacity(self.subscribers.len());
         for sub in self.subscribers.drain(..) {
-            let queue = &sub.subscription.queue;
-            if sub.namespace.as_str() != event.namespace {
+            let queue = &sub.queue;
+            if sub.namespace.as_str() != event.namespace || !sub.filter.matches(event) {
                 if !queue.is_closed() {
                     kept.push(sub);
                 }
@@ -63,10 +82,13 @@ impl Subscribers {
         self.subscribers = kept;
         let dropped = lagging.len() as u64;
         for sub in lagging {
-            let _ = sub.subscription.lagged.send(());
+            let _ = sub.lagged.send(());
         }
         if dropped > 0 {
-            log::warn!("dropped {dropped} event subscriber(s) that fell {QUEUE_LEN} events behind");
+            log::warn!(
+                "dropped {dropped} event subscriber(s) that fell {} events behind",
+                self.queue_len
+            );
             self.drops += dropped;
         }
     }
@@ -74,7 +96,7 @@ impl Subscribers {
     pub fn len(&self) -> usize {
         self.subscribers
             .iter()
-            .filter(|s| !s.subscription.queue.is_closed())
+            .filter(|s| !s.queue.is_closed())
             .count()
     }
 
@@ -88,13 +110,16 @@ mod tests {
     use super::*;
     use protocol::EventKind;
 
-    fn subscription(queue: mpsc::Sender<Event>) -> (Subscription, oneshot::Receiver<()>) {
-        let (lagged, notice) = oneshot::channel();
-        (Subscription { queue, lagged }, notice)
+    fn add(subs: &mut Subscribers, namespace: &str) -> Subscription {
+        subs.add(
+            Namespace::new(namespace).unwrap(),
+            Arc::new(Filter::everything()),
+        )
     }
 
     fn event(namespace: &str) -> Event {
         Event {
+            seq: 1,
             time: 0,
             kind: EventKind::Exit,
             namespace: namespace.into(),
@@ -102,47 +127,53 @@ mod tests {
             process: "init".into(),
             pid: 2,
             status: Some(0),
+            labels: Default::default(),
             oom_killed: false,
         }
     }
 
     #[test]
     fn a_full_queue_drops_only_its_subscriber() {
-        let ns = Namespace::new("default").unwrap();
-        let mut subs = Subscribers::default();
-        let (slow, _never_read) = mpsc::channel(2);
-        let (fast, mut read) = mpsc::channel(16);
-        let (slow, mut slow_notice) = subscription(slow);
-        let (fast, mut fast_notice) = subscription(fast);
-        subs.add(ns.clone(), slow);
-        subs.add(ns, fast);
+        let mut subs = Subscribers::new(2);
+        let mut slow = add(&mut subs, "default");
+        let mut fast = add(&mut subs, "default");
         for _ in 0..3 {
             subs.publish(&event("default"));
-            while read.try_recv().is_ok() {}
+            while fast.events.try_recv().is_ok() {}
         }
         assert_eq!(subs.drops(), 1);
         assert_eq!(subs.len(), 1);
         assert!(
-            slow_notice.try_recv().is_ok(),
+            slow.lag_notice.try_recv().is_ok(),
             "the slow one is told it lagged"
         );
         subs.publish(&event("default"));
-        assert!(read.try_recv().is_ok());
-        assert!(fast_notice.try_recv().is_err());
+        assert!(fast.events.try_recv().is_ok());
+        assert!(fast.lag_notice.try_recv().is_err());
     }
 
     #[test]
     fn closed_and_foreign_subscribers_cost_nothing() {
-        let mut subs = Subscribers::default();
-        let (gone, closed) = mpsc::channel(1);
-        drop(closed);
-        let (other, _other_rx) = mpsc::channel(1);
-        subs.add(Namespace::new("default").unwrap(), subscription(gone).0);
-        subs.add(Namespace::new("other").unwrap(), subscription(other).0);
+        let mut subs = Subscribers::new(1);
+        drop(add(&mut subs, "default"));
+        let _other = add(&mut subs, "other");
         for _ in 0..5 {
             subs.publish(&event("default"));
         }
         assert_eq!(subs.len(), 1);
         assert_eq!(subs.drops(), 0);
+    }
+
+    #[test]
+    fn only_events_passing_the_filter_are_queued() {
+        let mut subs = Subscribers::new(16);
+        let filter = Filter::parse(&["status!=0".to_string()]).unwrap();
+        let mut exits = subs.add(Namespace::new("default").unwrap(), Arc::new(filter));
+        let mut failed = event("default");
+        failed.status = Some(1);
+        subs.publish(&event("default"));
+        subs.publish(&failed);
+        assert_eq!(exits.events.try_recv().unwrap(), failed);
+        assert!(exits.events.try_recv().is_err());
     }
 }

@@ -5,10 +5,14 @@
 //! emitted here, in the order the actor decides them: a container's `start-container` always
 //! precedes its `exit`, and its `exit` is emitted only once runc has deleted it, so an id is free
 //! for reuse the moment a client sees the exit. A container's `oom` events precede its `exit`:
-//! the worker that deletes it reads the cgroup's OOM kill counter first.
+//! the worker that deletes it reads the cgroup's OOM kill counter first. Each event is numbered
+//! here and handed to the [`Journal`], whose own thread writes it to disk and then delivers it to
+//! subscribers.
 //!
-//! Pause, resume, update, stats and OOM reports are handled in [`control`].
+//! Checkpoints, and listing and deleting them, are handled in [`checkpoints`]; pause, resume,
+//! update, stats and OOM reports in [`control`].
 
+mod checkpoints;
 mod control;
 
 pub use control::{Control, ControlOp, StatsTarget, StatsTargets};
@@ -17,23 +21,29 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use protocol::{
-    DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, KillRequest, Response, StartRequest,
+    DaemonInfo, ErrorKind, ErrorResponse, Event, EventKind, Filter, KillRequest, Response,
+    StartRequest, WaitRequest,
 };
-use runtime::{Cgroup, ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
+use runtime::{Cgroup, CheckpointName, ContainerId, ExitStatus, Namespace, RuntimeError, StateDir};
 use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
 use crate::container::{Container, Key, Phase};
+use crate::journal::{Journal, ProcessKey, Registration};
 use crate::oom::OomNotifier;
 use crate::reaper::Exit;
-use crate::subscribers::{Subscribers, Subscription};
+
+pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
 
 /// The name of a container's main process in events.
 const INIT: &str = "init";
+
+/// How long the cleanup after an exit waits for the container's last output to reach its files.
+const RELAY_WAIT: Duration = Duration::from_secs(5);
 
 // ---- messages -------------------------------------------------------------------------------
 
@@ -78,11 +88,12 @@ pub struct Signal {
     pub reply: oneshot::Sender<Response>,
 }
 
-/// The containers of one namespace.
+/// The containers of one namespace that pass the filter.
 #[derive(Message)]
 #[rtype(result = "Response")]
 pub struct List {
     pub namespace: String,
+    pub filter: Filter<protocol::Container>,
 }
 
 /// One container, and its cgroup for the caller to read its limits from (off the actor).
@@ -93,12 +104,22 @@ pub struct State {
     pub id: String,
 }
 
-/// Send the namespace's events into the subscription's queue from now on.
+/// Subscribe to the namespace's events that pass the filter, from the next one on;
+/// `registered` gets the live queue and what to replay from the journal.
 #[derive(Message)]
 #[rtype(result = "Response")]
 pub struct Subscribe {
     pub namespace: String,
-    pub subscription: Subscription,
+    pub filter: Arc<Filter<Event>>,
+    pub registered: oneshot::Sender<Registration>,
+}
+
+/// Answer `reply` with the process's `exit` event once it has exited (at once if it has).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wait {
+    pub req: WaitRequest,
+    pub reply: oneshot::Sender<Response>,
 }
 
 /// End every subscription cleanly: the last step of shutdown, once no container is left.
@@ -135,7 +156,9 @@ pub struct Supervisor {
     by_pid: HashMap<u32, Key>,
     /// Exits of pids no container claimed yet: one may be the init of a start still in flight.
     unclaimed: Vec<Exit>,
-    subscribers: Subscribers,
+    journal: Journal,
+    /// The sequence number of the next event.
+    next_seq: u64,
     /// The signal sent at shutdown; containers that finish starting afterwards get it too.
     shutdown: Option<i32>,
     /// Tells queued start jobs not to run once shutdown began.
@@ -149,14 +172,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(state_dir: StateDir, pool: Arc<Pool>) -> Self {
+    /// `last_seq` is the last sequence number the journal holds; numbering continues after it.
+    pub fn new(state_dir: StateDir, pool: Arc<Pool>, journal: Journal, last_seq: u64) -> Self {
         Supervisor {
             state_dir,
             pool,
             containers: HashMap::new(),
             by_pid: HashMap::new(),
             unclaimed: Vec::new(),
-            subscribers: Subscribers::default(),
+            journal,
+            next_seq: last_seq + 1,
             shutdown: None,
             stopping: Arc::new(AtomicBool::new(false)),
             empty_waiters: Vec::new(),
@@ -172,10 +197,13 @@ impl Supervisor {
         self
     }
 
+    /// Numbers the event and hands it to the journal; it carries the labels of the container
+    /// `key` names, so emit before removing the container.
     fn emit(&mut self, kind: EventKind, key: &Key, pid: u32, status: Option<i32>) {
         self.publish(kind, key, pid, status, false);
     }
 
+    /// [`Supervisor::emit`], for an `exit` that may report an OOM kill.
     fn publish(
         &mut self,
         kind: EventKind,
@@ -184,7 +212,15 @@ impl Supervisor {
         status: Option<i32>,
         oom_killed: bool,
     ) {
+        let labels = self
+            .containers
+            .get(key)
+            .map(|c| c.labels.clone())
+            .unwrap_or_default();
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let event = Event {
+            seq,
             time: now_ns(),
             kind,
             namespace: key.0.to_string(),
@@ -192,14 +228,15 @@ impl Supervisor {
             process: INIT.to_string(),
             pid,
             status,
+            labels,
             oom_killed,
         };
         log::debug!(
-            "event {kind} {}/{} pid {pid} status {status:?}",
+            "event {seq} {kind} {}/{} pid {pid} status {status:?}",
             key.0,
             key.1
         );
-        self.subscribers.publish(&event);
+        self.journal.append(event);
     }
 
     fn find(&self, namespace: &str, id: &str) -> Result<(&Key, &Container), ErrorResponse> {
@@ -214,6 +251,10 @@ impl Supervisor {
         let Some(container) = self.containers.get_mut(&key) else {
             return;
         };
+        if let Phase::Checkpointing { exited, .. } = &mut container.phase {
+            *exited = Some(status);
+            return;
+        }
         let Some(pid) = container.phase.pid() else {
             return;
         };
@@ -226,11 +267,26 @@ impl Supervisor {
         if let Some(oom) = &self.oom {
             oom.unwatch(key.clone());
         }
+        let relay = container.relay.take();
         let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Urgent, move |runc| {
             // runc delete removes the cgroup, and with it the record of any OOM kill.
             let oom_kills = cgroup.map_or(0, |c| c.oom_kills().unwrap_or(0));
-            let result = runc.delete(&key.0, &key.1, true);
+            // A checkpoint with exit has had runc delete the container already.
+            let result = if runc.has_state(&key.0, &key.1) {
+                runc.delete(&key.0, &key.1, true)
+            } else {
+                Ok(())
+            };
+            if let Some(relay) = relay {
+                if !relay.wait(RELAY_WAIT) {
+                    log::warn!(
+                        "container {}/{}: output still open {RELAY_WAIT:?} after its exit",
+                        key.0,
+                        key.1
+                    );
+                }
+            }
             addr.do_send(Deleted {
                 key,
                 status,
@@ -306,6 +362,7 @@ impl Handler<Start> for Supervisor {
             key,
             stdout,
             stderr,
+            checkpoint,
         } = match self.admit(&req) {
             Ok(admitted) => admitted,
             Err(err) => {
@@ -319,6 +376,7 @@ impl Handler<Start> for Supervisor {
             bundle: req.bundle.clone().into(),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
+            checkpoint,
         };
         let since = Instant::now();
         let addr = ctx.address();
@@ -353,6 +411,7 @@ impl Handler<Start> for Supervisor {
             created: now_ns(),
             phase: Phase::Starting { since, reply },
             oom_kills: 0,
+            relay: None,
         };
         self.containers.insert(key, container);
     }
@@ -382,10 +441,12 @@ impl Handler<StartDone> for Supervisor {
                     RuntimeError::InvalidName { .. } | RuntimeError::InvalidBundle { .. } => {
                         ErrorKind::InvalidArgument
                     }
+                    RuntimeError::NoCheckpoint { .. } => ErrorKind::NotFound,
                     _ => ErrorKind::Runtime,
                 };
                 let message = format!("cannot start container \"{}\": {err}", key.1);
                 log::info!("{message}");
+                self.journal.abandon(&key.0, &key.1, message.clone());
                 let _ = reply.send(Response::Error(ErrorResponse::new(kind, message)));
                 self.prune_unclaimed();
                 self.notify_if_empty();
@@ -408,6 +469,7 @@ impl Handler<StartDone> for Supervisor {
                     cgroup: started.cgroup,
                     paused: false,
                 },
+                relay: Some(started.relay),
                 ..container
             },
         );
@@ -458,13 +520,14 @@ impl Handler<Deleted> for Supervisor {
                 msg.key.1
             );
         }
-        let reported = self.containers.remove(&msg.key).map_or(0, |c| c.oom_kills);
+        let reported = self.containers.get(&msg.key).map_or(0, |c| c.oom_kills);
         if msg.oom_kills > reported {
             self.emit(EventKind::Oom, &msg.key, msg.pid, None);
         }
         let oom_killed = reported.max(msg.oom_kills) > 0;
         let status = Some(msg.status.code());
         self.publish(EventKind::Exit, &msg.key, msg.pid, status, oom_killed);
+        self.containers.remove(&msg.key);
         self.notify_if_empty();
     }
 }
@@ -543,6 +606,7 @@ impl Handler<List> for Supervisor {
                     .values()
                     .filter(|c| c.namespace == ns)
                     .map(Container::to_wire)
+                    .filter(|c| msg.filter.matches(c))
                     .collect();
                 list.sort_by(|a, b| a.id.cmp(&b.id));
                 Response::Containers(list)
@@ -569,12 +633,43 @@ impl Handler<Subscribe> for Supervisor {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         MessageResult(match Namespace::new(&msg.namespace) {
-            Ok(ns) => {
-                self.subscribers.add(ns, msg.subscription);
+            Ok(namespace) => {
+                self.journal
+                    .subscribe(namespace, msg.filter, msg.registered);
                 Response::Subscribed
             }
             Err(err) => Response::Error(invalid(err)),
         })
+    }
+}
+
+impl Handler<Wait> for Supervisor {
+    type Result = ();
+
+    /// A container the actor still holds has its exit to come, which the journal hands to the
+    /// waiter once written; for any other, the journal answers with the last exit it holds.
+    fn handle(&mut self, Wait { req, reply }: Wait, _: &mut Context<Self>) {
+        let key = match key(&req.namespace, &req.id) {
+            Ok(key) => key,
+            Err(err) => {
+                let _ = reply.send(Response::Error(err));
+                return;
+            }
+        };
+        let running = self.containers.contains_key(&key);
+        if running && req.process != INIT {
+            let _ = reply.send(Response::Error(ErrorResponse::new(
+                ErrorKind::NotFound,
+                format!("container \"{}\" has no process \"{}\"", key.1, req.process),
+            )));
+            return;
+        }
+        let process = ProcessKey {
+            namespace: req.namespace,
+            id: req.id,
+            process: req.process,
+        };
+        self.journal.wait(process, running, reply);
     }
 }
 
@@ -587,8 +682,8 @@ impl Handler<Info> for Supervisor {
             pid: std::process::id(),
             uptime_s: self.started_at.elapsed().as_secs(),
             containers: self.containers.len() as u64,
-            subscribers: self.subscribers.len() as u64,
-            subscriber_drops: self.subscribers.drops(),
+            subscribers: self.journal.subscribers(),
+            subscriber_drops: self.journal.drops(),
         }))
     }
 }
@@ -616,7 +711,7 @@ impl Handler<CloseSubscriptions> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: CloseSubscriptions, _: &mut Context<Self>) {
-        self.subscribers.close_all();
+        self.journal.close_subscriptions();
     }
 }
 
@@ -636,6 +731,7 @@ struct Admitted {
     key: Key,
     stdout: PathBuf,
     stderr: PathBuf,
+    checkpoint: Option<CheckpointName>,
 }
 
 impl Supervisor {
@@ -663,10 +759,17 @@ impl Supervisor {
         };
         let stdout = output(&req.stdout, "stdout")?;
         let stderr = output(&req.stderr, "stderr")?;
+        let checkpoint = req
+            .checkpoint
+            .as_deref()
+            .map(CheckpointName::new)
+            .transpose()
+            .map_err(invalid)?;
         Ok(Admitted {
             key,
             stdout,
             stderr,
+            checkpoint,
         })
     }
 }

@@ -15,9 +15,9 @@ fn a_subscriber_that_never_reads_delays_no_one() {
     // Says hello and subscribes, then never reads a byte.
     let mut bytes = frame::encode(&Hello::ours()).unwrap();
     bytes.extend(
-        frame::encode(&Request::Subscribe(SubscribeRequest {
-            namespace: DEFAULT_NAMESPACE.into(),
-        }))
+        frame::encode(&Request::Subscribe(SubscribeRequest::live(
+            DEFAULT_NAMESPACE,
+        )))
         .unwrap(),
     );
     let _deaf = raw_connection(&daemon.socket, &bytes);

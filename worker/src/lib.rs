@@ -1,13 +1,20 @@
 //! The worker pool: threads that make the slow runtime calls so the supervisor actor never blocks.
 //!
 //! - [`pool`]: the threads and their two queues;
-//! - [`start`]: what a worker does to start one container;
+//! - [`start`]: what a worker does to start (or restore) one container;
+//! - [`relay`]: the pipes a container writes its output into, copied to its files;
+//! - [`checkpoint`]: what a worker does to checkpoint a container, list or delete checkpoints;
 //! - [`update`]: a limits update that puts back what it changed when runc fails part-way.
 
+pub mod checkpoint;
 pub mod pool;
+pub mod relay;
 pub mod start;
 pub mod update;
 
+pub use checkpoint::{checkpoint_container, CheckpointJob};
+
 pub use pool::{Pool, Priority};
+pub use relay::Relay;
 pub use start::{start_container, StartJob, Started};
 pub use update::update_container;

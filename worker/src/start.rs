@@ -1,11 +1,17 @@
-//! Starting one container: validate the bundle, prepare its directory and stdio, run runc,
-//! take a pidfd on the init process before anyone could recycle its pid, and find its cgroup.
+//! Starting one container: validate the bundle, prepare its directory and stdio, run runc (or
+//! restore it from a checkpoint), take a pidfd on the init process before anyone could recycle
+//! its pid, and find its cgroup.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use runtime::{Bundle, Cgroup, ContainerId, Namespace, PidFd, Runc, RuntimeError, StartSpec};
+use runtime::{
+    Bundle, Cgroup, CheckpointName, ContainerId, Namespace, PidFd, RestoreSpec, Runc, RuntimeError,
+    StartSpec,
+};
+
+use crate::relay::Relay;
 
 /// A start as the supervisor hands it to a worker; names are validated, the bundle is not yet.
 #[derive(Debug, Clone)]
@@ -15,6 +21,8 @@ pub struct StartJob {
     pub bundle: PathBuf,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// Restore from this checkpoint in the bundle instead of starting afresh.
+    pub checkpoint: Option<CheckpointName>,
 }
 
 #[derive(Debug)]
@@ -25,26 +33,49 @@ pub struct Started {
     /// The container's cgroup, for stats and OOM kills; `None` if neither runc's state nor the
     /// init's `/proc` entry names one.
     pub cgroup: Option<Cgroup>,
+    /// Copies the container's output into its files until the container is gone.
+    pub relay: Relay,
 }
 
 pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeError> {
     let bundle = Bundle::open(&job.bundle)?;
     let dir = runc.state_dir().container_dir(&job.namespace, &job.id);
-    // A new start with this id replaces the logs of the one before it.
-    match fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(RuntimeError::io("cannot remove", &dir, e)),
+    // A new start with this id replaces the logs of the one before it; a restore continues the
+    // life (and the logs) of the container it restores.
+    if job.checkpoint.is_none() {
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RuntimeError::io("cannot remove", &dir, e)),
+        }
     }
     fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("cannot create", &dir, e))?;
-    let pid = runc.run_detached(StartSpec {
-        namespace: &job.namespace,
-        id: &job.id,
-        bundle: &bundle,
-        pid_file: &dir.join("init.pid"),
-        stdout: open_output(&job.stdout)?,
-        stderr: open_output(&job.stderr)?,
-    })?;
+    let (relay, inputs) = Relay::start(
+        job.id.as_str(),
+        open_output(&job.stdout)?,
+        open_output(&job.stderr)?,
+    )
+    .map_err(|e| RuntimeError::io("cannot relay the output to", &job.stdout, e))?;
+    let pid_file = dir.join("init.pid");
+    let pid = match &job.checkpoint {
+        None => runc.run_detached(StartSpec {
+            namespace: &job.namespace,
+            id: &job.id,
+            bundle: &bundle,
+            pid_file: &pid_file,
+            stdout: inputs.stdout,
+            stderr: inputs.stderr,
+        })?,
+        Some(name) => runc.restore(RestoreSpec {
+            namespace: &job.namespace,
+            id: &job.id,
+            bundle: &bundle,
+            name,
+            pid_file: &pid_file,
+            stdout: inputs.stdout,
+            stderr: inputs.stderr,
+        })?,
+    };
     let pidfd = match PidFd::open(pid) {
         Ok(fd) => Some(fd),
         Err(e) => {
@@ -55,7 +86,12 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
         }
     };
     let cgroup = find_cgroup(runc, job, pid);
-    Ok(Started { pid, pidfd, cgroup })
+    Ok(Started {
+        pid,
+        pidfd,
+        cgroup,
+        relay,
+    })
 }
 
 /// runc's state names the cgroup whatever became of the init (which may have died already);

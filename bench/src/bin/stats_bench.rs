@@ -42,6 +42,7 @@ fn run(socket: &str, bundle: &str, count: usize, rounds: usize) -> Result<(), Cl
             labels: Default::default(),
             stdout: None,
             stderr: None,
+            checkpoint: None,
         })?;
     }
     let mut times: Vec<Duration> = Vec::with_capacity(rounds);

@@ -240,6 +240,7 @@ pub fn start_request(id: &str, bundle: &Path) -> StartRequest {
         labels: BTreeMap::new(),
         stdout: None,
         stderr: None,
+        checkpoint: None,
     }
 }
 

@@ -1,0 +1,130 @@
+//! `ctr checkpoints`: list, create and delete the checkpoints kept in a container's bundle.
+
+use std::io::Write;
+
+use protocol::{Checkpoint, CheckpointOptions, CheckpointRequest, DeleteCheckpointRequest};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::output::{self, Format, Table};
+use crate::{CreateCheckpointArgs, DeleteCheckpointArgs, Global};
+
+/// A checkpoint as ctr prints it: the wire type with its time readable.
+#[derive(Debug, Serialize)]
+struct CheckpointView<'a> {
+    name: &'a str,
+    tcp: bool,
+    unix_sockets: bool,
+    shell: bool,
+    exit: bool,
+    /// RFC 3339, UTC, nanoseconds.
+    created: String,
+}
+
+impl<'a> From<&'a Checkpoint> for CheckpointView<'a> {
+    fn from(c: &'a Checkpoint) -> Self {
+        CheckpointView {
+            name: &c.name,
+            tcp: c.options.tcp,
+            unix_sockets: c.options.unix_sockets,
+            shell: c.options.shell,
+            exit: c.exit,
+            created: output::rfc3339(c.created),
+        }
+    }
+}
+
+pub fn list(global: &Global, id: &str, format: Format, out: &mut impl Write) -> Result<(), Error> {
+    let checkpoints = global.connect()?.checkpoints(&global.namespace, id)?;
+    match format {
+        Format::Table => out.write_all(list_table(&checkpoints).as_bytes())?,
+        Format::Json => {
+            let views: Vec<CheckpointView> = checkpoints.iter().map(CheckpointView::from).collect();
+            output::json_document(out, &views)?;
+        }
+    }
+    Ok(())
+}
+
+/// The original ctr's columns, and when each was taken.
+fn list_table(checkpoints: &[Checkpoint]) -> String {
+    let mut table = Table::with_header(&["NAME", "TCP", "UNIX SOCKETS", "SHELL", "CREATED"]);
+    for c in checkpoints {
+        table.row([
+            c.name.clone(),
+            c.options.tcp.to_string(),
+            c.options.unix_sockets.to_string(),
+            c.options.shell.to_string(),
+            output::rfc3339(c.created),
+        ]);
+    }
+    table.render()
+}
+
+/// Prints nothing on success; returns once the checkpoint is on disk.
+pub fn create(global: &Global, args: &CreateCheckpointArgs) -> Result<(), Error> {
+    let request = CheckpointRequest {
+        namespace: global.namespace.clone(),
+        id: args.id.clone(),
+        name: args.name.clone(),
+        options: CheckpointOptions {
+            tcp: args.tcp,
+            unix_sockets: args.unix_sockets,
+            shell: args.shell,
+        },
+        exit: args.exit,
+    };
+    global.connect()?.checkpoint(request)?;
+    Ok(())
+}
+
+pub fn delete(global: &Global, args: &DeleteCheckpointArgs) -> Result<(), Error> {
+    let request = DeleteCheckpointRequest {
+        namespace: global.namespace.clone(),
+        id: args.id.clone(),
+        name: args.name.clone(),
+    };
+    global.connect()?.delete_checkpoint(request)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(name: &str, tcp: bool) -> Checkpoint {
+        Checkpoint {
+            name: name.into(),
+            options: CheckpointOptions {
+                tcp,
+                unix_sockets: false,
+                shell: true,
+            },
+            exit: !tcp,
+            created: 1_700_000_000_123_456_789,
+        }
+    }
+
+    #[test]
+    fn table_shows_each_option() {
+        let table = list_table(&[checkpoint("c1", true), checkpoint("before-upgrade", false)]);
+        assert_eq!(
+            table,
+            "NAME             TCP     UNIX SOCKETS   SHELL   CREATED\n\
+             c1               true    false          true    2023-11-14T22:13:20.123456789Z\n\
+             before-upgrade   false   false          true    2023-11-14T22:13:20.123456789Z\n"
+        );
+    }
+
+    #[test]
+    fn json_view_is_flat_with_a_readable_time() {
+        let c = checkpoint("c1", true);
+        let json = serde_json::to_value(CheckpointView::from(&c)).unwrap();
+        assert_eq!(json["name"], "c1");
+        assert_eq!(json["tcp"], true);
+        assert_eq!(json["unix_sockets"], false);
+        assert_eq!(json["shell"], true);
+        assert_eq!(json["exit"], false);
+        assert_eq!(json["created"], "2023-11-14T22:13:20.123456789Z");
+    }
+}

@@ -1,0 +1,139 @@
+//! ctrd's command line: every daemon flag, defined once.
+//!
+//! The config file ([`crate::config`]), `ctrd config default` and the man page are all derived
+//! from this definition, so a new flag is a new field here and nothing else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctrd",
+    version,
+    about = "Container supervisor daemon",
+    args_override_self = true
+)]
+pub struct Args {
+    /// Config file holding any of these flags, named without their dashes; flags given here
+    /// override it [default: /etc/ctrd/config.toml when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where ctrd keeps runc state, container logs and its socket.
+    #[arg(long, default_value = "/run/ctrd")]
+    pub state_dir: PathBuf,
+    /// The socket clients connect to [default: <state-dir>/ctrd.sock].
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// The OCI runtime binary.
+    #[arg(long, default_value = "runc")]
+    pub runtime: PathBuf,
+    /// The CRIU binary runc uses for checkpoint and restore [default: /opt/ctrd-criu/criu, where
+    /// scripts/setup.sh installs CRIU 4 when the system's criu does not work, else `criu`].
+    #[arg(long)]
+    pub criu: Option<PathBuf>,
+    /// Worker threads making runtime calls at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// How long containers get to exit after TERM at shutdown before they are killed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Largest request frame accepted, in bytes.
+    #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
+    pub max_frame_size: usize,
+    /// How long one runtime call may take before it is killed and reported failed.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub runtime_timeout: Duration,
+    /// Members of this group may use the socket (mode 0660); without it, root only (0600).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Connections served at once; more are turned away with an error.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// How long a connection may stay silent before a request; event streams are exempt.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// How much of the event journal to keep on disk (K, M, G: powers of 1024); the oldest
+    /// events go first.
+    #[arg(long, default_value = "64M", value_parser = crate::journal::parse_size)]
+    pub events_retention: u64,
+    /// Events a subscriber may fall behind by before it is dropped (and told where to resume).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub subscriber_queue: u32,
+    /// Do not watch containers for OOM kills (no `oom` events, no `oom_killed` on exits).
+    #[arg(long)]
+    pub no_oom_notify: bool,
+    /// Log at debug level (RUST_LOG overrides).
+    #[arg(long)]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Things ctrd does instead of running the daemon.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with the config file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write ctrd's man pages into DIR (scripts/man.sh uses this)
+    #[command(hide = true)]
+    Man {
+        /// Directory that receives ctrd.1 and one page per subcommand
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the default config: every flag as a key, its help as a comment, its default value
+    Default,
+}
+
+/// Runs a subcommand; its output goes to stdout (or DIR), its failure to stderr.
+pub fn run(command: &Command) -> ExitCode {
+    let result = match command {
+        Command::Config(ConfigCommand::Default) => {
+            let text = crate::config::default_config(&Args::command());
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+                // Whoever read it has what they wanted (`ctrd config default | head`).
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                written => written.map_err(|e| format!("cannot write to stdout: {e}")),
+            }
+        }
+        Command::Man { dir } => std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(Args::command(), dir))
+            .map_err(|e| format!("cannot write man pages to {}: {e}", dir.display())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ctrd: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_runs_the_daemon() {
+        let args = Args::try_parse_from(["ctrd", "--debug"]).unwrap();
+        assert!(args.command.is_none());
+        assert!(args.debug);
+        let args = Args::try_parse_from(["ctrd", "config", "default"]).unwrap();
+        assert!(matches!(
+            args.command,
+            Some(Command::Config(ConfigCommand::Default))
+        ));
+    }
+}

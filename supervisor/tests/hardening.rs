@@ -1,0 +1,192 @@
+//! Who may connect, how long a connection may idle, how many may be open, and what a faulty
+//! runtime costs: each test runs the real daemon.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use protocol::{Client, ErrorKind, EventKind, DEFAULT_NAMESPACE};
+
+const NOBODY: u32 = 65534;
+
+/// Runs a copy of `ctr` (one the user can reach) as `nobody`:`nogroup`, with no other groups.
+fn ctr_as_nobody(daemon: &Daemon, args: &[&str]) -> Output {
+    let ctr = daemon.dir.path().join("ctr");
+    if !ctr.exists() {
+        fs::copy(ctr_binary(), &ctr).unwrap();
+    }
+    fs::set_permissions(daemon.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    Command::new(&ctr)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .arg("--address")
+        .arg(&daemon.socket)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_unprivileged_user_is_refused_even_when_the_socket_mode_is_loosened() {
+    let daemon = Daemon::start();
+    let out = ctr_as_nobody(&daemon, &["containers"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+
+    // Past the file mode, the peer credentials still keep the user out.
+    fs::set_permissions(&daemon.socket, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = ctr_as_nobody(&daemon, &["containers"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("ctr: permission denied: uid 65534"),
+        "{stderr}"
+    );
+    assert!(daemon.log().contains("refused a connection: uid 65534"));
+    assert!(daemon.client().list(DEFAULT_NAMESPACE).is_ok());
+}
+
+#[test]
+fn a_member_of_the_group_is_served() {
+    let daemon = Daemon::start_with(&["--group", "nogroup"]);
+    let mode = fs::metadata(&daemon.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660);
+    let out = ctr_as_nobody(&daemon, &["containers", "list", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+#[test]
+fn connections_past_the_limit_are_turned_away_until_one_closes() {
+    let daemon = Daemon::start_with(&["--max-connections", "2"]);
+    let served = || {
+        wait_until("a served connection", || {
+            let mut client = Client::connect(&daemon.socket).ok()?;
+            client.list(DEFAULT_NAMESPACE).ok().map(|_| client)
+        })
+    };
+    let first = served();
+    let _second = served();
+    let err = daemon.client().list(DEFAULT_NAMESPACE).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Unavailable));
+    assert!(err.to_string().contains("limit of 2 connections"), "{err}");
+    drop(first);
+    served();
+}
+
+#[test]
+fn a_silent_connection_is_closed_but_a_listening_subscriber_is_not() {
+    let daemon = Daemon::start_with(&["--idle-timeout", "300ms"]);
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let mut events = daemon.events();
+    let mut silent = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    silent.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut bytes = Vec::new();
+    let _ = silent.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("no request within 300ms"), "{text:?}");
+    // The subscriber has been silent longer than that, and still gets its events.
+    let id = unique_id("idle");
+    daemon.start_container(&id, &bundle);
+    daemon.kill(&id, libc::SIGKILL);
+    events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
+}
+
+/// A runtime that fails on demand, chosen by the container id's prefix, and is real runc otherwise.
+fn faulty_runtime(dir: &Path) -> PathBuf {
+    let script = format!(
+        r#"#!/bin/sh
+for id; do :; done
+log=""; pidfile=""
+prev=""
+for arg; do
+    case "$prev" in --log) log=$arg ;; --pid-file) pidfile=$arg ;; esac
+    prev=$arg
+done
+case "$id" in
+hang-*) sleep 1000 & echo $! > {dir}/$id.child; wait ;;
+crash-*) kill -SEGV $$ ;;
+badpid-*) echo 'not a pid' > "$pidfile"; exit 0 ;;
+badlog-*) echo '%%% not json %%%' > "$log"; exit 1 ;;
+*) exec runc "$@" ;;
+esac
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("faulty-runc");
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn hanging_crashing_and_garbage_printing_runtimes_give_clear_errors_and_free_the_worker() {
+    let faults = tempfile::tempdir().unwrap();
+    let runtime = faulty_runtime(faults.path());
+    let daemon = Daemon::start_with(&[
+        "--runtime",
+        runtime.to_str().unwrap(),
+        "--runtime-timeout",
+        "500ms",
+        "--concurrency",
+        "1",
+    ]);
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let cases = [
+        ("hang", "no answer after 500ms; killed it"),
+        ("crash", "was killed by signal 11"),
+        ("badpid", "runc left an unreadable pid file"),
+        (
+            "badlog",
+            "exited with status 1; its log is not JSON: \"%%% not json %%%\"",
+        ),
+    ];
+    for (fault, expected) in cases {
+        let id = unique_id(fault);
+        let err = daemon
+            .client()
+            .start(start_request(&id, &bundle))
+            .unwrap_err();
+        assert_eq!(err.kind(), Some(ErrorKind::Runtime), "{fault}: {err}");
+        assert!(err.to_string().contains(expected), "{fault}: {err}");
+        // The one worker is free again: a real start goes through.
+        let ok = unique_id("ok");
+        daemon.start_container(&ok, &bundle);
+        daemon.kill(&ok, libc::SIGKILL);
+    }
+    // The hung runtime's child was killed with it.
+    let child_file = fs::read_dir(faults.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".child"))
+        .expect("the hanging runtime recorded its child")
+        .path();
+    let child: u32 = fs::read_to_string(child_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until("the hung runtime's child to die", || {
+        (!process_exists(child)).then_some(())
+    });
+    wait_until("the killed containers to be gone", || {
+        daemon
+            .client()
+            .list(DEFAULT_NAMESPACE)
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    });
+    assert!(daemon.runc_leftovers().is_empty());
+}
