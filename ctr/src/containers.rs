@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use protocol::{
-    Container, Filter, KillProcessRequest, KillRequest, Process, StartRequest, Status, WaitRequest,
+    Container, Filter, KillProcessRequest, KillRequest, Limits, Process, StartRequest, Status,
+    WaitRequest,
 };
 use serde::Serialize;
 
@@ -32,6 +33,8 @@ struct ContainerView<'a> {
     stderr: &'a str,
     /// The init first, then the exec processes by name.
     processes: &'a [Process],
+    /// The limits in force (`state` only; `null` in lists and for a container not running).
+    limits: Option<&'a Limits>,
 }
 
 impl<'a> From<&'a Container> for ContainerView<'a> {
@@ -47,6 +50,7 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
             stdout: &c.stdout,
             stderr: &c.stderr,
             processes: &c.processes,
+            limits: c.limits.as_deref(),
         }
     }
 }
@@ -164,7 +168,9 @@ pub fn kill(global: &Global, args: &KillArgs) -> Result<(), Error> {
         signal,
         all: args.all,
     };
-    global.connect()?.kill(request)?;
+    if let Some(note) = global.connect()?.kill_noting(request)? {
+        eprintln!("ctr: {note}");
+    }
     Ok(())
 }
 
@@ -211,11 +217,44 @@ fn state_table(c: &Container) -> String {
     table.row(["LABELS".to_string(), labels]);
     table.row(["STDOUT".to_string(), c.stdout.clone()]);
     table.row(["STDERR".to_string(), c.stderr.clone()]);
+    if let Some(limits) = &c.limits {
+        limit_rows(&mut table, limits);
+    }
     let mut processes = Table::with_header(&["NAME", "PID", "CMD"]);
     for p in &c.processes {
         processes.row([p.name.clone(), pid_cell(p.pid), p.args.join(" ")]);
     }
     format!("{}\n{}", table.render(), processes.render())
+}
+
+/// One row per limit, `unlimited` where none is set (a v2 host has no cpu shares, a v1 host no
+/// cpu weight: each shows only its own).
+fn limit_rows(table: &mut Table, l: &Limits) {
+    let show = |value: Option<String>| value.unwrap_or_else(|| "unlimited".to_string());
+    let rows = [
+        ("MEMORY LIMIT", show(l.memory.map(|v| v.to_string()))),
+        (
+            "MEMORY+SWAP LIMIT",
+            show(l.memory_swap.map(|v| v.to_string())),
+        ),
+        ("CPU QUOTA", show(l.cpu_quota.map(|v| v.to_string()))),
+        ("CPU PERIOD", show(l.cpu_period.map(|v| v.to_string()))),
+        ("CPUSET CPUS", show(l.cpuset_cpus.clone())),
+        ("PIDS LIMIT", show(l.pids.map(|v| v.to_string()))),
+    ];
+    for (name, value) in rows {
+        table.row([name.to_string(), value]);
+    }
+    let weights = [
+        ("CPU SHARES", l.cpu_shares),
+        ("CPU WEIGHT", l.cpu_weight),
+        ("BLKIO WEIGHT", l.blkio_weight),
+    ];
+    for (name, value) in weights {
+        if let Some(value) = value {
+            table.row([name.to_string(), value.to_string()]);
+        }
+    }
 }
 
 /// A starting container has no init process yet.
@@ -250,6 +289,7 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
+            limits: None,
         }
     }
 
@@ -313,6 +353,25 @@ mod tests {
         assert!(table.contains("\nCREATED     2023-11-14T22:13:20.123456789Z\n"));
         assert!(table.contains("\nLABELS      app=web,tier=1\n"));
         assert!(table.ends_with("\n\nNAME   PID   CMD\ninit   42    sleep 1000\n"));
+        assert!(!table.contains("LIMIT"));
+        let mut limited = container("web", Some(42));
+        limited.limits = Some(Box::new(Limits {
+            memory: Some(64 << 20),
+            pids: Some(20),
+            cpu_shares: Some(1024),
+            ..Limits::default()
+        }));
+        let table = state_table(&limited);
+        assert!(
+            table.contains("\nMEMORY LIMIT        67108864\n"),
+            "{table}"
+        );
+        assert!(table.contains("\nPIDS LIMIT          20\n"), "{table}");
+        assert!(
+            table.contains("\nCPU QUOTA           unlimited\n"),
+            "{table}"
+        );
+        assert!(table.contains("\nCPU SHARES          1024\n"), "{table}");
     }
 
     #[test]

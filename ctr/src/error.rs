@@ -20,6 +20,18 @@ pub enum Error {
         "unknown signal {0:?}: expected a number from 1 to 64 or a name such as TERM or SIGKILL"
     )]
     UnknownSignal(String),
+    #[error(
+        "invalid {flag} {value:?}: expected bytes, optionally with a suffix k, M, G or T (512M)"
+    )]
+    Size { flag: &'static str, value: String },
+    #[error("invalid {flag} {value:?}: expected {expected}")]
+    Number {
+        flag: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("nothing to update: give at least one limit, such as --memory-limit 512M")]
+    NothingToUpdate,
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(

@@ -33,6 +33,8 @@ struct EventView<'a> {
     /// `null` unless the event is an exit.
     status: Option<i32>,
     labels: &'a BTreeMap<String, String>,
+    /// On exits: the kernel's OOM killer killed a process of the container.
+    oom_killed: bool,
 }
 
 impl<'a> From<&'a Event> for EventView<'a> {
@@ -47,6 +49,7 @@ impl<'a> From<&'a Event> for EventView<'a> {
             pid: e.pid,
             status: e.status,
             labels: &e.labels,
+            oom_killed: e.oom_killed,
         }
     }
 }
@@ -115,7 +118,11 @@ fn parse_time(text: &str, now: SystemTime) -> Result<u64, Error> {
 }
 
 fn table_row(e: &Event) -> String {
-    let status = e.status.map_or_else(|| "-".to_string(), |s| s.to_string());
+    let status = match (e.status, e.oom_killed) {
+        (Some(status), true) => format!("{status} (oom)"),
+        (Some(status), false) => status.to_string(),
+        (None, _) => "-".to_string(),
+    };
     output::stream_row(
         &WIDTHS,
         &[
@@ -144,6 +151,7 @@ mod tests {
             pid: 4242,
             status,
             labels: BTreeMap::from([("app".into(), "web".into())]),
+            oom_killed: false,
         }
     }
 
@@ -159,6 +167,9 @@ mod tests {
         assert!(exit.ends_with(
             "  exit              web                       init        4242      137\n"
         ));
+        let mut oom = event(EventKind::Exit, Some(137));
+        oom.oom_killed = true;
+        assert!(table_row(&oom).ends_with("  4242      137 (oom)\n"));
         for row in [&start, &exit] {
             for title in &HEADER[1..] {
                 let column = header.find(title).unwrap();
@@ -175,7 +186,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"seq\":9,\"type\":\"exit\",\
              \"namespace\":\"default\",\"id\":\"web\",\"process\":\"init\",\"pid\":4242,\
-             \"status\":0,\"labels\":{\"app\":\"web\"}}\n"
+             \"status\":0,\"labels\":{\"app\":\"web\"},\"oom_killed\":false}\n"
         );
     }
 

@@ -3,13 +3,15 @@
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
 //! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1
 //! (126 or 127 for a command that could not be run in a container). The commands live in
-//! [`containers`], [`checkpoints`], [`exec`], [`logs`], [`events`] and [`daemon`]; [`output`]
-//! owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached process's stdio and
-//! signals; [`generate`] writes completion scripts and man pages from this definition.
+//! [`containers`], [`control`], [`stats`], [`checkpoints`], [`exec`], [`logs`], [`events`] and
+//! [`daemon`]; [`output`] owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached
+//! process's stdio and signals; [`generate`] writes completion scripts and man pages from this
+//! definition.
 
 mod attach;
 mod checkpoints;
 mod containers;
+mod control;
 mod daemon;
 mod error;
 mod events;
@@ -19,6 +21,7 @@ mod logs;
 mod output;
 mod proxy;
 mod signal;
+mod stats;
 mod terminal;
 
 use std::io::{self, Write};
@@ -108,6 +111,63 @@ enum ContainersCommand {
     Exec(ExecArgs),
     /// Print a container's logs (its output when started without --attach, --stdout, --stderr)
     Logs(LogsArgs),
+    /// Freeze every process of a container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// Change a running container's limits
+    Update(Box<UpdateArgs>),
+    /// Show containers' CPU, memory, pids, block and network I/O (every running one without IDs)
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+struct IdArg {
+    /// Container id
+    id: String,
+}
+
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+struct UpdateArgs {
+    /// Memory limit in bytes, or with a suffix: 512M, 1G
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
+    /// Memory plus swap limit, as --memory-limit; -1 for unlimited swap
+    #[arg(long, value_name = "SIZE")]
+    memory_swap: Option<String>,
+    /// Relative CPU weight (2 to 262144)
+    #[arg(long, value_name = "N")]
+    cpu_shares: Option<String>,
+    /// CPU microseconds per period; -1 removes the quota
+    #[arg(long, value_name = "N")]
+    cpu_quota: Option<String>,
+    /// CFS period in microseconds
+    #[arg(long, value_name = "N")]
+    cpu_period: Option<String>,
+    /// CPUs the container may run on: 0-2,4
+    #[arg(long, value_name = "LIST")]
+    cpuset_cpus: Option<String>,
+    /// Most processes at once; -1 for unlimited
+    #[arg(long, value_name = "N")]
+    pids_limit: Option<String>,
+    /// Relative block I/O weight (10 to 1000)
+    #[arg(long, value_name = "N")]
+    blkio_weight: Option<String>,
+    /// Container id
+    id: String,
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    /// Refresh every second until interrupted
+    #[arg(long)]
+    stream: bool,
+    /// Output format (JSON: one document, or one object per line with --stream)
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Container ids [default: every running container]
+    ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -332,6 +392,10 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
             Some(ContainersCommand::Wait(args)) => return containers::wait(global, &args),
             Some(ContainersCommand::Exec(args)) => return exec::exec(global, &args),
             Some(ContainersCommand::Logs(args)) => logs::logs(global, &args),
+            Some(ContainersCommand::Pause(args)) => control::pause(global, &args.id),
+            Some(ContainersCommand::Resume(args)) => control::resume(global, &args.id),
+            Some(ContainersCommand::Update(args)) => control::update(global, &args),
+            Some(ContainersCommand::Stats(args)) => stats::stats(global, &args, out),
         },
         Command::Events(args) => events::stream(global, &args, out),
         Command::Version(args) => daemon::version(global, args.format, out),

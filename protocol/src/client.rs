@@ -106,6 +106,56 @@ impl Client {
     }
 
     pub fn kill(&mut self, req: KillRequest) -> Result<(), ClientError> {
+        self.kill_noting(req).map(drop)
+    }
+
+    /// Like [`Client::kill`], returning the daemon's note on a paused container (a signal waits
+    /// until it is resumed; `all` thaws it).
+    pub fn kill_noting(&mut self, req: KillRequest) -> Result<Option<String>, ClientError> {
+        match self.call(req)? {
+            Response::Done => Ok(None),
+            Response::Noted(note) => Ok(Some(note)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn pause(&mut self, namespace: &str, id: &str) -> Result<(), ClientError> {
+        let req = PauseRequest {
+            namespace: namespace.into(),
+            id: id.into(),
+        };
+        self.done(req)
+    }
+
+    pub fn resume(&mut self, namespace: &str, id: &str) -> Result<(), ClientError> {
+        let req = ResumeRequest {
+            namespace: namespace.into(),
+            id: id.into(),
+        };
+        self.done(req)
+    }
+
+    pub fn update(&mut self, req: UpdateRequest) -> Result<(), ClientError> {
+        self.done(req)
+    }
+
+    /// One sample per container: of `ids`, or of every running container when it is empty.
+    pub fn stats(
+        &mut self,
+        namespace: &str,
+        ids: &[String],
+    ) -> Result<Vec<ContainerStats>, ClientError> {
+        let req = StatsRequest {
+            namespace: namespace.into(),
+            ids: ids.to_vec(),
+        };
+        match self.call(req)? {
+            Response::Stats(stats) => Ok(stats),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn done(&mut self, req: impl Into<Request>) -> Result<(), ClientError> {
         match self.call(req)? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
@@ -312,6 +362,8 @@ fn unexpected(resp: Response) -> ClientError {
         Response::Lagged(_) => "lagged",
         Response::Exited(_) => "exited",
         Response::Logs(_) => "logs",
+        Response::Stats(_) => "stats",
+        Response::Noted(_) => "noted",
     };
     ClientError::Unexpected(name.to_string())
 }

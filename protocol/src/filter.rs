@@ -388,6 +388,7 @@ mod tests {
                 ("my key".into(), "x".into()),
                 ("a.b".into(), "dotted".into()),
             ]),
+            oom_killed: false,
         }
     }
 
@@ -475,6 +476,7 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
             processes: Vec::new(),
+            limits: None,
         };
         let parse = |e: &str| Filter::<Container>::parse(&[e.to_string()]);
         assert!(parse("status==running,labels.app==web")

@@ -153,6 +153,7 @@ mod tests {
             process: "init".into(),
             pid: 42,
             status: Some(137),
+            oom_killed: true,
             labels: BTreeMap::new(),
         });
         let mut buf = encode(&start()).unwrap();

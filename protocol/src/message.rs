@@ -41,6 +41,10 @@ pub enum Request {
     KillProcess(KillProcessRequest),
     Resize(ResizeRequest),
     Logs(LogsRequest),
+    Pause(PauseRequest),
+    Resume(ResumeRequest),
+    Update(UpdateRequest),
+    Stats(StatsRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -242,6 +246,55 @@ pub struct LogsRequest {
     pub id: String,
 }
 
+/// Freeze every process of a running container (`runc pause`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseRequest {
+    pub namespace: String,
+    pub id: String,
+}
+
+/// Thaw a paused container (`runc resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeRequest {
+    pub namespace: String,
+    pub id: String,
+}
+
+/// Change a running container's limits in place (`runc update`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    pub namespace: String,
+    pub id: String,
+    pub resources: Resources,
+}
+
+/// The limits an update changes: each `Some` is set, each `None` left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// Memory plus swap in bytes; -1 for unlimited swap.
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    /// Microseconds of CPU per period; -1 removes the quota.
+    pub cpu_quota: Option<i64>,
+    /// Microseconds.
+    pub cpu_period: Option<u64>,
+    /// CPUs the container may use, as `0-2,4`.
+    pub cpuset_cpus: Option<String>,
+    /// -1 for unlimited.
+    pub pids_limit: Option<i64>,
+    pub blkio_weight: Option<u64>,
+}
+
+/// Resource usage of the named containers, or of every running one in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsRequest {
+    pub namespace: String,
+    /// Empty for every running or paused container.
+    pub ids: Vec<String>,
+}
+
 macro_rules! request_from {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Request {
@@ -267,6 +320,10 @@ request_from!(
     KillProcess(KillProcessRequest),
     Resize(ResizeRequest),
     Logs(LogsRequest),
+    Pause(PauseRequest),
+    Resume(ResumeRequest),
+    Update(UpdateRequest),
+    Stats(StatsRequest),
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,6 +347,10 @@ pub enum Response {
     /// The `exit` event a [`WaitRequest`] waited for.
     Exited(Event),
     Logs(LogFiles),
+    Stats(Vec<ContainerStats>),
+    /// The request was carried out, with something the caller should know: a signal to a
+    /// paused container waits until it is resumed; `kill --all` thaws a paused container.
+    Noted(String),
 }
 
 /// Where a dropped subscriber stood: resubscribing with `Since::Seq(last_seq)` loses nothing.
@@ -330,6 +391,84 @@ pub struct Container {
     pub stderr: String,
     /// Its processes: the init first (once it runs), then the exec processes by name.
     pub processes: Vec<Process>,
+    /// The limits in force, read from its cgroup; only `state` fills it in, and only for a
+    /// container that runs.
+    /// Boxed: most containers on the wire (every list) carry none.
+    pub limits: Option<Box<Limits>>,
+}
+
+/// A container's resource limits as its cgroup holds them; `None` is unlimited (or not kept
+/// on this host).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory: Option<u64>,
+    pub memory_swap: Option<u64>,
+    /// cgroup v1; v2 has `cpu_weight` instead.
+    pub cpu_shares: Option<u64>,
+    pub cpu_weight: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids: Option<u64>,
+    pub blkio_weight: Option<u64>,
+}
+
+/// One sample of a container's resource usage, read from its cgroup and network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub namespace: String,
+    pub id: String,
+    pub pid: u32,
+    /// When the sample was read, in nanoseconds since the Unix epoch.
+    pub read_at: u64,
+    pub cpu: CpuStats,
+    pub memory: MemoryStats,
+    pub pids: PidsStats,
+    pub io: IoStats,
+    pub network: NetworkStats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuStats {
+    /// CPU time of all the container's tasks, in nanoseconds.
+    pub usage_ns: u64,
+    /// Empty on cgroup v2.
+    pub per_cpu_ns: Vec<u64>,
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_ns: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    pub usage: u64,
+    pub limit: Option<u64>,
+    pub max_usage: Option<u64>,
+    /// Page cache (v1 `cache`, v2 `file`).
+    pub cache: u64,
+    /// Anonymous memory (v1 `rss`, v2 `anon`).
+    pub rss: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidsStats {
+    pub current: u64,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoStats {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+}
+
+/// Every interface of the container's network namespace but loopback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStats {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
 }
 
 /// One process of a container.
@@ -362,6 +501,8 @@ pub enum Status {
     Stopped,
     /// CRIU is dumping it; it cannot be signalled or checkpointed again until that is done.
     Checkpointing,
+    /// Its processes are frozen (`runc pause`) until it is resumed.
+    Paused,
 }
 
 impl fmt::Display for Status {
@@ -371,6 +512,7 @@ impl fmt::Display for Status {
             Status::Running => "running",
             Status::Stopped => "stopped",
             Status::Checkpointing => "checkpointing",
+            Status::Paused => "paused",
         })
     }
 }
@@ -393,6 +535,9 @@ pub struct Event {
     pub status: Option<i32>,
     /// The container's labels.
     pub labels: BTreeMap<String, String>,
+    /// On `exit` events: the kernel's OOM killer killed a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,6 +547,11 @@ pub enum EventKind {
     Exit,
     /// A checkpoint of the container was written.
     Checkpoint,
+    Pause,
+    Resume,
+    Update,
+    /// The kernel's OOM killer killed a process of the container; precedes its `exit`.
+    Oom,
 }
 
 impl fmt::Display for EventKind {
@@ -410,6 +560,10 @@ impl fmt::Display for EventKind {
             EventKind::StartContainer => "start-container",
             EventKind::Exit => "exit",
             EventKind::Checkpoint => "checkpoint",
+            EventKind::Pause => "pause",
+            EventKind::Resume => "resume",
+            EventKind::Update => "update",
+            EventKind::Oom => "oom",
         })
     }
 }

@@ -12,6 +12,12 @@ pub enum RuntimeError {
         value: String,
         reason: &'static str,
     },
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidLimit {
+        what: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("invalid bundle {path}: {reason}")]
     InvalidBundle { path: PathBuf, reason: String },
     #[error("cannot run {binary}: {source}")]

@@ -5,27 +5,35 @@
 //! - [`layout`]: where the daemon keeps things under its state dir;
 //! - [`runner`]: the seam through which runc processes are spawned and waited on, so a subreaper
 //!   elsewhere in the process never steals their exit status;
-//! - [`runc`]: run, kill, delete and list, with runc's own error messages;
+//! - [`runc`]: run, kill, delete, list, pause, resume and update, with runc's own error messages;
+//! - [`resources`]: a checked change of a container's limits for `runc update`;
 //! - [`pidfd`]: signals that can never hit a recycled pid;
+//! - [`cgroup`]: a container's cgroup (v1 or v2): stats, limits and OOM kills from its files;
+//! - [`netdev`]: network counters of a container's namespace;
 //! - [`checkpoint`]: checkpoints kept in a bundle, and dumping and restoring through runc + CRIU.
 //! - [`process`]: the OCI process spec of an exec, on top of the bundle's own.
 
 pub mod bundle;
+pub mod cgroup;
 pub mod checkpoint;
 pub mod error;
 pub mod id;
 pub mod layout;
+pub mod netdev;
 pub mod pidfd;
 pub mod process;
+pub mod resources;
 pub mod runc;
 pub mod runner;
 
 pub use bundle::Bundle;
+pub use cgroup::Cgroup;
 pub use checkpoint::{CheckpointMeta, CheckpointOptions, RestoreSpec};
 pub use error::RuntimeError;
 pub use id::{CheckpointName, ContainerId, Namespace, ProcessName};
 pub use layout::StateDir;
 pub use pidfd::PidFd;
 pub use process::ExecProcess;
+pub use resources::ResourceUpdate;
 pub use runc::{ExecSpec, Runc, RuncContainer, StartSpec};
 pub use runner::{DirectRunner, ExitStatus, ProcessRunner, RunError};

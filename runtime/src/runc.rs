@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::runner::RunError;
-use crate::{Bundle, ContainerId, ExitStatus, Namespace, ProcessRunner, RuntimeError, StateDir};
+use crate::{
+    Bundle, ContainerId, ExitStatus, Namespace, ProcessRunner, ResourceUpdate, RuntimeError,
+    StateDir,
+};
 
 /// How long a runc call may take unless the daemon says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -195,9 +198,40 @@ impl Runc {
         self.call("delete", ns, id, &args, quiet())
     }
 
+    /// Freezes every process of the container (`runc pause`).
+    pub fn pause(&self, ns: &Namespace, id: &ContainerId) -> Result<(), RuntimeError> {
+        self.call("pause", ns, id, &["pause", id.as_str()], quiet())
+    }
+
+    /// Thaws a paused container (`runc resume`).
+    pub fn resume(&self, ns: &Namespace, id: &ContainerId) -> Result<(), RuntimeError> {
+        self.call("resume", ns, id, &["resume", id.as_str()], quiet())
+    }
+
+    /// Changes the container's cgroup limits in place (`runc update`); runc reports what the
+    /// kernel refuses, such as a memory limit below current usage.
+    pub fn update(
+        &self,
+        ns: &Namespace,
+        id: &ContainerId,
+        update: &ResourceUpdate,
+    ) -> Result<(), RuntimeError> {
+        update.validate()?;
+        let flags = update.flags();
+        let mut args = vec!["update"];
+        args.extend(flags.iter().map(String::as_str));
+        args.push(id.as_str());
+        self.call("update", ns, id, &args, quiet())
+    }
+
+    /// Where runc keeps this container's state (its `state.json` names the cgroup paths).
+    pub fn container_state_dir(&self, ns: &Namespace, id: &ContainerId) -> PathBuf {
+        self.state.runc_root(ns).join(id.as_str())
+    }
+
     /// Whether runc holds state for this container in the namespace's root.
     pub fn has_state(&self, ns: &Namespace, id: &ContainerId) -> bool {
-        self.state.runc_root(ns).join(id.as_str()).exists()
+        self.container_state_dir(ns, id).exists()
     }
 
     /// The containers runc knows in this namespace.

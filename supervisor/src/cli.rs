@@ -62,6 +62,9 @@ pub struct Args {
     /// Events a subscriber may fall behind by before it is dropped (and told where to resume).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub subscriber_queue: u32,
+    /// Do not watch containers for OOM kills (no `oom` events, no `oom_killed` on exits).
+    #[arg(long)]
+    pub no_oom_notify: bool,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     pub debug: bool,

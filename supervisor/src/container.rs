@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete and
-//!                 │                                                      no exec left)──► gone
+//!                 │                       │ ▲                            no exec left)──► gone
+//!                 │            runc pause ▼ │ runc resume
+//!                 │             Running { paused: true }  (status `paused`)
 //!                 └──────(runc failed)──────────────────────────────────────────────────────► gone
 //!                         Running ──(Checkpoint)──► Checkpointing ──(CRIU done)──► Running
 //! ```
@@ -18,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use protocol::{ErrorKind, ErrorResponse, Process, Response, Status};
-use runtime::{CheckpointName, ContainerId, ExitStatus, Namespace, PidFd, ProcessName};
+use runtime::{Cgroup, CheckpointName, ContainerId, ExitStatus, Namespace, PidFd, ProcessName};
 use tokio::sync::oneshot;
 use worker::Relay;
 
@@ -35,6 +37,8 @@ pub struct Container {
     /// Nanoseconds since the epoch when the start was accepted.
     pub created: u64,
     pub phase: Phase,
+    /// OOM kills already reported as `oom` events.
+    pub oom_kills: u64,
     /// Copies its output into `stdout` and `stderr`; taken by the cleanup after its exit, which
     /// waits for the last bytes before the exit is reported.
     pub relay: Option<Relay>,
@@ -86,6 +90,10 @@ pub enum Phase {
         pid: u32,
         /// `None` when the init had exited by the time the worker opened it.
         pidfd: Option<PidFd>,
+        /// Where its stats and OOM kills are read; `None` if the worker could not find it.
+        cgroup: Option<Cgroup>,
+        /// Frozen by `runc pause`: its processes run again only after `runc resume`.
+        paused: bool,
     },
     Stopped {
         pid: u32,
@@ -97,6 +105,8 @@ pub enum Phase {
     Checkpointing {
         pid: u32,
         pidfd: Option<PidFd>,
+        /// Kept for when the dump is done and the container is running again.
+        cgroup: Option<Cgroup>,
         name: CheckpointName,
         /// The init's exit, when it came during the dump (always, for a checkpoint with exit):
         /// handled once the checkpoint's result is in, so `checkpoint` precedes `exit`.
@@ -110,6 +120,7 @@ impl Phase {
     pub fn status(&self) -> Status {
         match self {
             Phase::Starting { .. } => Status::Starting,
+            Phase::Running { paused: true, .. } => Status::Paused,
             Phase::Running { .. } => Status::Running,
             Phase::Stopped { .. } => Status::Stopped,
             Phase::Checkpointing { .. } => Status::Checkpointing,
@@ -122,6 +133,17 @@ impl Phase {
             Phase::Running { pid, .. }
             | Phase::Stopped { pid, .. }
             | Phase::Checkpointing { pid, .. } => Some(*pid),
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        matches!(self, Phase::Running { paused: true, .. })
+    }
+
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        match self {
+            Phase::Running { cgroup, .. } | Phase::Checkpointing { cgroup, .. } => cgroup.as_ref(),
+            _ => None,
         }
     }
 }
@@ -160,6 +182,7 @@ impl Container {
             stdout: self.stdout.to_string_lossy().into_owned(),
             stderr: self.stderr.to_string_lossy().into_owned(),
             processes: self.processes(),
+            limits: None,
         }
     }
 

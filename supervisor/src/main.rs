@@ -10,9 +10,11 @@ mod config;
 mod container;
 mod journal;
 mod notify;
+mod oom;
 mod reaper;
 mod server;
 mod socket;
+mod stats;
 mod stream;
 mod subscribers;
 mod supervisor;
@@ -157,7 +159,7 @@ fn run(args: Args) -> Result<(), DaemonError> {
             tokio::net::UnixListener::from_std(listener).map_err(DaemonError::EventLoop)?;
         // The actor gets a thread of its own, so socket traffic never delays its handlers.
         let arbiter = Arbiter::new();
-        let sup = Supervisor::new(state, pool, journal, last_seq);
+        let sup = Supervisor::new(state, pool, journal, last_seq).oom_notify(!args.no_oom_notify);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         forward_exits(exit_rx, addr.clone())?;
         let (drain, mut drained) = tokio::sync::mpsc::channel(1);

@@ -18,10 +18,11 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::access::Access;
+use crate::stats;
 use crate::stream;
 use crate::supervisor::{
-    Checkpoint, DeleteCheckpoint, Exec, Info, KillProcess, List, ListCheckpoints, Logs, Resize,
-    Signal, Start, State, Supervisor, Wait,
+    Checkpoint, Control, ControlOp, DeleteCheckpoint, Exec, Info, KillProcess, List,
+    ListCheckpoints, Logs, Resize, Signal, Start, State, StatsTargets, Supervisor, Wait,
 };
 
 /// Held by every event stream while it runs; shutdown waits for all of them to be dropped, so
@@ -154,16 +155,7 @@ async fn connection(
                     e.to_string(),
                 )),
             },
-            Request::State(req) => {
-                ask(
-                    &supervisor,
-                    State {
-                        namespace: req.namespace,
-                        id: req.id,
-                    },
-                )
-                .await
-            }
+            Request::State(req) => state(&supervisor, req).await,
             Request::Info(_) => ask(&supervisor, Info).await,
             Request::Checkpoint(req) => {
                 let (reply, answer) = oneshot::channel();
@@ -202,6 +194,17 @@ async fn connection(
                 )
                 .await
             }
+            Request::Pause(req) => {
+                control(&supervisor, req.namespace, req.id, ControlOp::Pause).await
+            }
+            Request::Resume(req) => {
+                control(&supervisor, req.namespace, req.id, ControlOp::Resume).await
+            }
+            Request::Update(req) => {
+                let op = ControlOp::Update(resource_update(req.resources));
+                control(&supervisor, req.namespace, req.id, op).await
+            }
+            Request::Stats(req) => stats(&supervisor, req).await,
         };
         write_frame(&mut wr, &response).await?;
     }
@@ -220,6 +223,80 @@ async fn read_within<T: DeserializeOwned>(
                 format!("no request within {:?}", limits.idle_timeout),
             )))
         })
+}
+
+/// The container as the actor knows it, with the limits its cgroup holds read here, off the
+/// actor.
+async fn state(supervisor: &Addr<Supervisor>, req: protocol::StateRequest) -> Response {
+    let msg = State {
+        namespace: req.namespace,
+        id: req.id,
+    };
+    let (mut container, cgroup) = match supervisor.send(msg).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(err)) => return Response::Error(err),
+        Err(_) => return gone(),
+    };
+    if let Some(cgroup) = cgroup {
+        container.limits = tokio::task::spawn_blocking(move || stats::limits(&cgroup))
+            .await
+            .ok()
+            .flatten()
+            .map(Box::new);
+    }
+    Response::Container(container)
+}
+
+async fn control(
+    supervisor: &Addr<Supervisor>,
+    namespace: String,
+    id: String,
+    op: ControlOp,
+) -> Response {
+    let (reply, answer) = oneshot::channel();
+    let msg = Control {
+        namespace,
+        id,
+        op,
+        reply,
+    };
+    send_then_await(supervisor, msg, answer).await
+}
+
+/// The actor names the containers; their cgroup files are read on a blocking thread.
+async fn stats(supervisor: &Addr<Supervisor>, req: protocol::StatsRequest) -> Response {
+    let all = req.ids.is_empty();
+    let msg = StatsTargets {
+        namespace: req.namespace,
+        ids: req.ids,
+    };
+    let targets = match supervisor.send(msg).await {
+        Ok(Ok(targets)) => targets,
+        Ok(Err(err)) => return Response::Error(err),
+        Err(_) => return gone(),
+    };
+    match tokio::task::spawn_blocking(move || stats::sample(targets, all)).await {
+        Ok(Ok(sampled)) => Response::Stats(sampled),
+        Ok(Err(err)) => Response::Error(err),
+        Err(_) => Response::Error(ErrorResponse::new(
+            ErrorKind::Internal,
+            "reading stats failed",
+        )),
+    }
+}
+
+fn resource_update(r: protocol::Resources) -> runtime::ResourceUpdate {
+    runtime::ResourceUpdate {
+        // Beyond i64 is beyond any machine: the largest limit is as good as unlimited.
+        memory: r.memory.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+        memory_swap: r.memory_swap,
+        cpu_shares: r.cpu_shares,
+        cpu_quota: r.cpu_quota,
+        cpu_period: r.cpu_period,
+        cpuset_cpus: r.cpuset_cpus,
+        pids_limit: r.pids_limit,
+        blkio_weight: r.blkio_weight,
+    }
 }
 
 pub(crate) async fn ask<M>(supervisor: &Addr<Supervisor>, msg: M) -> Response

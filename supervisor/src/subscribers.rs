@@ -128,6 +128,7 @@ mod tests {
             pid: 2,
             status: Some(0),
             labels: Default::default(),
+            oom_killed: false,
         }
     }
 

@@ -4,15 +4,21 @@
 //! messages ([`StartDone`], [`Deleted`]); exits come from the reaper as [`Exit`]. Events are
 //! emitted here, in the order the actor decides them: a container's `start-container` always
 //! precedes its `exit`, and its `exit` is emitted only once runc has deleted it, so an id is free
-//! for reuse the moment a client sees the exit. Each event is numbered here and handed to the
-//! [`Journal`], whose own thread writes it to disk and then delivers it to subscribers.
+//! for reuse the moment a client sees the exit. A container's `oom` events precede its `exit`:
+//! the worker that deletes it reads the cgroup's OOM kill counter first. Each event is numbered
+//! here and handed to the [`Journal`], whose own thread writes it to disk and then delivers it to
+//! subscribers.
 //!
 //! Exec processes (the [`exec`] submodule) are tracked here too: their exits come from the reaper
 //! like the init's and are reported with their name, each before the init's own. Checkpoints,
-//! and listing and deleting them, are handled in [`checkpoints`].
+//! and listing and deleting them, are handled in [`checkpoints`]; pause, resume, update, stats
+//! and OOM reports in [`control`].
 
 mod checkpoints;
+mod control;
 mod exec;
+
+pub use control::{Control, ControlOp, StatsTarget, StatsTargets};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +32,7 @@ use protocol::{
     StartRequest, WaitRequest,
 };
 use runtime::{
-    CheckpointName, ContainerId, ExitStatus, Namespace, ProcessName, RuntimeError, StateDir,
+    Cgroup, CheckpointName, ContainerId, ExitStatus, Namespace, ProcessName, RuntimeError, StateDir,
 };
 use tokio::sync::oneshot;
 use worker::console::Winsize;
@@ -35,6 +41,7 @@ use worker::{start_container, Pool, Priority, StartJob, Started};
 pub use self::exec::{Exec, KillProcess, Logs, Resize};
 use crate::container::{Container, ExecPhase, Key, Phase};
 use crate::journal::{Journal, Liveness, ProcessKey, Registration};
+use crate::oom::OomNotifier;
 use crate::reaper::Exit;
 
 pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
@@ -81,6 +88,8 @@ pub struct ExitMsg(pub Exit);
 pub struct Deleted {
     key: Key,
     result: Result<(), RuntimeError>,
+    /// The cgroup's OOM kill counter, read just before runc deleted it.
+    oom_kills: u64,
 }
 
 /// Signal a container's init (through its pidfd) or, with `all`, all its processes (through runc).
@@ -99,9 +108,9 @@ pub struct List {
     pub filter: Filter<protocol::Container>,
 }
 
-/// One container.
+/// One container, and its cgroup for the caller to read its limits from (off the actor).
 #[derive(Message)]
-#[rtype(result = "Response")]
+#[rtype(result = "Result<(protocol::Container, Option<Cgroup>), ErrorResponse>")]
 pub struct State {
     pub namespace: String,
     pub id: String,
@@ -169,6 +178,10 @@ pub struct Supervisor {
     stopping: Arc<AtomicBool>,
     empty_waiters: Vec<oneshot::Sender<()>>,
     started_at: Instant,
+    /// Whether to report OOM kills (`--no-oom-notify` turns it off).
+    oom_notify: bool,
+    /// Started with the actor when `oom_notify` is on.
+    oom: Option<OomNotifier>,
 }
 
 impl Supervisor {
@@ -186,12 +199,33 @@ impl Supervisor {
             stopping: Arc::new(AtomicBool::new(false)),
             empty_waiters: Vec::new(),
             started_at: Instant::now(),
+            oom_notify: true,
+            oom: None,
         }
+    }
+
+    /// Turns OOM reporting on or off; on by default.
+    pub fn oom_notify(mut self, enabled: bool) -> Self {
+        self.oom_notify = enabled;
+        self
     }
 
     /// Numbers the event and hands it to the journal; it carries the labels of the container
     /// `key` names, so emit before removing the container.
     fn emit(&mut self, kind: EventKind, key: &Key, process: &str, pid: u32, status: Option<i32>) {
+        self.publish(kind, key, process, pid, status, false);
+    }
+
+    /// [`Supervisor::emit`], for an `exit` that may report an OOM kill.
+    fn publish(
+        &mut self,
+        kind: EventKind,
+        key: &Key,
+        process: &str,
+        pid: u32,
+        status: Option<i32>,
+        oom_killed: bool,
+    ) {
         let labels = self
             .containers
             .get(key)
@@ -209,6 +243,7 @@ impl Supervisor {
             pid,
             status,
             labels,
+            oom_killed,
         };
         log::debug!(
             "event {seq} {kind} {}/{} {process} pid {pid} status {status:?}",
@@ -238,6 +273,11 @@ impl Supervisor {
         let Some(pid) = container.phase.pid() else {
             return;
         };
+        let cgroup = container
+            .phase
+            .cgroup()
+            .cloned()
+            .filter(|_| self.oom_notify);
         container.phase = Phase::Stopped {
             pid,
             status,
@@ -252,9 +292,14 @@ impl Supervisor {
                 let _ = pidfd.send_signal(libc::SIGKILL);
             }
         }
+        if let Some(oom) = &self.oom {
+            oom.unwatch(key.clone());
+        }
         let relay = container.relay.take();
         let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Urgent, move |runc| {
+            // runc delete removes the cgroup, and with it the record of any OOM kill.
+            let oom_kills = cgroup.map_or(0, |c| c.oom_kills().unwrap_or(0));
             // A checkpoint with exit has had runc delete the container already.
             let result = if runc.has_state(&key.0, &key.1) {
                 runc.delete(&key.0, &key.1, true)
@@ -270,7 +315,11 @@ impl Supervisor {
                     );
                 }
             }
-            addr.do_send(Deleted { key, result });
+            addr.do_send(Deleted {
+                key,
+                result,
+                oom_kills,
+            });
         });
         if submitted.is_err() {
             log::error!("worker pool is gone; container {pid} left to runc");
@@ -331,7 +380,15 @@ impl Supervisor {
         if !container.execs.is_empty() {
             return;
         }
-        self.emit(EventKind::Exit, key, INIT, pid, Some(status.code()));
+        let oom_killed = container.oom_kills > 0;
+        self.publish(
+            EventKind::Exit,
+            key,
+            INIT,
+            pid,
+            Some(status.code()),
+            oom_killed,
+        );
         self.containers.remove(key);
         self.notify_if_empty();
     }
@@ -347,6 +404,18 @@ impl Supervisor {
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if !self.oom_notify {
+            return;
+        }
+        let addr = ctx.address();
+        match OomNotifier::start(move |key, kills| addr.do_send(control::OomKilled { key, kills }))
+        {
+            Ok(notifier) => self.oom = Some(notifier),
+            Err(e) => log::error!("cannot start the oom notifier; no oom events: {e}"),
+        }
+    }
 }
 
 // ---- handlers -------------------------------------------------------------------------------
@@ -412,6 +481,7 @@ impl Handler<Start> for Supervisor {
             stderr,
             created: now_ns(),
             phase: Phase::Starting { since, reply },
+            oom_kills: 0,
             relay: None,
             args: Vec::new(),
             console: None,
@@ -461,12 +531,17 @@ impl Handler<StartDone> for Supervisor {
         if let (Some(signal), Some(pidfd)) = (self.shutdown, &started.pidfd) {
             let _ = pidfd.send_signal(signal);
         }
+        if let (Some(oom), Some(cgroup)) = (&self.oom, &started.cgroup) {
+            oom.watch(key.clone(), cgroup.clone());
+        }
         self.containers.insert(
             key.clone(),
             Container {
                 phase: Phase::Running {
                     pid,
                     pidfd: started.pidfd,
+                    cgroup: started.cgroup,
+                    paused: false,
                 },
                 relay: started.relay,
                 args: started.args,
@@ -518,12 +593,16 @@ impl Handler<Deleted> for Supervisor {
                 msg.key.1
             );
         }
-        if let Some(Container {
-            phase: Phase::Stopped { deleted, .. },
-            ..
-        }) = self.containers.get_mut(&msg.key)
-        {
-            *deleted = true;
+        if let Some(container) = self.containers.get_mut(&msg.key) {
+            if let Phase::Stopped { deleted, .. } = &mut container.phase {
+                *deleted = true;
+            }
+            let reported = container.oom_kills;
+            container.oom_kills = reported.max(msg.oom_kills);
+            if msg.oom_kills > reported {
+                let pid = container.phase.pid().unwrap_or(0);
+                self.emit(EventKind::Oom, &msg.key, INIT, pid, None);
+            }
         }
         self.finish(&msg.key);
     }
@@ -532,12 +611,13 @@ impl Handler<Deleted> for Supervisor {
 impl Handler<Signal> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, Signal { req, reply }: Signal, _: &mut Context<Self>) {
+    fn handle(&mut self, Signal { req, reply }: Signal, ctx: &mut Context<Self>) {
         let target = valid_signal(req.signal).and_then(|signal| {
             let (key, container) = self.find(&req.namespace, &req.id)?;
-            Ok((signal, key.clone(), container.signal_target()?))
+            let paused = container.phase.is_paused();
+            Ok((signal, key.clone(), container.signal_target()?, paused))
         });
-        let (signal, key, pidfd) = match target {
+        let (signal, key, pidfd, paused) = match target {
             Ok(target) => target,
             Err(err) => {
                 let _ = reply.send(Response::Error(err));
@@ -546,6 +626,10 @@ impl Handler<Signal> for Supervisor {
         };
         if !req.all {
             let response = match pidfd.send_signal(signal) {
+                Ok(()) if paused => Response::Noted(format!(
+                    "container \"{}\" is paused: signal {signal} is delivered when it is resumed",
+                    key.1
+                )),
                 Ok(()) => Response::Done,
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
                     Response::Error(ErrorResponse::new(
@@ -561,8 +645,19 @@ impl Handler<Signal> for Supervisor {
             let _ = reply.send(response);
             return;
         }
+        let addr = ctx.address();
         let submitted = self.pool.submit(Priority::Urgent, move |runc| {
             let response = match runc.kill(&key.0, &key.1, signal, true) {
+                // runc freezes the container, signals every process, then thaws it.
+                Ok(()) if paused => {
+                    let note = format!(
+                        "container \"{}\" was paused: runc kill --all thawed it to deliver signal \
+                         {signal}, so it runs again",
+                        key.1
+                    );
+                    addr.do_send(control::Thawed { key });
+                    Response::Noted(note)
+                }
                 Ok(()) => Response::Done,
                 Err(err) => {
                     Response::Error(ErrorResponse::new(ErrorKind::Runtime, err.to_string()))
@@ -602,10 +697,10 @@ impl Handler<State> for Supervisor {
     type Result = MessageResult<State>;
 
     fn handle(&mut self, msg: State, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(match self.find(&msg.namespace, &msg.id) {
-            Ok((_, container)) => Response::Container(container.to_wire()),
-            Err(err) => Response::Error(err),
-        })
+        MessageResult(
+            self.find(&msg.namespace, &msg.id)
+                .map(|(_, c)| (c.to_wire(), c.phase.cgroup().cloned())),
+        )
     }
 }
 
@@ -677,7 +772,7 @@ impl Handler<Info> for Supervisor {
 impl Handler<Shutdown> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, Shutdown { signal }: Shutdown, _: &mut Context<Self>) {
+    fn handle(&mut self, Shutdown { signal }: Shutdown, ctx: &mut Context<Self>) {
         self.shutdown = Some(signal);
         self.stopping.store(true, Ordering::Relaxed);
         let mut signalled = 0;
@@ -689,6 +784,7 @@ impl Handler<Shutdown> for Supervisor {
             }
         }
         log::info!("sent signal {signal} to {signalled} container(s)");
+        self.resume_paused(ctx);
     }
 }
 

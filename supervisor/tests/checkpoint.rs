@@ -479,3 +479,40 @@ fn a_missing_criu_is_a_clear_error_and_the_container_runs_on() {
     let last = wait_count_above(&bundle, 0);
     wait_count_above(&bundle, last);
 }
+
+#[test]
+fn a_paused_container_is_not_checkpointed_until_resumed() {
+    let daemon = Daemon::start();
+    let bundle = counter_bundle(&daemon, "counter");
+    let id = unique_id("paused");
+    daemon.start_container(&id, &bundle);
+    daemon.client().pause(DEFAULT_NAMESPACE, &id).unwrap();
+
+    let err = daemon
+        .client()
+        .checkpoint(CheckpointRequest {
+            namespace: DEFAULT_NAMESPACE.into(),
+            id: id.clone(),
+            name: "c1".into(),
+            options: CheckpointOptions::default(),
+            exit: false,
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::FailedPrecondition), "{err}");
+    assert!(err.to_string().contains("paused"), "{err}");
+    let err = ctr_err(&daemon, &["checkpoints", "create", &id, "c1"]);
+    assert!(err.contains("it is paused"), "{err}");
+    assert_eq!(status_of(&daemon, &id), Some(Status::Paused));
+    assert!(!bundle.join("checkpoints").join("c1").exists());
+
+    // Resumed, it is checkpointed and keeps running, its cgroup still known for stats.
+    daemon.client().resume(DEFAULT_NAMESPACE, &id).unwrap();
+    ctr_ok(&daemon, &["checkpoints", "create", &id, "c1"]);
+    assert_eq!(status_of(&daemon, &id), Some(Status::Running));
+    let stats = daemon
+        .client()
+        .stats(DEFAULT_NAMESPACE, std::slice::from_ref(&id))
+        .unwrap();
+    assert_eq!(stats.len(), 1);
+    daemon.kill(&id, libc::SIGKILL);
+}

@@ -7,6 +7,7 @@
 //! - [`exec`]: what a worker does to start one more process in a running container;
 //! - [`stdio`]: opening stdio files and client FIFOs without blocking;
 //! - [`console`]: the console socket and the terminal relay.
+//! - [`update`]: a limits update that puts back what it changed when runc fails part-way.
 
 pub mod checkpoint;
 pub mod console;
@@ -15,6 +16,7 @@ pub mod pool;
 pub mod relay;
 pub mod start;
 pub mod stdio;
+pub mod update;
 
 pub use checkpoint::{checkpoint_container, CheckpointJob};
 
@@ -22,3 +24,4 @@ pub use exec::{exec_process, ExecIo, ExecJob, Execed};
 pub use pool::{Pool, Priority};
 pub use relay::Relay;
 pub use start::{start_container, StartJob, Started};
+pub use update::update_container;

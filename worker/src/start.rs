@@ -1,6 +1,6 @@
 //! Starting one container: validate the bundle, prepare its directory and stdio, run runc (or
-//! restore it from a checkpoint), and take a pidfd on the init process before anyone could
-//! recycle its pid.
+//! restore it from a checkpoint), take a pidfd on the init process before anyone could recycle
+//! its pid, and find its cgroup.
 //!
 //! A detached container writes into the pipes of a [`Relay`], which copies them into its files:
 //! CRIU can dump pipes, not a file outside the container's mount namespace, so such a container
@@ -17,7 +17,7 @@ use crate::console::{self, ConsoleSocket, Winsize};
 use crate::relay::Relay;
 use crate::stdio::{self, Direction};
 use runtime::{
-    Bundle, CheckpointName, ContainerId, Namespace, PidFd, RestoreSpec, Runc, RuntimeError,
+    Bundle, Cgroup, CheckpointName, ContainerId, Namespace, PidFd, RestoreSpec, Runc, RuntimeError,
     StartSpec,
 };
 
@@ -46,6 +46,9 @@ pub struct Started {
     pub args: Vec<String>,
     /// The pty master, with a terminal, for resizing it; the relay holds its own handles.
     pub console: Option<File>,
+    /// The container's cgroup, for stats and OOM kills; `None` if neither runc's state nor the
+    /// init's `/proc` entry names one.
+    pub cgroup: Option<Cgroup>,
     /// Copies a detached container's output into its files until the container is gone.
     pub relay: Option<Relay>,
 }
@@ -75,7 +78,7 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
             stdout: inputs.stdout,
             stderr: inputs.stderr,
         })?;
-        return Ok(started(job, &bundle, pid, Some(relay)));
+        return Ok(started(runc, job, &bundle, pid, Some(relay)));
     }
     let stdin = job
         .stdin
@@ -99,11 +102,11 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
                 stdio::open_output(&job.stdout)?,
                 stdio::open_output(&job.stderr)?,
             ))?;
-            return Ok(started(job, &bundle, pid, None));
+            return Ok(started(runc, job, &bundle, pid, None));
         }
         let (relay, inputs) = relay(job)?;
         let pid = runc.run_detached(spec(None, inputs.stdout, inputs.stderr))?;
-        return Ok(started(job, &bundle, pid, Some(relay)));
+        return Ok(started(runc, job, &bundle, pid, Some(relay)));
     };
     // With a terminal, runc's own stdio is unused: the relay holds the client's FIFOs.
     let client_out = stdio::open_fifo(&job.stdout, Direction::Write)?;
@@ -124,7 +127,7 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
         stderr: null()?,
         console_socket: Some(socket.path()),
     })?;
-    let started = started(job, &bundle, pid, None);
+    let started = started(runc, job, &bundle, pid, None);
     // The bundle fixes the terminal's first size; the client's is set as soon as it is ours.
     match console::attach(&socket, stdin, client_out, Some(size), job.id.to_string()) {
         Ok(master) => Ok(Started {
@@ -152,7 +155,13 @@ fn relay(job: &StartJob) -> Result<(Relay, crate::relay::RelayInputs), RuntimeEr
     .map_err(|e| RuntimeError::io("cannot relay the output to", &job.stdout, e))
 }
 
-fn started(job: &StartJob, bundle: &Bundle, pid: u32, relay: Option<Relay>) -> Started {
+fn started(
+    runc: &Runc,
+    job: &StartJob,
+    bundle: &Bundle,
+    pid: u32,
+    relay: Option<Relay>,
+) -> Started {
     let pidfd = match PidFd::open(pid) {
         Ok(fd) => Some(fd),
         Err(e) => {
@@ -170,6 +179,23 @@ fn started(job: &StartJob, bundle: &Bundle, pid: u32, relay: Option<Relay>) -> S
         pidfd,
         args,
         console: None,
+        cgroup: find_cgroup(runc, job, pid),
         relay,
+    }
+}
+
+/// runc's state names the cgroup whatever became of the init (which may have died already);
+/// the init's `/proc/<pid>/cgroup` is the fallback.
+fn find_cgroup(runc: &Runc, job: &StartJob, pid: u32) -> Option<Cgroup> {
+    let state_dir = runc.container_state_dir(&job.namespace, &job.id);
+    match Cgroup::from_runc_state(&state_dir).or_else(|_| Cgroup::of_pid(pid)) {
+        Ok(cgroup) => Some(cgroup),
+        Err(e) => {
+            log::warn!(
+                "container {}: no cgroup found, so no stats or oom events: {e}",
+                job.id
+            );
+            None
+        }
     }
 }

@@ -30,6 +30,16 @@ fuzz_target!(|data: &[u8]| {
             let _ = CheckpointName::new(&r.name);
             (r.namespace.as_str(), r.id.as_str())
         }
+        Request::Wait(r) => (r.namespace.as_str(), r.id.as_str()),
+        Request::Pause(r) => (r.namespace.as_str(), r.id.as_str()),
+        Request::Resume(r) => (r.namespace.as_str(), r.id.as_str()),
+        Request::Update(r) => (r.namespace.as_str(), r.id.as_str()),
+        Request::Stats(r) => {
+            for id in &r.ids {
+                let _ = ContainerId::new(id);
+            }
+            (r.namespace.as_str(), "")
+        }
     };
     let _ = Namespace::new(namespace);
     let _ = ContainerId::new(id);

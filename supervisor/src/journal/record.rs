@@ -195,6 +195,7 @@ pub mod tests {
             pid: 100 + seq as u32,
             status: Some(0),
             labels: BTreeMap::from([("app".into(), "db".into())]),
+            oom_killed: seq.is_multiple_of(2),
         }
     }
 

@@ -89,9 +89,12 @@ impl Handler<Checkpoint> for Supervisor {
             return;
         };
         container.phase = match container.phase {
-            Phase::Running { pid, pidfd } => Phase::Checkpointing {
+            Phase::Running {
+                pid, pidfd, cgroup, ..
+            } => Phase::Checkpointing {
                 pid,
                 pidfd,
+                cgroup,
                 name,
                 exited: None,
                 reply,
@@ -118,6 +121,7 @@ impl Handler<CheckpointDone> for Supervisor {
         let Phase::Checkpointing {
             pid,
             pidfd,
+            cgroup,
             exited,
             reply,
             ..
@@ -130,7 +134,12 @@ impl Handler<CheckpointDone> for Supervisor {
         if let (Some(signal), Some(pidfd)) = (self.shutdown, &pidfd) {
             let _ = pidfd.send_signal(signal);
         }
-        container.phase = Phase::Running { pid, pidfd };
+        container.phase = Phase::Running {
+            pid,
+            pidfd,
+            cgroup,
+            paused: false,
+        };
         self.containers.insert(key.clone(), container);
         let response = match result {
             Ok(meta) => {
@@ -243,6 +252,8 @@ impl Supervisor {
             ))
         };
         match &container.phase {
+            // CRIU would find its processes frozen; resume it first.
+            Phase::Running { paused: true, .. } => return not("paused; resume it first"),
             Phase::Running { pidfd: Some(_), .. } => {}
             Phase::Running { pidfd: None, .. } => return not("exiting"),
             Phase::Starting { .. } => return not("still starting"),

@@ -262,6 +262,9 @@ impl Supervisor {
         }
         let container = self.containers.get(&key).ok_or_else(|| not_found(&key.1))?;
         let init_pid = match container.phase {
+            Phase::Running { paused: true, .. } => {
+                return Err(state_error(container, "paused; resume it to exec into it"))
+            }
             Phase::Running { pid, .. } => pid,
             Phase::Starting { .. } => return Err(state_error(container, "still starting")),
             Phase::Stopped { .. } => return Err(state_error(container, "stopped")),

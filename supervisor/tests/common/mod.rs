@@ -342,3 +342,21 @@ pub fn raw_connection(socket: &Path, bytes: &[u8]) -> UnixStream {
 pub fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// Gives a bundle a memory limit (and the same memory+swap limit, so nothing swaps instead).
+pub fn set_memory_limit(bundle: &Path, bytes: u64) {
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["linux"]["resources"]["memory"] = serde_json::json!({ "limit": bytes, "swap": bytes });
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
+/// Waits until the container's stdout log holds `text`.
+pub fn wait_for_output(daemon: &Daemon, id: &str, text: &str) {
+    let stdout = daemon.state.join("default").join(id).join("stdout.log");
+    wait_until(&format!("{id} to print {text:?}"), || {
+        let out = std::fs::read_to_string(&stdout).ok()?;
+        out.contains(text).then_some(())
+    });
+}
