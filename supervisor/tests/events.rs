@@ -465,14 +465,7 @@ fn a_subscriber_that_falls_behind_is_told_where_to_resume_and_loses_nothing() {
         daemon.kill(&id, libc::SIGKILL);
         started += 1;
         // Let the exit reach the fan-out before looking again.
-        wait_until("the exit to be emitted", || {
-            daemon
-                .client()
-                .list(DEFAULT_NAMESPACE)
-                .unwrap()
-                .is_empty()
-                .then_some(())
-        });
+        daemon.wait_until_empty("the exit to be emitted");
     }
 
     assert_eq!(next_item(&mut stream), StreamItem::Live);

@@ -180,13 +180,6 @@ fn hanging_crashing_and_garbage_printing_runtimes_give_clear_errors_and_free_the
     wait_until("the hung runtime's child to die", || {
         (!process_exists(child)).then_some(())
     });
-    wait_until("the killed containers to be gone", || {
-        daemon
-            .client()
-            .list(DEFAULT_NAMESPACE)
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    });
+    daemon.wait_until_empty("the killed containers to be gone");
     assert!(daemon.runc_leftovers().is_empty());
 }

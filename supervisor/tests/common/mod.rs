@@ -172,6 +172,17 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("kill {id}: {e}"));
     }
 
+    /// Waits until the daemon lists no container in the default namespace: every exit reported.
+    pub fn wait_until_empty(&self, what: &str) {
+        wait_until(what, || {
+            self.client()
+                .list(DEFAULT_NAMESPACE)
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        });
+    }
+
     /// What runc still holds under this daemon's state dir.
     pub fn runc_leftovers(&self) -> Vec<PathBuf> {
         let base = self.state.join("runc");
