@@ -6,6 +6,9 @@ set -euo pipefail
 #   busybox-static  /bin/busybox as a *static* binary; scripts/make-bundle.sh
 #                   copies it alone into test rootfs dirs, so the dynamic
 #                   `busybox` package (needs libc in the rootfs) won't do
+#   python3-prometheus-client  the reference parser of the Prometheus text
+#                   format, with /usr/bin/python3; the metrics tests check
+#                   ctrd's /metrics with it
 # Does not install Rust: fails with a clear message if `cargo` is not on PATH
 # (after sourcing ~/.cargo/env when present).
 # Prints one line per package it installed; silent otherwise.
@@ -18,6 +21,9 @@ missing=()
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 if ! dpkg -s busybox-static >/dev/null 2>&1 || [[ ! -x /bin/busybox ]]; then
     missing+=(busybox-static)
+fi
+if ! dpkg -s python3-prometheus-client >/dev/null 2>&1; then
+    missing+=(python3-prometheus-client)
 fi
 
 if ((${#missing[@]})); then
@@ -36,6 +42,8 @@ fi
 # Final sanity checks, so failures show up here and not as odd test errors.
 command -v runc >/dev/null 2>&1 || die "runc still not on PATH after install"
 [[ -x /bin/busybox ]] || die "/bin/busybox missing after installing busybox-static"
+/usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null \
+    || die "/usr/bin/python3 cannot import prometheus_client after installing python3-prometheus-client"
 
 if ! command -v cargo >/dev/null 2>&1; then
     env_file="${CARGO_HOME:-$HOME/.cargo}/env"

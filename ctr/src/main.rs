@@ -2,12 +2,13 @@
 //!
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
 //! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1.
-//! The commands live in [`containers`], [`events`] and [`daemon`]; [`output`] owns the formats.
+//! The commands live in [`containers`], [`events`], [`daemon`] and [`metrics`]; [`output`] owns the formats.
 
 mod containers;
 mod daemon;
 mod error;
 mod events;
+mod metrics;
 mod output;
 mod signal;
 
@@ -66,6 +67,8 @@ enum Command {
     Version(FormatArgs),
     /// Print ctrd's status
     Info(FormatArgs),
+    /// Print ctrd's telemetry: start times, counters and their rates, gauges
+    Metrics(FormatArgs),
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +164,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Error> {
         Command::Events(args) => events::stream(global, args.format, out),
         Command::Version(args) => daemon::version(global, args.format, out),
         Command::Info(args) => daemon::info(global, args.format, out),
+        Command::Metrics(args) => metrics::show(global, args.format, out),
     }
 }
 

@@ -129,6 +129,13 @@ impl Client {
         }
     }
 
+    pub fn metrics(&mut self) -> Result<MetricsReport, ClientError> {
+        match self.call(MetricsRequest {})? {
+            Response::Metrics(m) => Ok(m),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Turns this connection into the namespace's event stream.
     pub fn subscribe(mut self, namespace: &str) -> Result<EventStream, ClientError> {
         let req = SubscribeRequest {
@@ -185,6 +192,7 @@ fn unexpected(resp: Response) -> ClientError {
         Response::Event(_) => "event",
         Response::Info(_) => "info",
         Response::Error(_) => "error",
+        Response::Metrics(_) => "metrics",
     };
     ClientError::Unexpected(name.to_string())
 }

@@ -5,12 +5,15 @@
 //! Shutdown has a written order too, in [`shutdown`].
 
 mod container;
+mod dump;
+mod metrics;
 mod reaper;
 mod server;
 mod socket;
 mod subscribers;
 mod supervisor;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,6 +62,12 @@ struct Args {
     /// Largest request frame accepted, in bytes.
     #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
     max_frame_size: usize,
+    /// Log the metrics (as `ctr metrics` shows them) at this interval; 0 turns it off.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    metrics_interval: Duration,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (off unless given).
+    #[arg(long, value_name = "ADDRESS")]
+    metrics_address: Option<SocketAddr>,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     debug: bool,
@@ -78,6 +87,11 @@ enum DaemonError {
     #[error("cannot start {what}: {source}")]
     Thread {
         what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for metrics scrapes on {address}: {source}")]
+    MetricsAddress {
+        address: SocketAddr,
         source: std::io::Error,
     },
     #[error("event loop: {0}")]
@@ -122,6 +136,15 @@ fn run(args: Args) -> Result<(), DaemonError> {
             source,
         })?;
 
+    let metrics_listener = args
+        .metrics_address
+        .map(|address| {
+            std::net::TcpListener::bind(address)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| DaemonError::MetricsAddress { address, source })
+        })
+        .transpose()?;
+
     // Exits can arrive before the actor exists; they wait in this channel until it does.
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded();
     let reaper = Reaper::start(move |exit| {
@@ -144,11 +167,24 @@ fn run(args: Args) -> Result<(), DaemonError> {
     let result = system.block_on(async move {
         let listener =
             tokio::net::UnixListener::from_std(listener).map_err(DaemonError::EventLoop)?;
+        let usr1 = dump::listen().map_err(DaemonError::EventLoop)?;
         // The actor gets a thread of its own, so socket traffic never delays its handlers.
         let arbiter = Arbiter::new();
         let sup = Supervisor::new(state, pool);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         forward_exits(exit_rx, addr.clone())?;
+        actix_rt::spawn(dump::log_on(usr1, addr.clone()));
+        if !args.metrics_interval.is_zero() {
+            actix_rt::spawn(metrics::log_every(addr.clone(), args.metrics_interval));
+        }
+        if let Some(listener) = metrics_listener {
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(DaemonError::EventLoop)?;
+            if let Ok(address) = listener.local_addr() {
+                log::info!("serving Prometheus metrics at http://{address}/metrics");
+            }
+            actix_rt::spawn(metrics::prometheus::serve(listener, addr.clone()));
+        }
         let (drain, mut drained) = tokio::sync::mpsc::channel(1);
         let server = actix_rt::spawn(server::serve(
             listener,

@@ -131,6 +131,7 @@ async fn connection(
                 .await
             }
             Request::Info(_) => ask(&supervisor, Info).await,
+            Request::Metrics(_) => crate::metrics::respond(&supervisor).await,
         };
         write_frame(&mut wr, &response).await?;
     }

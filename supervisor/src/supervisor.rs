@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 use worker::{start_container, Pool, Priority, StartJob, Started};
 
 use crate::container::{Container, Key, Phase};
+use crate::dump::{ContainerLine, StateDump};
+use crate::metrics::telemetry::{Snapshot, StartTiming, Telemetry};
+use crate::metrics::RunningContainer;
 use crate::reaper::Exit;
 use crate::subscribers::{Subscribers, Subscription};
 
@@ -43,6 +46,7 @@ pub struct Start {
 pub struct StartDone {
     key: Key,
     result: Result<Started, RuntimeError>,
+    timing: StartTiming,
 }
 
 /// The reaper reaped a process.
@@ -108,6 +112,19 @@ pub struct Shutdown {
     pub signal: i32,
 }
 
+/// The telemetry as it is now, and with `with_containers` the running containers, for a scrape
+/// to read their cgroups (off the actor).
+#[derive(Message)]
+#[rtype(result = "(Snapshot, Vec<RunningContainer>)")]
+pub struct TakeMetrics {
+    pub with_containers: bool,
+}
+
+/// What the actor holds and the pool is doing, for the SIGUSR1 state dump.
+#[derive(Message)]
+#[rtype(result = "StateDump")]
+pub struct Dump;
+
 /// Answer `reply` once no container is left.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -132,6 +149,7 @@ pub struct Supervisor {
     stopping: Arc<AtomicBool>,
     empty_waiters: Vec<oneshot::Sender<()>>,
     started_at: Instant,
+    telemetry: Telemetry,
 }
 
 impl Supervisor {
@@ -147,6 +165,7 @@ impl Supervisor {
             stopping: Arc::new(AtomicBool::new(false)),
             empty_waiters: Vec::new(),
             started_at: Instant::now(),
+            telemetry: Telemetry::new(Instant::now()),
         }
     }
 
@@ -165,7 +184,14 @@ impl Supervisor {
             key.0,
             key.1
         );
+        let drops = self.subscribers.drops();
         self.subscribers.publish(&event);
+        let now = Instant::now();
+        self.telemetry.event(now);
+        let dropped = self.subscribers.drops() - drops;
+        if dropped > 0 {
+            self.telemetry.subscribers_dropped(dropped, now);
+        }
     }
 
     fn find(&self, namespace: &str, id: &str) -> Result<(&Key, &Container), ErrorResponse> {
@@ -267,6 +293,7 @@ impl Handler<Start> for Supervisor {
         let addr = ctx.address();
         let stopping = self.stopping.clone();
         let submitted = self.pool.submit(Priority::Normal, move |runc| {
+            let picked_up = Instant::now();
             let result = if stopping.load(Ordering::Relaxed) {
                 Err(RuntimeError::Failed {
                     op: "run",
@@ -276,9 +303,14 @@ impl Handler<Start> for Supervisor {
             } else {
                 start_container(runc, &job)
             };
+            let timing = StartTiming {
+                picked_up,
+                finished: Instant::now(),
+            };
             addr.do_send(StartDone {
                 key: (job.namespace, job.id),
                 result,
+                timing,
             });
         });
         if submitted.is_err() {
@@ -303,7 +335,15 @@ impl Handler<Start> for Supervisor {
 impl Handler<StartDone> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, StartDone { key, result }: StartDone, ctx: &mut Context<Self>) {
+    fn handle(
+        &mut self,
+        StartDone {
+            key,
+            result,
+            timing,
+        }: StartDone,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(container) = self.containers.remove(&key) else {
             log::error!(
                 "start of {}/{} finished for no known container",
@@ -326,6 +366,7 @@ impl Handler<StartDone> for Supervisor {
                     }
                     _ => ErrorKind::Runtime,
                 };
+                self.telemetry.start_failed(Instant::now());
                 let message = format!("cannot start container \"{}\": {err}", key.1);
                 log::info!("{message}");
                 let _ = reply.send(Response::Error(ErrorResponse::new(kind, message)));
@@ -335,6 +376,8 @@ impl Handler<StartDone> for Supervisor {
             }
         };
         let pid = started.pid;
+        self.telemetry
+            .start_succeeded(since, timing, Instant::now());
         if let (Some(signal), Some(pidfd)) = (self.shutdown, &started.pidfd) {
             let _ = pidfd.send_signal(signal);
         }
@@ -506,6 +549,68 @@ impl Handler<Info> for Supervisor {
             subscribers: self.subscribers.len() as u64,
             subscriber_drops: self.subscribers.drops(),
         }))
+    }
+}
+
+impl Handler<TakeMetrics> for Supervisor {
+    type Result = MessageResult<TakeMetrics>;
+
+    fn handle(&mut self, msg: TakeMetrics, _: &mut Context<Self>) -> Self::Result {
+        let gauge = |name: &str, value: usize| protocol::Gauge {
+            name: name.to_string(),
+            value: i64::try_from(value).unwrap_or(i64::MAX),
+        };
+        let gauges = vec![
+            gauge("containers", self.containers.len()),
+            gauge("containers-running", self.by_pid.len()),
+            gauge("subscribers", self.subscribers.len()),
+        ];
+        let snapshot = self.telemetry.snapshot(gauges, Instant::now());
+        let running = if msg.with_containers {
+            self.by_pid
+                .iter()
+                .map(|(&pid, (namespace, id))| RunningContainer {
+                    namespace: namespace.to_string(),
+                    id: id.to_string(),
+                    pid,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        MessageResult((snapshot, running))
+    }
+}
+
+impl Handler<Dump> for Supervisor {
+    type Result = MessageResult<Dump>;
+
+    fn handle(&mut self, _: Dump, _: &mut Context<Self>) -> Self::Result {
+        let mut containers: Vec<ContainerLine> = self
+            .containers
+            .values()
+            .map(|c| ContainerLine {
+                namespace: c.namespace.to_string(),
+                id: c.id.to_string(),
+                status: c.phase.status(),
+                pid: c.phase.pid(),
+                since: match c.phase {
+                    Phase::Starting { since, .. } => Some(since.elapsed()),
+                    _ => None,
+                },
+            })
+            .collect();
+        containers.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+        MessageResult(StateDump {
+            containers,
+            unclaimed_exits: self.unclaimed.len(),
+            subscribers: self.subscribers.len(),
+            subscriber_drops: self.subscribers.drops(),
+            queued_jobs: self.pool.queued(),
+            busy_workers: self.pool.busy(),
+            workers: self.pool.size(),
+            shutdown_signal: self.shutdown,
+        })
     }
 }
 
