@@ -11,6 +11,8 @@ set -euo pipefail
 #   3. One ctrd-bench --probe run at --probe-concurrency (default 100).
 #   4. Density through the real CLI: --count containers started with `ctr`, then the round
 #      trip of `ctr containers list` and of one `ctr containers kill`, and ctrd's RSS.
+#   The teardown kills all but 20 at once; those 20 are killed one at a time first, each
+#   waited for ("one exit"), which is the exit-to-event latency with nothing queued before it.
 #   5. A summary: the medians of each side and `throughput ratio ctrd/runc: X.XX`.
 # Everything is cleaned up on exit (ctrd is stopped, which kills its containers; baseline
 # containers left by a failed run are force-deleted). Every run's JSON stays in the work dir,
@@ -86,6 +88,8 @@ def row(name, phase):
 print(f"{r['mode']}: {r['count']} containers at concurrency {r['concurrency']}")
 row("start", r["start"])
 row("teardown", r["teardown"])
+d = r["single_exit"]
+print(f"  one exit  {d['count']:>6} alone  p50 {d['median_ms']:8.2f}ms  p99 {d['p99_ms']:8.2f}ms  max {d['max_ms']:8.2f}ms")
 if r.get("probe"):
     p = r["probe"]
     print(f"  probe     {p['count']} requests  p50 {p['median_ms']:.2f}ms  p99 {p['p99_ms']:.2f}ms  max {p['max_ms']:.2f}ms")
@@ -146,6 +150,8 @@ rows = [
     ("teardown rate (/s)", lambda r: r["teardown"]["rate"]),
     ("exit-to-event p50 (ms)", lambda r: r["teardown"]["latency"]["median_ms"]),
     ("exit-to-event p99 (ms)", lambda r: r["teardown"]["latency"]["p99_ms"]),
+    ("one exit-to-event p50 (ms)", lambda r: r["single_exit"]["median_ms"]),
+    ("one exit-to-event p99 (ms)", lambda r: r["single_exit"]["p99_ms"]),
 ]
 for name, f in rows:
     print(f"{name:<28}{med(ctrd, f):>12.2f}{med(runc, f):>12.2f}")

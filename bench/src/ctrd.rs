@@ -42,7 +42,9 @@ pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
     let probe = probe.transpose()?.map(|r| r.summary());
     let started: Vec<usize> = (0..count).filter(|n| !failures.contains_key(n)).collect();
     let full = at_full(plan, started.len())?;
-    let (teardown, kill) = kill_all(plan, &started, &exits)?;
+    let (one_by_one, rest) = started.split_at(SINGLE_EXITS.min(started.len()));
+    let single_exit = single_exits(plan, one_by_one, &exits)?;
+    let (teardown, kill) = kill_all(plan, rest, &exits)?;
     if let Some((n, first)) = failures.iter().next() {
         return Err(BenchError::Starts {
             failed: failures.len(),
@@ -57,6 +59,7 @@ pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
         start: Phase::new(count, took, latency),
         teardown,
         probe,
+        single_exit,
         daemon: Some(DaemonFigures {
             rss_bytes: full.rss_bytes,
             containers: full.containers,
@@ -64,6 +67,43 @@ pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
             kill,
         }),
     })
+}
+
+/// Containers killed one at a time before the rest are torn down together.
+pub const SINGLE_EXITS: usize = 20;
+
+/// Kills each container and waits for its exit event before the next.
+fn single_exits(
+    plan: &Plan,
+    one_by_one: &[usize],
+    exits: &mpsc::Receiver<(String, Instant)>,
+) -> Result<crate::stats::Distribution, BenchError> {
+    let mut client = Client::connect(plan.address)?;
+    let mut recorder = Recorder::default();
+    let waited = Duration::from_secs(30);
+    for &n in one_by_one {
+        let id = &plan.ids[n];
+        let sent = Instant::now();
+        client.kill(KillRequest {
+            namespace: plan.namespace.to_string(),
+            id: id.clone(),
+            signal: libc::SIGKILL,
+            all: false,
+        })?;
+        loop {
+            let (exited, at) = exits
+                .recv_timeout(waited)
+                .map_err(|_| BenchError::Timeout {
+                    what: format!("the exit event of {id}"),
+                    waited,
+                })?;
+            if &exited == id {
+                recorder.record(at.saturating_duration_since(sent));
+                break;
+            }
+        }
+    }
+    Ok(recorder.summary())
 }
 
 /// Times to list every container, and the daemon's memory, while all of them run.

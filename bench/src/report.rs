@@ -28,6 +28,9 @@ pub struct RunReport {
     pub teardown: Phase,
     /// A cheap request through the supervisor every 20 ms while the starts ran (`--probe`).
     pub probe: Option<Distribution>,
+    /// Containers killed one at a time while all the others run, each waited for: the latency
+    /// of one exit with nothing queued before it.
+    pub single_exit: Distribution,
     /// What the daemon costs with every container running (through ctrd only).
     pub daemon: Option<DaemonFigures>,
 }
@@ -105,6 +108,14 @@ pub fn table(report: &RunReport) -> String {
         row.extend(latency(&phase.latency));
         rows.push(row);
     }
+    let mut row = vec![
+        format!("{exits} (one)"),
+        report.single_exit.count.to_string(),
+        "-".into(),
+        "-".into(),
+    ];
+    row.extend(latency(&report.single_exit));
+    rows.push(row);
     if let Some(probe) = &report.probe {
         let mut row = vec![
             "probe".to_string(),
@@ -168,6 +179,7 @@ mod tests {
             start: Phase::new(1, Duration::from_millis(500), latency),
             teardown: Phase::new(1, Duration::from_millis(250), latency),
             probe: Some(latency),
+            single_exit: latency,
             daemon: Some(DaemonFigures {
                 rss_bytes: Some(8 << 20),
                 containers: 1,
@@ -178,14 +190,15 @@ mod tests {
         let text = table(&report);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "1 containers through ctrd at concurrency 1");
-        assert!(lines[1].starts_with("PHASE           COUNT   SECONDS   RATE"));
-        assert!(lines[2].starts_with("start           1       0.50      2.0/s   20.00ms"));
-        assert!(lines[3].starts_with("exit-to-event   1       0.25      4.0/s"));
-        assert!(lines[4].starts_with("probe           1       -         -       20.00ms"));
-        assert!(lines[5].starts_with("list 1          1       -         -       20.00ms"));
-        assert!(lines[6].starts_with("kill            1"));
+        assert!(lines[1].starts_with("PHASE                 COUNT   SECONDS   RATE"));
+        assert!(lines[2].starts_with("start                 1       0.50      2.0/s   20.00ms"));
+        assert!(lines[3].starts_with("exit-to-event         1       0.25      4.0/s"));
+        assert!(lines[4].starts_with("exit-to-event (one)   1"));
+        assert!(lines[5].starts_with("probe                 1       -         -       20.00ms"));
+        assert!(lines[6].starts_with("list 1                1       -         -       20.00ms"));
+        assert!(lines[7].starts_with("kill                  1"));
         assert_eq!(
-            lines[7],
+            lines[8],
             "ctrd resident memory with 1 containers running: 8.0 MiB"
         );
         let json = serde_json::to_value(&report).unwrap();

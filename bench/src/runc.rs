@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::ctrd::SINGLE_EXITS;
 use crate::error::BenchError;
 use crate::progress;
 use crate::reaper::{Exit, Reaper};
@@ -34,12 +35,15 @@ pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
     let pids: Vec<OnceLock<u32>> = (0..count).map(|_| OnceLock::new()).collect();
     let (took, latency, failures) = start_all(plan, &reaper, &pids);
     let started: Vec<usize> = (0..count).filter(|&n| pids[n].get().is_some()).collect();
-    let teardown = kill_all(plan, &reaper, &exits, &pids, &started);
+    let (one_by_one, rest) = started.split_at(SINGLE_EXITS.min(started.len()));
+    let single_exit = single_exits(plan, &reaper, &exits, &pids, one_by_one);
+    let teardown = kill_all(plan, &reaper, &exits, &pids, rest);
     for n in failures.keys() {
         // A failed start may leave runc state behind.
         let _ = runc(plan, &reaper, &["delete", "--force", &plan.ids[*n]], None);
     }
     let teardown = teardown?;
+    let single_exit = single_exit?;
     if let Some((n, first)) = failures.iter().next() {
         return Err(BenchError::Starts {
             failed: failures.len(),
@@ -54,6 +58,7 @@ pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
         start: Phase::new(count, took, latency),
         teardown,
         probe: None,
+        single_exit,
         daemon: None,
     })
 }
@@ -122,6 +127,39 @@ fn start_one(plan: &Plan, reaper: &Reaper, n: usize) -> Result<u32, BenchError> 
         id: id.clone(),
         message: format!("pid file {} holds {text:?}", pid_file.display()),
     })
+}
+
+/// Kills each init, waits until it is reaped and runs `runc delete` before the next.
+fn single_exits(
+    plan: &Plan,
+    reaper: &Reaper,
+    exits: &crossbeam_channel::Receiver<Exit>,
+    pids: &[OnceLock<u32>],
+    one_by_one: &[usize],
+) -> Result<Distribution, BenchError> {
+    let mut recorder = Recorder::default();
+    let waited = Duration::from_secs(30);
+    for &n in one_by_one {
+        let Some(&pid) = pids[n].get() else { continue };
+        let sent = Instant::now();
+        // SAFETY: kill(2) on a container init this process is the subreaper of and has not
+        // reaped yet, so the pid cannot have been recycled.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        loop {
+            let (exited, _) = exits
+                .recv_timeout(waited)
+                .map_err(|_| BenchError::Timeout {
+                    what: format!("the exit of {}", plan.ids[n]),
+                    waited,
+                })?;
+            if exited == pid {
+                break;
+            }
+        }
+        runc(plan, reaper, &["delete", &plan.ids[n]], None)?;
+        recorder.record(sent.elapsed());
+    }
+    Ok(recorder.summary())
 }
 
 /// Kills every started init, and as each is reaped runs `runc delete` on one of `concurrency`

@@ -7,6 +7,7 @@
 mod container;
 mod dump;
 mod metrics;
+mod priority;
 mod reaper;
 mod server;
 mod socket;
@@ -62,6 +63,12 @@ struct Args {
     /// Largest request frame accepted, in bytes.
     #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
     max_frame_size: usize,
+    /// Nice value of the threads that answer clients and reap exits, so they stay responsive
+    /// while runc processes fill the CPUs; runtime calls and containers keep ctrd's own
+    /// priority. 0 leaves them alone.
+    #[arg(long, default_value_t = -10, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    server_nice: i32,
     /// Log the metrics (as `ctr metrics` shows them) at this interval; 0 turns it off.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     metrics_interval: Duration,
@@ -147,7 +154,7 @@ fn run(args: Args) -> Result<(), DaemonError> {
 
     // Exits can arrive before the actor exists; they wait in this channel until it does.
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded();
-    let reaper = Reaper::start(move |exit| {
+    let reaper = Reaper::start(args.server_nice, move |exit| {
         let _ = exit_tx.send(exit);
     })
     .map_err(|source| DaemonError::Thread {
@@ -162,6 +169,14 @@ fn run(args: Args) -> Result<(), DaemonError> {
         })?,
     );
     let _ = pool.submit(Priority::Normal, report_leftovers);
+    // Every thread created from here on (the event loop is this one; the actor's, the exit
+    // forwarder's) inherits this; the workers above keep the daemon's own priority.
+    if let Err(e) = priority::set_this_thread(args.server_nice) {
+        log::warn!(
+            "cannot set the server's nice value to {}: {e}",
+            args.server_nice
+        );
+    }
 
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
