@@ -9,8 +9,8 @@ set -euo pipefail
 #      back to back, alternating which goes first, each with --count containers (default 1000)
 #      at --concurrency (default 10).
 #   3. One ctrd-bench --probe run at --probe-concurrency (default 100).
-#   4. Density through the real CLI: --count containers started with `ctr`, then the round
-#      trip of `ctr containers list` and of one `ctr containers kill`, and ctrd's RSS.
+#   4. Density through the real CLI: --count containers started with `ctr`, then 20 round
+#      trips of `ctr containers list`, 10 of `ctr containers kill`, and ctrd's RSS.
 #   The teardown kills all but 20 at once; those 20 are killed one at a time first, each
 #   waited for ("one exit"), which is the exit-to-event latency with nothing queued before it.
 #   5. A summary: the medians of each side and `throughput ratio ctrd/runc: X.XX`.
@@ -117,25 +117,29 @@ export bin sock
 seq "$count" | sed "s/^/dense-$$-/" \
     | xargs -P "$concurrency" -I{} bash -c 'ctr containers start {} "$1"' _ "$work/bundle"
 now_ns() { date +%s%N; }
-list_ms=()
+list_us=()
 for _ in $(seq 20); do
     t0=$(now_ns)
     listed=$(ctr containers list | tail -n +2 | wc -l)
-    list_ms+=("$(( ($(now_ns) - t0) / 1000 ))")
+    list_us+=("$(( ($(now_ns) - t0) / 1000 ))")
 done
 rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$ctrd_pid/status")
-t0=$(now_ns)
-ctr containers kill --signal KILL "dense-$$-1"
-kill_us=$(( ($(now_ns) - t0) / 1000 ))
-seq 2 "$count" | sed "s/^/dense-$$-/" \
+kill_us=()
+for n in $(seq "$((count < 10 ? count : 10))"); do
+    t0=$(now_ns)
+    ctr containers kill --signal KILL "dense-$$-$n"
+    kill_us+=("$(( ($(now_ns) - t0) / 1000 ))")
+done
+seq 11 "$count" | sed "s/^/dense-$$-/" \
     | xargs -P "$concurrency" -I{} bash -c 'ctr containers kill --signal KILL {}'
 for _ in $(seq 600); do
     [[ $(ctr containers list --format json) == '[]' ]] && break
     sleep 0.1
 done
-python3 - "$work" "$rounds" "$listed" "$rss_kib" "$kill_us" "${list_ms[@]}" <<'EOF' | tee "$work/summary.txt"
+python3 - "$work" "$rounds" "$listed" "$rss_kib" "${kill_us[*]}" "${list_us[@]}" <<'EOF' | tee "$work/summary.txt"
 import json, statistics, sys
-work, rounds, listed, rss_kib, kill_us = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:6])
+work, rounds, listed, rss_kib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+kill_us = sorted(int(v) for v in sys.argv[5].split())
 list_us = sorted(int(v) for v in sys.argv[6:])
 load = lambda name: json.load(open(f"{work}/{name}.json"))
 ctrd = [load(f"ctrd-{n}") for n in range(1, rounds + 1)]
@@ -161,8 +165,8 @@ print(f"list round trip p50/p99 (ms) {d(lambda x: x['list']['median_ms']):.2f} /
 print(f"kill round trip p50/p99 (ms) {d(lambda x: x['kill']['median_ms']):.2f} / {d(lambda x: x['kill']['p99_ms']):.2f}")
 probe = load("probe")
 print(f"probe at concurrency {probe['concurrency']}: p50 {probe['probe']['median_ms']:.2f}ms p99 {probe['probe']['p99_ms']:.2f}ms max {probe['probe']['max_ms']:.2f}ms; start {probe['start']['rate']:.1f}/s")
-print(f"CLI: `ctr containers list` of {listed}: median {statistics.median(list_us) / 1000:.2f}ms max {list_us[-1] / 1000:.2f}ms; "
-      f"`ctr containers kill`: {kill_us / 1000:.2f}ms; ctrd RSS {rss_kib / 1024:.1f} MiB")
+print(f"CLI, {listed} running: `ctr containers list` median {statistics.median(list_us) / 1000:.2f}ms max {list_us[-1] / 1000:.2f}ms; "
+      f"`ctr containers kill` median {statistics.median(kill_us) / 1000:.2f}ms max {kill_us[-1] / 1000:.2f}ms; ctrd RSS {rss_kib / 1024:.1f} MiB")
 print(f"start p99 ratio ctrd/runc: {med(ctrd, rows[2][1]) / med(runc, rows[2][1]):.2f}")
 print(f"throughput ratio ctrd/runc: {med(ctrd, rows[0][1]) / med(runc, rows[0][1]):.2f}")
 EOF
