@@ -25,9 +25,33 @@ pub struct Plan<'a> {
     pub probe: bool,
 }
 
+/// Runs the plan; if it fails midway, kills whatever of it still runs before returning the error.
 pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
-    let count = plan.ids.len();
     let exits = subscribe(plan.address, plan.namespace)?;
+    measure(plan, &exits).inspect_err(|_| clean_up(plan))
+}
+
+/// Kills every container of the plan that ctrd still lists, best effort.
+fn clean_up(plan: &Plan) {
+    let Ok(mut client) = Client::connect(plan.address) else {
+        return;
+    };
+    let listed = client.list(plan.namespace).unwrap_or_default();
+    for container in listed.iter().filter(|c| plan.ids.contains(&c.id)) {
+        let _ = client.kill(KillRequest {
+            namespace: plan.namespace.to_string(),
+            id: container.id.clone(),
+            signal: libc::SIGKILL,
+            all: false,
+        });
+    }
+}
+
+fn measure(
+    plan: &Plan,
+    exits: &mpsc::Receiver<(String, Instant)>,
+) -> Result<RunReport, BenchError> {
+    let count = plan.ids.len();
     let stop_probe = AtomicBool::new(false);
     let (start, probe) = thread::scope(|s| {
         let probe = plan
@@ -43,8 +67,8 @@ pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
     let started: Vec<usize> = (0..count).filter(|n| !failures.contains_key(n)).collect();
     let full = at_full(plan, started.len())?;
     let (one_by_one, rest) = started.split_at(SINGLE_EXITS.min(started.len()));
-    let single_exit = single_exits(plan, one_by_one, &exits)?;
-    let (teardown, kill) = kill_all(plan, rest, &exits)?;
+    let single_exit = single_exits(plan, one_by_one, exits)?;
+    let (teardown, kill) = kill_all(plan, rest, exits)?;
     if let Some((n, first)) = failures.iter().next() {
         return Err(BenchError::Starts {
             failed: failures.len(),
