@@ -17,7 +17,7 @@ use crate::stats::Recorder;
 
 const EVERY: Duration = Duration::from_millis(20);
 
-const NICE: i32 = -10;
+const NICE: i32 = -20;
 
 /// The id the probe asks about; no container is ever started with it.
 const MISSING: &str = "ctrd-bench-probe-missing";

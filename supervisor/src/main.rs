@@ -66,7 +66,7 @@ struct Args {
     /// Nice value of the threads that answer clients and reap exits, so they stay responsive
     /// while runc processes fill the CPUs; runtime calls and containers keep ctrd's own
     /// priority. 0 leaves them alone.
-    #[arg(long, default_value_t = -10, allow_negative_numbers = true,
+    #[arg(long, default_value_t = -20, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     server_nice: i32,
     /// Log the metrics (as `ctr metrics` shows them) at this interval; 0 turns it off.
