@@ -12,6 +12,9 @@ set -euo pipefail
 # under /opt/ctrd-criu without touching the system's apt sources or dpkg database.
 # The packaging tests also use dpkg-deb and dpkg (part of dpkg, on every Debian system) and,
 # when present, systemd-analyze (the unit check says so and skips itself without it).
+#   python3-prometheus-client  the reference parser of the Prometheus text
+#                   format, with /usr/bin/python3; the metrics tests check
+#                   ctrd's /metrics with it
 # Does not install Rust: fails with a clear message if `cargo` is not on PATH
 # (after sourcing ~/.cargo/env when present).
 # Prints one line per package it installed; silent otherwise.
@@ -26,6 +29,9 @@ if ! dpkg -s busybox-static >/dev/null 2>&1 || [[ ! -x /bin/busybox ]]; then
     missing+=(busybox-static)
 fi
 command -v iptables >/dev/null 2>&1 || [[ -x /usr/sbin/iptables ]] || missing+=(iptables)
+if ! dpkg -s python3-prometheus-client >/dev/null 2>&1; then
+    missing+=(python3-prometheus-client)
+fi
 
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null 2>&1 \
@@ -44,6 +50,8 @@ fi
 command -v runc >/dev/null 2>&1 || die "runc still not on PATH after install"
 [[ -x /bin/busybox ]] || die "/bin/busybox missing after installing busybox-static"
 "$(dirname "${BASH_SOURCE[0]}")/install-criu.sh" || die "no working CRIU (scripts/install-criu.sh failed)"
+/usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null \
+    || die "/usr/bin/python3 cannot import prometheus_client after installing python3-prometheus-client"
 
 if ! command -v cargo >/dev/null 2>&1; then
     env_file="${CARGO_HOME:-$HOME/.cargo}/env"

@@ -3,8 +3,8 @@
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
 //! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1
 //! (126 or 127 for a command that could not be run in a container). The commands live in
-//! [`containers`], [`control`], [`stats`], [`checkpoints`], [`exec`], [`logs`], [`events`] and
-//! [`daemon`]; [`output`] owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached
+//! [`containers`], [`control`], [`stats`], [`checkpoints`], [`exec`], [`logs`], [`events`],
+//! [`daemon`] and [`metrics`]; [`output`] owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached
 //! process's stdio and signals; [`generate`] writes completion scripts and man pages from this
 //! definition.
 
@@ -18,6 +18,7 @@ mod events;
 mod exec;
 mod generate;
 mod logs;
+mod metrics;
 mod output;
 mod proxy;
 mod signal;
@@ -84,6 +85,8 @@ enum Command {
     Checkpoints(CheckpointsArgs),
     /// Print a shell completion script: `source <(ctr completion bash)`
     Completion(generate::CompletionArgs),
+    /// Print ctrd's telemetry: start times, counters and their rates, gauges
+    Metrics(FormatArgs),
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +411,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
             CheckpointsCommand::Delete(args) => checkpoints::delete(global, &args),
         },
         Command::Completion(args) => generate::completion(args.shell, out),
+        Command::Metrics(args) => metrics::show(global, args.format, out),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

@@ -264,6 +264,14 @@ impl Client {
         }
     }
 
+    /// The daemon's telemetry: start times, rates and gauges.
+    pub fn metrics(&mut self) -> Result<MetricsReport, ClientError> {
+        match self.call(MetricsRequest {})? {
+            Response::Metrics(m) => Ok(m),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Turns this connection into the namespace's live event stream.
     pub fn subscribe(self, namespace: &str) -> Result<EventStream, ClientError> {
         self.subscribe_with(SubscribeRequest::live(namespace))
@@ -364,6 +372,7 @@ fn unexpected(resp: Response) -> ClientError {
         Response::Logs(_) => "logs",
         Response::Stats(_) => "stats",
         Response::Noted(_) => "noted",
+        Response::Metrics(_) => "metrics",
     };
     ClientError::Unexpected(name.to_string())
 }

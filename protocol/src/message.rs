@@ -45,6 +45,7 @@ pub enum Request {
     Resume(ResumeRequest),
     Update(UpdateRequest),
     Stats(StatsRequest),
+    Metrics(MetricsRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -295,6 +296,10 @@ pub struct StatsRequest {
     pub ids: Vec<String>,
 }
 
+/// Ask the daemon for its telemetry: start times, counters and gauges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsRequest {}
+
 macro_rules! request_from {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Request {
@@ -324,9 +329,11 @@ request_from!(
     Resume(ResumeRequest),
     Update(UpdateRequest),
     Stats(StatsRequest),
+    Metrics(MetricsRequest),
 );
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Not `Eq`: metrics carry floating-point rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     Started(Started),
     /// The request was carried out and has nothing to return.
@@ -351,6 +358,7 @@ pub enum Response {
     /// The request was carried out, with something the caller should know: a signal to a
     /// paused container waits until it is resumed; `kill --all` thaws a paused container.
     Noted(String),
+    Metrics(MetricsReport),
 }
 
 /// Where a dropped subscriber stood: resubscribing with `Since::Seq(last_seq)` loses nothing.
@@ -578,6 +586,59 @@ pub struct DaemonInfo {
     pub subscribers: u64,
     /// Subscribers dropped because they fell behind.
     pub subscriber_drops: u64,
+}
+
+/// The daemon's telemetry, in the layout of the original's metrics log: timers (a latency
+/// distribution plus the rate of its events), meters (a count plus its rates) and gauges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    pub uptime_s: u64,
+    pub timers: Vec<Timer>,
+    pub meters: Vec<Meter>,
+    pub gauges: Vec<Gauge>,
+}
+
+/// A latency distribution since the daemon started, in microseconds, and how often it was
+/// recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    pub name: String,
+    pub count: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+    pub stddev_us: f64,
+    pub median_us: u64,
+    pub p75_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub rates: Rates,
+}
+
+/// A count of things that happened since the daemon started, and how often they happen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meter {
+    pub name: String,
+    pub count: u64,
+    pub rates: Rates,
+}
+
+/// Events per second: exponentially weighted moving averages over 1, 5 and 15 minutes, and the
+/// mean since the daemon started.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub m1: f64,
+    pub m5: f64,
+    pub m15: f64,
+    pub mean: f64,
+}
+
+/// A value as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gauge {
+    pub name: String,
+    pub value: i64,
 }
 
 /// A typed failure: `kind` for programs, `message` (the whole cause chain) for people.

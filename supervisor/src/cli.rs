@@ -3,6 +3,7 @@
 //! The config file ([`crate::config`]), `ctrd config default` and the man page are all derived
 //! from this definition, so a new flag is a new field here and nothing else.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -65,6 +66,18 @@ pub struct Args {
     /// Do not watch containers for OOM kills (no `oom` events, no `oom_killed` on exits).
     #[arg(long)]
     pub no_oom_notify: bool,
+    /// Nice value of the threads that answer clients and reap exits, so they stay responsive
+    /// while runc processes fill the CPUs; runtime calls and containers keep ctrd's own
+    /// priority. 0 leaves them alone.
+    #[arg(long, default_value_t = -20, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub server_nice: i32,
+    /// Log the metrics (as `ctr metrics` shows them) at this interval; 0 turns it off.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub metrics_interval: Duration,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (off unless given).
+    #[arg(long, value_name = "ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     pub debug: bool,

@@ -8,9 +8,12 @@ mod access;
 mod cli;
 mod config;
 mod container;
+mod dump;
 mod journal;
+mod metrics;
 mod notify;
 mod oom;
+mod priority;
 mod reaper;
 mod server;
 mod socket;
@@ -19,6 +22,7 @@ mod stream;
 mod subscribers;
 mod supervisor;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -66,6 +70,11 @@ enum DaemonError {
     #[error("cannot start {what}: {source}")]
     Thread {
         what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for metrics scrapes on {address}: {source}")]
+    MetricsAddress {
+        address: SocketAddr,
         source: std::io::Error,
     },
     #[error("event loop: {0}")]
@@ -125,9 +134,18 @@ fn run(args: Args) -> Result<(), DaemonError> {
             source,
         })?;
 
+    let metrics_listener = args
+        .metrics_address
+        .map(|address| {
+            std::net::TcpListener::bind(address)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| DaemonError::MetricsAddress { address, source })
+        })
+        .transpose()?;
+
     // Exits can arrive before the actor exists; they wait in this channel until it does.
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded();
-    let reaper = Reaper::start(move |exit| {
+    let reaper = Reaper::start(args.server_nice, move |exit| {
         let _ = exit_tx.send(exit);
     })
     .map_err(|source| DaemonError::Thread {
@@ -147,6 +165,14 @@ fn run(args: Args) -> Result<(), DaemonError> {
         })?,
     );
     let _ = pool.submit(Priority::Normal, report_leftovers);
+    // Every thread created from here on (the event loop is this one; the actor's, the exit
+    // forwarder's) inherits this; the workers above keep the daemon's own priority.
+    if let Err(e) = priority::set_this_thread(args.server_nice) {
+        log::warn!(
+            "cannot set the server's nice value to {}: {e}",
+            args.server_nice
+        );
+    }
     let (journal, last_seq) = Journal::open(
         &state.events_dir(),
         args.events_retention,
@@ -157,11 +183,24 @@ fn run(args: Args) -> Result<(), DaemonError> {
     let result = system.block_on(async move {
         let listener =
             tokio::net::UnixListener::from_std(listener).map_err(DaemonError::EventLoop)?;
+        let usr1 = dump::listen().map_err(DaemonError::EventLoop)?;
         // The actor gets a thread of its own, so socket traffic never delays its handlers.
         let arbiter = Arbiter::new();
         let sup = Supervisor::new(state, pool, journal, last_seq).oom_notify(!args.no_oom_notify);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         forward_exits(exit_rx, addr.clone())?;
+        actix_rt::spawn(dump::log_on(usr1, addr.clone()));
+        if !args.metrics_interval.is_zero() {
+            actix_rt::spawn(metrics::log_every(addr.clone(), args.metrics_interval));
+        }
+        if let Some(listener) = metrics_listener {
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(DaemonError::EventLoop)?;
+            if let Ok(address) = listener.local_addr() {
+                log::info!("serving Prometheus metrics at http://{address}/metrics");
+            }
+            actix_rt::spawn(metrics::prometheus::serve(listener, addr.clone()));
+        }
         let (drain, mut drained) = tokio::sync::mpsc::channel(1);
         let server = actix_rt::spawn(server::serve(
             listener,

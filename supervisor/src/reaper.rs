@@ -36,8 +36,9 @@ pub struct Reaper {
 }
 
 impl Reaper {
-    /// Installs the SIGCHLD handler and starts the reaper thread.
-    pub fn start(on_exit: impl Fn(Exit) + Send + 'static) -> io::Result<Arc<Reaper>> {
+    /// Installs the SIGCHLD handler and starts the reaper thread, at nice value `nice` (see
+    /// [`crate::priority`]; 0 leaves it alone).
+    pub fn start(nice: i32, on_exit: impl Fn(Exit) + Send + 'static) -> io::Result<Arc<Reaper>> {
         let mut signals = Signals::new([SIGCHLD])?;
         let reaper = Arc::new(Reaper {
             waiters: Mutex::new(HashMap::new()),
@@ -46,6 +47,9 @@ impl Reaper {
         thread::Builder::new()
             .name("reaper".into())
             .spawn(move || {
+                if let Err(e) = crate::priority::set_this_thread(nice) {
+                    log::warn!("cannot set the reaper's nice value to {nice}: {e}");
+                }
                 // Children that exited before the handler was installed sent no signal we saw.
                 this.reap_all(&on_exit);
                 for _ in signals.forever() {

@@ -205,6 +205,7 @@ async fn connection(
                 control(&supervisor, req.namespace, req.id, op).await
             }
             Request::Stats(req) => stats(&supervisor, req).await,
+            Request::Metrics(_) => crate::metrics::respond(&supervisor).await,
         };
         write_frame(&mut wr, &response).await?;
     }

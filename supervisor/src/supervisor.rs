@@ -40,7 +40,10 @@ use worker::{start_container, Pool, Priority, StartJob, Started};
 
 pub use self::exec::{Exec, KillProcess, Logs, Resize};
 use crate::container::{Container, ExecPhase, Key, Phase};
+use crate::dump::{ContainerLine, StateDump};
 use crate::journal::{Journal, Liveness, ProcessKey, Registration};
+use crate::metrics::telemetry::{Snapshot, StartTiming, Telemetry};
+use crate::metrics::RunningContainer;
 use crate::oom::OomNotifier;
 use crate::reaper::Exit;
 
@@ -75,6 +78,7 @@ pub struct Start {
 pub struct StartDone {
     key: Key,
     result: Result<Started, RuntimeError>,
+    timing: StartTiming,
 }
 
 /// The reaper reaped a process.
@@ -151,6 +155,19 @@ pub struct Shutdown {
     pub signal: i32,
 }
 
+/// The telemetry as it is now, and with `with_containers` the running containers, for a scrape
+/// to read their cgroups (off the actor).
+#[derive(Message)]
+#[rtype(result = "(Snapshot, Vec<RunningContainer>)")]
+pub struct TakeMetrics {
+    pub with_containers: bool,
+}
+
+/// What the actor holds and the pool is doing, for the SIGUSR1 state dump.
+#[derive(Message)]
+#[rtype(result = "StateDump")]
+pub struct Dump;
+
 /// Answer `reply` once no container is left.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -182,6 +199,9 @@ pub struct Supervisor {
     oom_notify: bool,
     /// Started with the actor when `oom_notify` is on.
     oom: Option<OomNotifier>,
+    telemetry: Telemetry,
+    /// Subscriber drops the telemetry has counted; the journal counts them as they happen.
+    drops_seen: u64,
 }
 
 impl Supervisor {
@@ -201,6 +221,8 @@ impl Supervisor {
             started_at: Instant::now(),
             oom_notify: true,
             oom: None,
+            telemetry: Telemetry::new(Instant::now()),
+            drops_seen: 0,
         }
     }
 
@@ -251,6 +273,9 @@ impl Supervisor {
             key.1
         );
         self.journal.append(event);
+        let now = Instant::now();
+        self.telemetry.event(now);
+        self.count_drops(now);
     }
 
     fn find(&self, namespace: &str, id: &str) -> Result<(&Key, &Container), ErrorResponse> {
@@ -393,6 +418,16 @@ impl Supervisor {
         self.notify_if_empty();
     }
 
+    /// Brings the telemetry's count of dropped subscribers up to the journal's.
+    fn count_drops(&mut self, now: Instant) {
+        let drops = self.journal.drops();
+        if drops > self.drops_seen {
+            self.telemetry
+                .subscribers_dropped(drops - self.drops_seen, now);
+            self.drops_seen = drops;
+        }
+    }
+
     fn notify_if_empty(&mut self) {
         if self.containers.is_empty() {
             for waiter in self.empty_waiters.drain(..) {
@@ -453,6 +488,7 @@ impl Handler<Start> for Supervisor {
         let addr = ctx.address();
         let stopping = self.stopping.clone();
         let submitted = self.pool.submit(Priority::Normal, move |runc| {
+            let picked_up = Instant::now();
             let result = if stopping.load(Ordering::Relaxed) {
                 Err(RuntimeError::Failed {
                     op: "run",
@@ -462,9 +498,14 @@ impl Handler<Start> for Supervisor {
             } else {
                 start_container(runc, &job)
             };
+            let timing = StartTiming {
+                picked_up,
+                finished: Instant::now(),
+            };
             addr.do_send(StartDone {
                 key: (job.namespace, job.id),
                 result,
+                timing,
             });
         });
         if submitted.is_err() {
@@ -494,7 +535,15 @@ impl Handler<Start> for Supervisor {
 impl Handler<StartDone> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, StartDone { key, result }: StartDone, ctx: &mut Context<Self>) {
+    fn handle(
+        &mut self,
+        StartDone {
+            key,
+            result,
+            timing,
+        }: StartDone,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(container) = self.containers.remove(&key) else {
             log::error!(
                 "start of {}/{} finished for no known container",
@@ -518,6 +567,7 @@ impl Handler<StartDone> for Supervisor {
                     RuntimeError::NoCheckpoint { .. } => ErrorKind::NotFound,
                     _ => ErrorKind::Runtime,
                 };
+                self.telemetry.start_failed(Instant::now());
                 let message = format!("cannot start container \"{}\": {err}", key.1);
                 log::info!("{message}");
                 self.journal.abandon(&key.0, &key.1, message.clone());
@@ -528,6 +578,8 @@ impl Handler<StartDone> for Supervisor {
             }
         };
         let pid = started.pid;
+        self.telemetry
+            .start_succeeded(since, timing, Instant::now());
         if let (Some(signal), Some(pidfd)) = (self.shutdown, &started.pidfd) {
             let _ = pidfd.send_signal(signal);
         }
@@ -766,6 +818,78 @@ impl Handler<Info> for Supervisor {
             subscribers: self.journal.subscribers(),
             subscriber_drops: self.journal.drops(),
         }))
+    }
+}
+
+impl Handler<TakeMetrics> for Supervisor {
+    type Result = MessageResult<TakeMetrics>;
+
+    fn handle(&mut self, msg: TakeMetrics, _: &mut Context<Self>) -> Self::Result {
+        let gauge = |name: &str, value: usize| protocol::Gauge {
+            name: name.to_string(),
+            value: i64::try_from(value).unwrap_or(i64::MAX),
+        };
+        let running: Vec<RunningContainer> = self
+            .containers
+            .values()
+            .filter_map(|c| match &c.phase {
+                Phase::Running { cgroup, .. } => Some(RunningContainer {
+                    namespace: c.namespace.to_string(),
+                    id: c.id.to_string(),
+                    cgroup: cgroup.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let gauges = vec![
+            gauge("containers", self.containers.len()),
+            gauge("containers-running", running.len()),
+            gauge(
+                "subscribers",
+                usize::try_from(self.journal.subscribers()).unwrap_or(usize::MAX),
+            ),
+        ];
+        let now = Instant::now();
+        self.count_drops(now);
+        let snapshot = self.telemetry.snapshot(gauges, now);
+        let running = if msg.with_containers {
+            running
+        } else {
+            Vec::new()
+        };
+        MessageResult((snapshot, running))
+    }
+}
+
+impl Handler<Dump> for Supervisor {
+    type Result = MessageResult<Dump>;
+
+    fn handle(&mut self, _: Dump, _: &mut Context<Self>) -> Self::Result {
+        let mut containers: Vec<ContainerLine> = self
+            .containers
+            .values()
+            .map(|c| ContainerLine {
+                namespace: c.namespace.to_string(),
+                id: c.id.to_string(),
+                status: c.phase.status(),
+                pid: c.phase.pid(),
+                since: match c.phase {
+                    Phase::Starting { since, .. } => Some(since.elapsed()),
+                    _ => None,
+                },
+            })
+            .collect();
+        containers.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+        MessageResult(StateDump {
+            containers,
+            unclaimed_exits: self.unclaimed.len(),
+            subscribers: usize::try_from(self.journal.subscribers()).unwrap_or(usize::MAX),
+            subscriber_drops: self.journal.drops(),
+            queued_jobs: self.pool.queued(),
+            busy_workers: self.pool.busy(),
+            workers: self.pool.size(),
+            shutdown_signal: self.shutdown,
+        })
     }
 }
 

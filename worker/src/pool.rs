@@ -6,6 +6,7 @@
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -25,6 +26,8 @@ pub struct Pool {
     normal: Sender<Job>,
     urgent: Sender<Job>,
     threads: Vec<JoinHandle<()>>,
+    /// Workers running a job right now.
+    busy: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -34,19 +37,25 @@ impl Pool {
     pub fn new(size: usize, runc: Arc<Runc>) -> io::Result<Pool> {
         let (normal, normal_rx) = unbounded::<Job>();
         let (urgent, urgent_rx) = unbounded::<Job>();
+        let busy = Arc::new(AtomicUsize::new(0));
         let threads = (0..size.max(1))
             .map(|n| {
-                let (runc, normal_rx, urgent_rx) =
-                    (runc.clone(), normal_rx.clone(), urgent_rx.clone());
+                let (runc, normal_rx, urgent_rx, busy) = (
+                    runc.clone(),
+                    normal_rx.clone(),
+                    urgent_rx.clone(),
+                    busy.clone(),
+                );
                 thread::Builder::new()
                     .name(format!("worker-{n}"))
-                    .spawn(move || work(&runc, &urgent_rx, &normal_rx))
+                    .spawn(move || work(&runc, &urgent_rx, &normal_rx, &busy))
             })
             .collect::<io::Result<_>>()?;
         Ok(Pool {
             normal,
             urgent,
             threads,
+            busy,
         })
     }
 
@@ -67,12 +76,17 @@ impl Pool {
         self.normal.len() + self.urgent.len()
     }
 
+    /// Workers running a job, for the daemon's state dump.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::Relaxed)
+    }
+
     pub fn size(&self) -> usize {
         self.threads.len()
     }
 }
 
-fn work(runc: &Runc, urgent: &Receiver<Job>, normal: &Receiver<Job>) {
+fn work(runc: &Runc, urgent: &Receiver<Job>, normal: &Receiver<Job>, busy: &AtomicUsize) {
     loop {
         let job = match urgent.try_recv() {
             Ok(job) => job,
@@ -87,10 +101,12 @@ fn work(runc: &Runc, urgent: &Receiver<Job>, normal: &Receiver<Job>) {
                 }
             }
         };
+        busy.fetch_add(1, Ordering::Relaxed);
         // A job that panics must not take its worker thread with it.
         if panic::catch_unwind(AssertUnwindSafe(|| job(runc))).is_err() {
             log::error!("a worker job panicked; the worker carries on");
         }
+        busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
