@@ -11,7 +11,7 @@
 //! named in the error.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -271,7 +271,8 @@ impl Runc {
     }
 }
 
-/// Written to a temporary name and renamed, so a reader never sees half a description.
+/// Written to a temporary name, made durable, and renamed: a reader (or a crash) never sees half
+/// a description, and the rename is on disk before the checkpoint counts as taken.
 fn write_meta(images: &Path, meta: &CheckpointMeta) -> Result<(), RuntimeError> {
     let path = images.join(META_FILE);
     let tmp = images.join(format!(".{META_FILE}.tmp"));
@@ -279,8 +280,14 @@ fn write_meta(images: &Path, meta: &CheckpointMeta) -> Result<(), RuntimeError> 
         path: path.clone(),
         message: e.to_string(),
     })?;
-    fs::write(&tmp, json).map_err(|e| RuntimeError::io("cannot write", &tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| RuntimeError::io("cannot rename", &tmp, e))
+    let mut file = File::create(&tmp).map_err(|e| RuntimeError::io("cannot create", &tmp, e))?;
+    file.write_all(&json)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| RuntimeError::io("cannot write", &tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| RuntimeError::io("cannot rename", &tmp, e))?;
+    File::open(images)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| RuntimeError::io("cannot sync", images, e))
 }
 
 /// runc says only "criu failed" and where the log is; CRIU's own error lines say why. (When

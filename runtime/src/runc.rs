@@ -3,7 +3,9 @@
 //! `runc run -d` hands its stdio to the container, so runc's errors are never read from a pipe:
 //! they come from the `--log` file, which holds one JSON object per line.
 
+use std::ffi::CString;
 use std::fs::{self, File};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -334,7 +336,16 @@ impl Runc {
         Err(RuntimeError::Failed {
             op,
             id: id.to_string(),
-            message: error_message(&logged).unwrap_or_else(|| failure_without_log(status, &logged)),
+            message: error_message(&logged).unwrap_or_else(|| {
+                let mut message = failure_without_log(status, &logged);
+                if logged.is_empty() && filesystem_full(&self.state.runc_logs()) {
+                    message.push_str(&format!(
+                        "; it could write no log: the filesystem of {} is full",
+                        self.state.path().display()
+                    ));
+                }
+                message
+            }),
         })
     }
 
@@ -376,6 +387,19 @@ fn failure_without_log(status: ExitStatus, logged: &str) -> String {
         }
         None => ended,
     }
+}
+
+/// Whether the filesystem holding `path` has no block left: the usual reason runc wrote no log.
+fn filesystem_full(path: &Path) -> bool {
+    let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `stat` a struct statvfs, both alive for the
+    // call; statvfs writes only into `stat`.
+    let found = unsafe { libc::statvfs(path.as_ptr(), &mut stat) } == 0;
+    found && stat.f_bavail == 0
 }
 
 /// runc's own words: its error-level lines joined, else its last line, from a JSON log.

@@ -183,3 +183,55 @@ fn hanging_crashing_and_garbage_printing_runtimes_give_clear_errors_and_free_the
     daemon.wait_until_empty("the killed containers to be gone");
     assert!(daemon.runc_leftovers().is_empty());
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: PathBuf, size: &str) -> Tmpfs {
+        fs::create_dir_all(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs on {}", path.display());
+        Tmpfs(path)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_state_disk_gives_errors_and_the_daemon_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(dir.path().join("state"), "512k");
+    let state = disk.0.to_str().unwrap().to_string();
+    let daemon = Daemon::start_with(&["--state-dir", &state]);
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    // Fill the disk to the last block.
+    let filler = disk.0.join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut file, &block).is_ok() {}
+    drop(file);
+
+    let err = daemon
+        .client()
+        .start(start_request(&unique_id("full"), &bundle))
+        .unwrap_err();
+    assert!(err.to_string().ends_with("is full"), "{err}");
+    assert!(err.to_string().contains(&state), "{err}");
+    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+
+    // Room again: the daemon never stopped serving, and starts work.
+    fs::remove_file(&filler).unwrap();
+    let id = unique_id("roomy");
+    daemon.start_container(&id, &bundle);
+    daemon.kill(&id, libc::SIGKILL);
+    daemon.wait_until_empty("the container to be gone");
+}
