@@ -107,8 +107,9 @@ pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), Fram
     Ok(())
 }
 
-/// Fills `buf` unless the stream ends first; returns how many bytes arrived.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` unless the stream ends first; returns how many bytes arrived (fewer at the end of
+/// the stream). Every reader of length-prefixed records needs it: frames here, journal records.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {

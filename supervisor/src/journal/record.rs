@@ -19,6 +19,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use bincode::config::{self, Configuration};
+use protocol::frame::read_full;
 use protocol::Event;
 
 /// Opens every segment file, so a file of some other format is never mistaken for one.
@@ -161,20 +162,6 @@ fn next_record(file: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Next> 
             Err(e) => Next::Torn(format!("undecodable record ({e})")),
         },
     )
-}
-
-/// Fills `buf` unless the file ends first; returns how many bytes arrived.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 #[cfg(test)]
