@@ -148,7 +148,6 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
 /// The pipes a detached container writes into, copied into its output files.
 fn relay(job: &StartJob) -> Result<(Relay, crate::relay::RelayInputs), RuntimeError> {
     Relay::start(
-        job.id.as_str(),
         stdio::open_output(&job.stdout)?,
         stdio::open_output(&job.stderr)?,
     )
