@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 set -euo pipefail
-# bench.sh [--count N] [--concurrency N] [--rounds N] [--probe-concurrency N]
+# bench.sh [--count N] [--concurrency N] [--rounds N] [--probe-concurrency N] [--dir DIR]
 #
 # The side-by-side benchmark: ctrd against raw runc on this machine, in one run.
 #   1. scripts/setup.sh (installs runc, busybox-static, python3-prometheus-client if missing),
@@ -14,6 +14,10 @@ set -euo pipefail
 #   The teardown kills all but 20 at once; those 20 are killed one at a time first, each
 #   waited for ("one exit"), which is the exit-to-event latency with nothing queued before it.
 #   5. A summary: the medians of each side and `throughput ratio ctrd/runc: X.XX`.
+# The work dir (ctrd's state dir, the baseline's runc roots, every run's JSON) is made under
+# --dir, default /dev/shm: a tmpfs, as ctrd's default state dir /run/ctrd is on a systemd host.
+# On a disk, the event journal's fdatasync competes with runc's own writes (see
+# bench/RESULTS.md); `--dir /tmp` measures that.
 # Everything is cleaned up on exit (ctrd is stopped, which kills its containers; baseline
 # containers left by a failed run are force-deleted). Every run's JSON stays in the work dir,
 # whose path is printed. Needs root, like ctrd. Installs nothing beyond scripts/setup.sh.
@@ -22,13 +26,15 @@ count=1000
 concurrency=10
 rounds=3
 probe_concurrency=100
+dir=/dev/shm
 while (($#)); do
     case $1 in
         --count) count=$2 ;;
         --concurrency) concurrency=$2 ;;
         --rounds) rounds=$2 ;;
         --probe-concurrency) probe_concurrency=$2 ;;
-        *) echo "usage: $0 [--count N] [--concurrency N] [--rounds N] [--probe-concurrency N]" >&2; exit 2 ;;
+        --dir) dir=$2 ;;
+        *) echo "usage: $0 [--count N] [--concurrency N] [--rounds N] [--probe-concurrency N] [--dir DIR]" >&2; exit 2 ;;
     esac
     shift 2
 done
@@ -43,7 +49,7 @@ fi
 cargo build --release --workspace --bins
 bin=$repo/target/release
 
-work=$(mktemp -d /tmp/ctrd-bench-run.XXXXXX)
+work=$(mktemp -d "$dir/ctrd-bench-run.XXXXXX")
 export TMPDIR=$work # ctrd-bench's own temp dirs (the baseline's runc roots) live here too
 sock=$work/ctrd.sock
 ctrd_pid=''
