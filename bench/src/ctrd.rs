@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use protocol::{Client, EventKind, KillRequest, StartRequest};
 
-use crate::error::BenchError;
+use crate::error::{self, BenchError};
 use crate::report::{DaemonFigures, Mode, Phase, RunReport};
 use crate::stats::Recorder;
 use crate::{probe, progress};
@@ -69,13 +69,7 @@ fn measure(
     let (one_by_one, rest) = started.split_at(SINGLE_EXITS.min(started.len()));
     let single_exit = single_exits(plan, one_by_one, exits)?;
     let (teardown, kill) = kill_all(plan, rest, exits)?;
-    if let Some((n, first)) = failures.iter().next() {
-        return Err(BenchError::Starts {
-            failed: failures.len(),
-            count,
-            first: format!("{}: {first}", plan.ids[*n]),
-        });
-    }
+    error::failed_starts(&failures, plan.ids)?;
     Ok(RunReport {
         mode: Mode::Ctrd,
         count,

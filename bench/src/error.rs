@@ -47,3 +47,45 @@ impl BenchError {
         }
     }
 }
+
+/// The run's failed starts (by container number) as one error naming the lowest-numbered, so
+/// both modes report the same way; `Ok` when every start succeeded.
+pub fn failed_starts<'a>(
+    failures: impl IntoIterator<Item = (&'a usize, &'a String)>,
+    ids: &[String],
+) -> Result<(), BenchError> {
+    let mut failed = 0;
+    let mut first: Option<(usize, &String)> = None;
+    for (&n, message) in failures {
+        failed += 1;
+        if first.is_none_or(|(m, _)| n < m) {
+            first = Some((n, message));
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some((n, message)) => Err(BenchError::Starts {
+            failed,
+            count: ids.len(),
+            first: format!("{}: {message}", ids[n]),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn failed_starts_name_the_lowest_numbered_whatever_the_map() {
+        let ids: Vec<String> = (0..5).map(|n| format!("c{n}")).collect();
+        assert!(failed_starts(&HashMap::<usize, String>::new(), &ids).is_ok());
+        let failures = HashMap::from([(3, "late".to_string()), (1, "early".to_string())]);
+        let err = failed_starts(&failures, &ids).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "2 of 5 starts failed; the first: c1: early"
+        );
+    }
+}

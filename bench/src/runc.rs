@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::ctrd::SINGLE_EXITS;
-use crate::error::BenchError;
+use crate::error::{self, BenchError};
 use crate::progress;
 use crate::reaper::{Exit, Reaper};
 use crate::report::{Mode, Phase, RunReport};
@@ -44,13 +44,7 @@ pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
     }
     let teardown = teardown?;
     let single_exit = single_exit?;
-    if let Some((n, first)) = failures.iter().next() {
-        return Err(BenchError::Starts {
-            failed: failures.len(),
-            count,
-            first: format!("{}: {first}", plan.ids[*n]),
-        });
-    }
+    error::failed_starts(&failures, plan.ids)?;
     Ok(RunReport {
         mode: Mode::Runc,
         count,
