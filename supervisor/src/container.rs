@@ -39,6 +39,10 @@ pub struct Container {
     pub phase: Phase,
     /// OOM kills already reported as `oom` events.
     pub oom_kills: u64,
+    /// The pause, resume or update whose runc command is running: one at a time, or two could
+    /// finish in another order than runc applied them and the actor would lose track of whether
+    /// the container is frozen.
+    pub control: Option<&'static str>,
     /// Copies its output into `stdout` and `stderr`; taken by the cleanup after its exit, which
     /// waits for the last bytes before the exit is reported.
     pub relay: Option<Relay>,

@@ -523,6 +523,7 @@ impl Handler<Start> for Supervisor {
             created: now_ns(),
             phase: Phase::Starting { since, reply },
             oom_kills: 0,
+            control: None,
             relay: None,
             args: Vec::new(),
             console: None,

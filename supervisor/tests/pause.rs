@@ -186,3 +186,45 @@ fn shutdown_thaws_paused_containers_so_their_term_lands() {
     );
     assert!(daemon.runc_leftovers().is_empty());
 }
+
+#[test]
+fn concurrent_pauses_and_resumes_never_leave_the_daemon_wrong_about_the_freezer() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let mut events = daemon.events();
+    let id = unique_id("racepause");
+    let pid = daemon.start_container(&id, &bundle);
+    let cgroup = Cgroup::of_pid(pid).unwrap();
+    for _ in 0..5 {
+        std::thread::scope(|s| {
+            for n in 0..8 {
+                let (daemon, id) = (&daemon, &id);
+                s.spawn(move || {
+                    let mut client = daemon.client();
+                    let result = if n % 2 == 0 {
+                        client.pause(DEFAULT_NAMESPACE, id)
+                    } else {
+                        client.resume(DEFAULT_NAMESPACE, id)
+                    };
+                    if let Err(e) = result {
+                        let kind = e.kind();
+                        assert_eq!(kind, Some(protocol::ErrorKind::FailedPrecondition), "{e}");
+                    }
+                });
+            }
+        });
+        // Whatever won, the daemon's word and the kernel's agree.
+        let frozen = matches!(cgroup.freezer_state().unwrap().as_str(), "FROZEN" | "1");
+        let paused = status(&daemon, &id) == Status::Paused;
+        assert_eq!(
+            paused, frozen,
+            "daemon says paused={paused}, freezer frozen={frozen}"
+        );
+    }
+    if status(&daemon, &id) == Status::Paused {
+        daemon.client().resume(DEFAULT_NAMESPACE, &id).unwrap();
+    }
+    daemon.kill(&id, libc::SIGKILL);
+    let exits = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
+    assert_eq!(exits[0].status, Some(137));
+}

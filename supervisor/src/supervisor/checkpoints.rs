@@ -251,6 +251,9 @@ impl Supervisor {
                 format!("cannot checkpoint container \"{id}\": it is {what}"),
             ))
         };
+        if let Some(running) = container.control {
+            return not(&format!("being changed (a {running} is in progress)"));
+        }
         match &container.phase {
             // CRIU would find its processes frozen; resume it first.
             Phase::Running { paused: true, .. } => return not("paused; resume it first"),

@@ -101,6 +101,16 @@ impl Handler<Control> for Supervisor {
             reply,
         } = msg;
         let checked = self.find(&namespace, &id).and_then(|(key, container)| {
+            if let Some(running) = container.control {
+                return Err(ErrorResponse::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "cannot {} container \"{}\": a {running} of it is in progress; try again once it is done",
+                        op.verb(),
+                        key.1
+                    ),
+                ));
+            }
             let status = container.phase.status();
             if !op.allowed(status) {
                 return Err(ErrorResponse::new(
@@ -131,14 +141,18 @@ impl Handler<Control> for Supervisor {
 impl Supervisor {
     /// Runs the operation's runc command in the pool; [`ControlDone`] brings the result back.
     /// An update needs the container's `cgroup` to undo what a failing `runc update` changed.
+    /// The container is marked as changing until then.
     fn submit_control(
-        &self,
+        &mut self,
         key: Key,
         op: ControlOp,
         cgroup: Option<Cgroup>,
         reply: oneshot::Sender<Response>,
         ctx: &mut Context<Self>,
     ) {
+        if let Some(container) = self.containers.get_mut(&key) {
+            container.control = Some(op.verb());
+        }
         let addr = ctx.address();
         let what = format!("{}/{}", key.0, key.1);
         let submitted = self.pool.submit(Priority::Normal, move |runc| {
@@ -163,14 +177,19 @@ impl Supervisor {
     }
 
     /// At shutdown: a frozen container holds the signals sent to it until it is thawed, so
-    /// every paused container is resumed to let them land.
-    pub(super) fn resume_paused(&self, ctx: &mut Context<Self>) {
-        for (key, container) in &self.containers {
-            if container.phase.is_paused() {
-                // Nobody waits for the answer; the `resume` event reports it.
-                let (reply, _) = oneshot::channel();
-                self.submit_control(key.clone(), ControlOp::Resume, None, reply, ctx);
-            }
+    /// every paused container is resumed to let them land. One with a pause or resume still in
+    /// flight is seen to when that finishes ([`ControlDone`]).
+    pub(super) fn resume_paused(&mut self, ctx: &mut Context<Self>) {
+        let paused: Vec<Key> = self
+            .containers
+            .iter()
+            .filter(|(_, c)| c.phase.is_paused() && c.control.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in paused {
+            // Nobody waits for the answer; the `resume` event reports it.
+            let (reply, _) = oneshot::channel();
+            self.submit_control(key, ControlOp::Resume, None, reply, ctx);
         }
     }
 }
@@ -178,13 +197,16 @@ impl Supervisor {
 impl Handler<ControlDone> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: ControlDone, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ControlDone, ctx: &mut Context<Self>) {
         let ControlDone {
             key,
             op,
             result,
             reply,
         } = msg;
+        if let Some(container) = self.containers.get_mut(&key) {
+            container.control = None;
+        }
         if let Err(err) = result {
             let message = format!("cannot {} container \"{}\": {err}", op.verb(), key.1);
             log::info!("{message}");
@@ -218,6 +240,10 @@ impl Handler<ControlDone> for Supervisor {
         };
         self.emit(kind, &key, INIT, pid, None);
         let _ = reply.send(Response::Done);
+        // A pause that finished after shutdown began would hold its container's TERM or KILL.
+        if self.shutdown.is_some() {
+            self.resume_paused(ctx);
+        }
     }
 }
 
