@@ -12,6 +12,7 @@
 //! - [`netdev`]: network counters of a container's namespace;
 //! - [`checkpoint`]: checkpoints kept in a bundle, and dumping and restoring through runc + CRIU.
 //! - [`process`]: the OCI process spec of an exec, on top of the bundle's own.
+//! - [`procstat`]: a process's start time, which tells it from another that got its pid.
 
 pub mod bundle;
 pub mod cgroup;
@@ -22,6 +23,7 @@ pub mod layout;
 pub mod netdev;
 pub mod pidfd;
 pub mod process;
+pub mod procstat;
 pub mod resources;
 pub mod runc;
 pub mod runner;
@@ -34,6 +36,7 @@ pub use id::{CheckpointName, ContainerId, Namespace, ProcessName};
 pub use layout::StateDir;
 pub use pidfd::PidFd;
 pub use process::ExecProcess;
+pub use procstat::ProcStat;
 pub use resources::ResourceUpdate;
 pub use runc::{ExecSpec, Runc, RuncContainer, StartSpec};
 pub use runner::{DirectRunner, ExitStatus, ProcessRunner, RunError};
