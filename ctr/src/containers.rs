@@ -184,7 +184,8 @@ pub fn state(global: &Global, id: &str, format: Format, out: &mut impl Write) ->
 }
 
 /// Blocks until the process exits, then exits with its status (0 to 255: the exit code, or
-/// 128 + the signal that killed it). Prints nothing.
+/// 128 + the signal that killed it). Prints nothing, unless the status is unknown: that is an
+/// error, never a made-up status.
 pub fn wait(global: &Global, args: &WaitArgs) -> Result<ExitCode, Error> {
     let request = WaitRequest {
         namespace: global.namespace.clone(),
@@ -192,7 +193,10 @@ pub fn wait(global: &Global, args: &WaitArgs) -> Result<ExitCode, Error> {
         process: args.process.clone(),
     };
     let exit = global.connect()?.wait(request)?;
-    let status = exit.status.unwrap_or(0);
+    let status = exit.status.ok_or_else(|| Error::UnknownStatus {
+        id: args.id.clone(),
+        name: args.process.clone(),
+    })?;
     Ok(ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX)))
 }
 

@@ -66,7 +66,9 @@ fn info_table(info: &DaemonInfo) -> String {
     let mut table = Table::default();
     table.row(["VERSION".to_string(), info.version.clone()]);
     table.row(["PID".to_string(), info.pid.to_string()]);
+    table.row(["KEEPER PID".to_string(), info.keeper_pid.to_string()]);
     table.row(["UPTIME".to_string(), uptime.to_string()]);
+    table.row(["RECOVERED".to_string(), info.recovered.to_string()]);
     table.row(["CONTAINERS".to_string(), info.containers.to_string()]);
     table.row(["SUBSCRIBERS".to_string(), info.subscribers.to_string()]);
     table.row([
@@ -109,10 +111,14 @@ mod tests {
             containers: 2,
             subscribers: 1,
             subscriber_drops: 0,
+            keeper_pid: 6,
+            recovered: 2,
         };
         let table = info_table(&info);
         assert!(table.starts_with("VERSION            0.1.0\n"));
+        assert!(table.contains("\nKEEPER PID         6\n"));
         assert!(table.contains("\nUPTIME             1h 2m 3s\n"));
+        assert!(table.contains("\nRECOVERED          2\n"));
         assert!(table.ends_with("\nSUBSCRIBER DROPS   0\n"));
     }
 }

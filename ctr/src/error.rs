@@ -59,6 +59,11 @@ pub enum Error {
     },
     #[error("ctrd closed the event stream before process \"{name}\" of container \"{id}\" exited")]
     LostExit { id: String, name: String },
+    #[error(
+        "process \"{name}\" of container \"{id}\" exited with an unknown status: it ended \
+         while ctrd's keeper was not running to collect it (see ctrd's log)"
+    )]
+    UnknownStatus { id: String, name: String },
     #[error("cannot set up the terminal: {0}")]
     Terminal(io::Error),
     #[error("cannot set up signal forwarding: {0}")]

@@ -19,7 +19,7 @@ pub use frame::FrameError;
 pub use message::*;
 
 /// Bumped whenever a wire type changes shape.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame either side accepts unless configured otherwise.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;

@@ -586,6 +586,10 @@ pub struct DaemonInfo {
     pub subscribers: u64,
     /// Subscribers dropped because they fell behind.
     pub subscriber_drops: u64,
+    /// The keeper: the process that reaps the containers and starts the daemon again if it dies.
+    pub keeper_pid: u32,
+    /// Containers this daemon took over from an earlier one when it started.
+    pub recovered: u64,
 }
 
 /// The daemon's telemetry, in the layout of the original's metrics log: timers (a latency

@@ -12,6 +12,7 @@
 //! - [`netdev`]: network counters of a container's namespace;
 //! - [`checkpoint`]: checkpoints kept in a bundle, and dumping and restoring through runc + CRIU.
 //! - [`process`]: the OCI process spec of an exec, on top of the bundle's own.
+//! - [`record`]: a container's record on disk, for a restarted daemon to take it over;
 //! - [`procstat`]: a process's start time, which tells it from another that got its pid.
 
 pub mod bundle;
@@ -24,6 +25,7 @@ pub mod netdev;
 pub mod pidfd;
 pub mod process;
 pub mod procstat;
+pub mod record;
 pub mod resources;
 pub mod runc;
 pub mod runner;
@@ -37,6 +39,7 @@ pub use layout::StateDir;
 pub use pidfd::PidFd;
 pub use process::ExecProcess;
 pub use procstat::ProcStat;
+pub use record::{ContainerRecord, ProcessRecord};
 pub use resources::ResourceUpdate;
 pub use runc::{ExecSpec, Runc, RuncContainer, StartSpec};
 pub use runner::{DirectRunner, ExitStatus, ProcessRunner, RunError};

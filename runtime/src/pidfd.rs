@@ -1,7 +1,7 @@
 //! Process file descriptors: a handle on one process that a recycled pid can never alias.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 #[derive(Debug)]
 pub struct PidFd {
@@ -31,6 +31,14 @@ impl PidFd {
         self.pid
     }
 
+    /// A second handle on the same process: one to signal it, one to wait for its exit.
+    pub fn try_clone(&self) -> io::Result<PidFd> {
+        Ok(PidFd {
+            pid: self.pid,
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     /// Sends `signal`; `ESRCH` means the process has exited (it may not be reaped yet).
     pub fn send_signal(&self, signal: i32) -> io::Result<()> {
         // SAFETY: pidfd_send_signal with a null siginfo and no flags reads no memory of ours; the
@@ -48,6 +56,13 @@ impl PidFd {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+/// A pidfd polls readable once its process has exited, child of this process or not.
+impl AsRawFd for PidFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 

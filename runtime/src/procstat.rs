@@ -44,10 +44,6 @@ impl ProcStat {
             start_time,
         })
     }
-
-    pub fn is_zombie(&self) -> bool {
-        self.state == 'Z'
-    }
 }
 
 /// The process's start time, the identity ctrd keeps with its pid.
@@ -79,7 +75,6 @@ mod tests {
         let line = "7 (a (b) c) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0 0";
         let stat = ProcStat::parse(line).unwrap();
         assert_eq!((stat.state, stat.ppid, stat.start_time), ('Z', 1, 555));
-        assert!(stat.is_zombie());
     }
 
     #[test]

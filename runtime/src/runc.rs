@@ -231,6 +231,19 @@ impl Runc {
         self.state.runc_root(ns).join(id.as_str())
     }
 
+    /// The init's start time as runc recorded it when it started the container (the same clock
+    /// ticks as `/proc/<pid>/stat`), readable after the init is gone.
+    pub fn init_start_time(&self, ns: &Namespace, id: &ContainerId) -> Option<u64> {
+        #[derive(serde::Deserialize)]
+        struct Saved {
+            init_process_start: u64,
+        }
+        let state = fs::read(self.container_state_dir(ns, id).join("state.json")).ok()?;
+        serde_json::from_slice::<Saved>(&state)
+            .ok()
+            .map(|s| s.init_process_start)
+    }
+
     /// Whether runc holds state for this container in the namespace's root.
     pub fn has_state(&self, ns: &Namespace, id: &ContainerId) -> bool {
         self.container_state_dir(ns, id).exists()

@@ -78,6 +78,11 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDRESS/metrics (off unless given).
     #[arg(long, value_name = "ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
+    /// What the keeper does when the daemon dies: start a new one (after a backoff), which
+    /// takes the containers over, or stop too (the containers keep running; the next `ctrd`
+    /// recovers them).
+    #[arg(long, value_enum, default_value = "on-failure")]
+    pub restart: crate::keeper::RestartPolicy,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     pub debug: bool,
@@ -91,6 +96,15 @@ pub enum Command {
     /// Work with the config file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Replace the running daemon with the ctrd binary on disk; the containers keep running
+    Upgrade {
+        /// The socket of the running ctrd
+        #[arg(long, env = "CTRD_ADDRESS", default_value = "/run/ctrd/ctrd.sock")]
+        address: PathBuf,
+        /// How long to wait for the new daemon to answer
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Write ctrd's man pages into DIR (scripts/man.sh uses this)
     #[command(hide = true)]
     Man {
@@ -115,6 +129,9 @@ pub fn run(command: &Command) -> ExitCode {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 written => written.map_err(|e| format!("cannot write to stdout: {e}")),
             }
+        }
+        Command::Upgrade { address, timeout } => {
+            crate::upgrade::upgrade(address, *timeout).map(|done| println!("{done}"))
         }
         Command::Man { dir } => std::fs::create_dir_all(dir)
             .and_then(|()| clap_mangen::generate_to(Args::command(), dir))

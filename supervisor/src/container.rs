@@ -20,9 +20,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use protocol::{ErrorKind, ErrorResponse, Process, Response, Status};
-use runtime::{Cgroup, CheckpointName, ContainerId, ExitStatus, Namespace, PidFd, ProcessName};
+use runtime::{
+    Cgroup, CheckpointName, ContainerId, ContainerRecord, Namespace, PidFd, ProcessName,
+    ProcessRecord,
+};
 use tokio::sync::oneshot;
 use worker::Relay;
+
+use crate::keeper::link::Exit;
 
 /// Containers are unique by id within a namespace.
 pub type Key = (Namespace, ContainerId);
@@ -46,6 +51,11 @@ pub struct Container {
     /// Copies its output into `stdout` and `stderr`; taken by the cleanup after its exit, which
     /// waits for the last bytes before the exit is reported.
     pub relay: Option<Relay>,
+    /// Whether its output goes through pipes the keeper holds a copy of, to be released once
+    /// the container is gone.
+    pub relayed: bool,
+    /// The init's start time (see [`runtime::procstat`]), checked against every exit of its pid.
+    pub init_start: Option<u64>,
     /// The init's command line, known once it runs.
     pub args: Vec<String>,
     /// The init's pty master, when it runs on a terminal: kept to resize it.
@@ -67,6 +77,7 @@ pub enum ExecPhase {
     },
     Running {
         pid: u32,
+        start_time: Option<u64>,
         /// `None` when it had exited by the time the worker opened it.
         pidfd: Option<PidFd>,
         /// Its pty master, when it has a terminal: kept to resize it.
@@ -100,8 +111,7 @@ pub enum Phase {
         paused: bool,
     },
     Stopped {
-        pid: u32,
-        status: ExitStatus,
+        exit: Exit,
         /// runc has deleted it; it goes once its last exec has gone too.
         deleted: bool,
     },
@@ -114,7 +124,7 @@ pub enum Phase {
         name: CheckpointName,
         /// The init's exit, when it came during the dump (always, for a checkpoint with exit):
         /// handled once the checkpoint's result is in, so `checkpoint` precedes `exit`.
-        exited: Option<ExitStatus>,
+        exited: Option<Exit>,
         /// Answers the client that asked for the checkpoint.
         reply: oneshot::Sender<Response>,
     },
@@ -134,9 +144,8 @@ impl Phase {
     pub fn pid(&self) -> Option<u32> {
         match self {
             Phase::Starting { .. } => None,
-            Phase::Running { pid, .. }
-            | Phase::Stopped { pid, .. }
-            | Phase::Checkpointing { pid, .. } => Some(*pid),
+            Phase::Running { pid, .. } | Phase::Checkpointing { pid, .. } => Some(*pid),
+            Phase::Stopped { exit, .. } => Some(exit.pid),
         }
     }
 
@@ -188,6 +197,44 @@ impl Container {
             processes: self.processes(),
             limits: None,
         }
+    }
+
+    /// What a restarted daemon needs to take the container over; `None` before its init runs.
+    pub fn record(&self) -> Option<ContainerRecord> {
+        let pid = self.phase.pid()?;
+        let execs = self
+            .execs
+            .iter()
+            .filter_map(|(name, exec)| match exec.phase {
+                ExecPhase::Running {
+                    pid, start_time, ..
+                } => Some((
+                    name.to_string(),
+                    ProcessRecord {
+                        pid,
+                        start_time,
+                        args: exec.args.clone(),
+                    },
+                )),
+                ExecPhase::Starting { .. } => None,
+            })
+            .collect();
+        Some(ContainerRecord {
+            namespace: self.namespace.to_string(),
+            id: self.id.to_string(),
+            bundle: self.bundle.clone(),
+            labels: self.labels.clone(),
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+            created: self.created,
+            init: ProcessRecord {
+                pid,
+                start_time: self.init_start,
+                args: self.args.clone(),
+            },
+            relayed: self.relayed,
+            execs,
+        })
     }
 
     /// The init (once it runs), then the execs by name.

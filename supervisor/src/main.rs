@@ -1,8 +1,14 @@
 //! `ctrd`: the container supervisor daemon.
 //!
+//! One `ctrd` is two processes. The one started first becomes the [`keeper`]: the containers'
+//! subreaper, which records every exit and starts the daemon proper as its child (again, if it
+//! dies; anew, for an upgrade). The daemon (the actor, the socket server, the workers) knows it is
+//! one by the socketpair the keeper hands it, and takes over what an earlier daemon left
+//! ([`recovery`]) before it serves.
+//!
 //! Start-up runs in a fixed order: everything that is process-wide (rlimits, the subreaper bit,
-//! the socket's umask, the SIGCHLD handler) happens before any thread or the event loop starts.
-//! Shutdown has a written order too, in [`shutdown`].
+//! the socket's umask) happens in the keeper before any thread or child exists. Shutdown has a
+//! written order too, in [`shutdown`]; a hand-over to a new daemon, in [`hand_over`].
 
 mod access;
 mod cli;
@@ -10,28 +16,32 @@ mod config;
 mod container;
 mod dump;
 mod journal;
+mod keeper;
 mod metrics;
 mod notify;
 mod oom;
 mod priority;
-mod reaper;
+mod recovery;
 mod server;
 mod socket;
 mod stats;
 mod stream;
 mod subscribers;
 mod supervisor;
+mod upgrade;
 
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Arbiter};
 use clap::Parser;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use runtime::{Namespace, Runc, StateDir};
+use runtime::{DirectRunner, Namespace, Runc, StateDir};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use worker::{Pool, Priority};
@@ -39,9 +49,13 @@ use worker::{Pool, Priority};
 use crate::access::Access;
 use crate::cli::Args;
 use crate::journal::Journal;
-use crate::reaper::Reaper;
+use crate::keeper::link::{Incoming, KeeperLink, LinkError};
+use crate::keeper::wire::LISTEN_FD_ENV;
+use crate::keeper::KeeperSettings;
 use crate::server::Limits;
-use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
+use crate::supervisor::{
+    CloseSubscriptions, ExitMsg, Flushed, HandOver, Settled, Shutdown, Supervisor, WaitEmpty,
+};
 
 /// How long containers get after KILL, once the grace period is over, before ctrd gives up on them.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -51,6 +65,9 @@ const INSTALLED_CRIU: &str = "/opt/ctrd-criu/criu";
 
 /// How long subscribers get to take their last events at shutdown.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a hand-over checks whether the work in flight is done.
+const SETTLE_POLL: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 enum DaemonError {
@@ -79,6 +96,23 @@ enum DaemonError {
     },
     #[error("event loop: {0}")]
     EventLoop(std::io::Error),
+    #[error("the keeper's connection: {0}")]
+    Link(#[from] LinkError),
+    #[error("{LISTEN_FD_ENV} is {0:?}, not the descriptor of a listening socket")]
+    ListenFd(String),
+    #[error("the keeper handed down no listening socket ({LISTEN_FD_ENV} is not set)")]
+    NoListenFd,
+}
+
+/// Why the daemon stops serving.
+enum Stop {
+    /// SIGTERM or SIGINT: stop every container, then exit.
+    Terminate,
+    /// The keeper starts a new daemon in this one's place: leave the containers running.
+    HandOver,
+    /// The keeper died: nothing can reap or record an exit any more, so exit and let a new
+    /// `ctrd` recover the containers.
+    KeeperGone(String),
 }
 
 fn main() -> ExitCode {
@@ -95,8 +129,14 @@ fn main() -> ExitCode {
     };
     let level = if args.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match KeeperLink::from_env() {
+        None => keep(args),
+        Some(link) => link
+            .map_err(DaemonError::from)
+            .and_then(|(link, handshake)| run(args, link, handshake)),
+    };
+    match result {
+        Ok(code) => code,
         Err(err) => {
             log::error!("{err}");
             eprintln!("ctrd: {err}");
@@ -105,11 +145,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), DaemonError> {
-    let notifier = notify::Notifier::from_env().unwrap_or_else(|e| {
-        log::warn!("{e}");
-        None
-    });
+/// Runs as the keeper: everything process-wide is set here, before the keeper's only child
+/// exists, and the daemon inherits it. A keeper re-executed for an upgrade inherits the
+/// listening socket instead of binding it.
+fn keep(args: Args) -> Result<ExitCode, DaemonError> {
     raise_nofile_limit();
     nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
     let state = StateDir::new(&args.state_dir);
@@ -121,12 +160,58 @@ fn run(args: Args) -> Result<(), DaemonError> {
         std::fs::create_dir_all(&dir)
             .map_err(|source| DaemonError::StateDir { path: dir, source })?;
     }
-    let socket_path = args
-        .socket
+    let listener = match inherited_listener()? {
+        Some(listener) => listener,
+        None => {
+            let access = Access::new(args.group.as_deref())?;
+            socket::bind(&socket_path(&args), access.group())?
+        }
+    };
+    Ok(keeper::run(KeeperSettings {
+        state_dir: args.state_dir.clone(),
+        listener: OwnedFd::from(listener),
+        restart: args.restart,
+    }))
+}
+
+fn socket_path(args: &Args) -> PathBuf {
+    args.socket
         .clone()
-        .unwrap_or_else(|| state.path().join("ctrd.sock"));
+        .unwrap_or_else(|| args.state_dir.join("ctrd.sock"))
+}
+
+/// The listening socket a keeper handed down, if this process was given one.
+fn inherited_listener() -> Result<Option<UnixListener>, DaemonError> {
+    let Ok(value) = std::env::var(LISTEN_FD_ENV) else {
+        return Ok(None);
+    };
+    std::env::remove_var(LISTEN_FD_ENV);
+    let fd: i32 = value
+        .parse()
+        .ok()
+        .filter(|fd| *fd > 2)
+        .ok_or_else(|| DaemonError::ListenFd(value.clone()))?;
+    // SAFETY: the keeper handed this descriptor down for this purpose; nothing else in this
+    // process knows of it.
+    let listener = unsafe { UnixListener::from_raw_fd(fd) };
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|_| DaemonError::ListenFd(value))?;
+    Ok(Some(listener))
+}
+
+/// Runs as the daemon, the keeper's child.
+fn run(args: Args, link: KeeperLink, handshake: keeper::link::Handshake) -> Result<ExitCode, DaemonError> {
+    let notifier = notify::Notifier::from_env().unwrap_or_else(|e| {
+        log::warn!("{e}");
+        None
+    });
+    let state = StateDir::new(&args.state_dir);
+    let socket_path = socket_path(&args);
     let access = Access::new(args.group.as_deref())?;
-    let listener = socket::bind(&socket_path, access.group())?;
+    let listener = inherited_listener()?.ok_or(DaemonError::NoListenFd)?;
     listener
         .set_nonblocking(true)
         .map_err(|source| DaemonError::Thread {
@@ -143,41 +228,52 @@ fn run(args: Args) -> Result<(), DaemonError> {
         })
         .transpose()?;
 
-    // Exits can arrive before the actor exists; they wait in this channel until it does.
-    let (exit_tx, exit_rx) = crossbeam_channel::unbounded();
-    let reaper = Reaper::start(args.server_nice, move |exit| {
-        let _ = exit_tx.send(exit);
-    })
-    .map_err(|source| DaemonError::Thread {
-        what: "the reaper",
-        source,
-    })?;
+    let link = Arc::new(link);
     let criu = args.criu.clone().unwrap_or_else(default_criu);
+    // The daemon is no subreaper and reaps nothing but its own runc processes.
     let runc = Arc::new(
-        Runc::new(&args.runtime, state.clone(), reaper)
+        Runc::new(&args.runtime, state.clone(), Arc::new(DirectRunner))
             .with_timeout(args.runtime_timeout)
             .with_criu(&criu),
     );
     let pool = Arc::new(
-        Pool::new(usize::from(args.concurrency), runc).map_err(|source| DaemonError::Thread {
+        Pool::new(usize::from(args.concurrency), runc.clone()).map_err(|source| DaemonError::Thread {
             what: "the worker pool",
             source,
         })?,
     );
-    let _ = pool.submit(Priority::Normal, report_leftovers);
-    // Every thread created from here on (the event loop is this one; the actor's, the exit
-    // forwarder's) inherits this; the workers above keep the daemon's own priority.
+    // Every thread created from here on (the event loop is this one; the actor's, the keeper's
+    // reader, the exit forwarder) inherits this; the workers above keep the daemon's own
+    // priority.
     if let Err(e) = priority::set_this_thread(args.server_nice) {
         log::warn!(
             "cannot set the server's nice value to {}: {e}",
             args.server_nice
         );
     }
-    let (journal, last_seq) = Journal::open(
+    // The keeper's messages can arrive before the actor exists; they wait in this channel.
+    let (incoming_tx, incoming_rx) = crossbeam_channel::unbounded();
+    link.listen(move |incoming| {
+        let _ = incoming_tx.send(incoming);
+    })
+    .map_err(|source| DaemonError::Thread {
+        what: "the keeper's reader",
+        source,
+    })?;
+    let (journal, opened) = Journal::open(
         &state.events_dir(),
         args.events_retention,
         args.subscriber_queue as usize,
     )?;
+    let recovery = recovery::recover(&state, &runc, handshake, &opened.exits, &link);
+    let recovered: Vec<(String, String)> = recovery
+        .containers
+        .iter()
+        .map(|c| (c.record.namespace.clone(), c.record.id.clone()))
+        .collect();
+    let _ = pool.submit(Priority::Normal, move |runc| {
+        report_leftovers(runc, &recovered)
+    });
 
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
@@ -186,9 +282,12 @@ fn run(args: Args) -> Result<(), DaemonError> {
         let usr1 = dump::listen().map_err(DaemonError::EventLoop)?;
         // The actor gets a thread of its own, so socket traffic never delays its handlers.
         let arbiter = Arbiter::new();
-        let sup = Supervisor::new(state, pool, journal, last_seq).oom_notify(!args.no_oom_notify);
+        let sup = Supervisor::new(state, pool.clone(), journal, opened.last_seq, link.clone())
+            .oom_notify(!args.no_oom_notify)
+            .recover(recovery);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
-        forward_exits(exit_rx, addr.clone())?;
+        let (stop_tx, stop_rx) = tokio::sync::mpsc::unbounded_channel();
+        forward_incoming(incoming_rx, addr.clone(), stop_tx)?;
         actix_rt::spawn(dump::log_on(usr1, addr.clone()));
         if !args.metrics_interval.is_zero() {
             actix_rt::spawn(metrics::log_every(addr.clone(), args.metrics_interval));
@@ -221,24 +320,44 @@ fn run(args: Args) -> Result<(), DaemonError> {
                     source,
                 })?;
         }
+        link.ready();
         log::info!(
-            "ctrd {} serving on {} (runtime {}, criu {}, {} workers)",
+            "ctrd {} serving on {} (runtime {}, criu {}, {} workers, keeper pid {})",
             protocol::VERSION,
             socket_path.display(),
             args.runtime.display(),
             criu.display(),
-            args.concurrency
+            args.concurrency,
+            link.keeper_pid()
         );
-        wait_for_termination()
+        let stop = wait_for_stop(stop_rx)
             .await
             .map_err(DaemonError::EventLoop)?;
-        if let Some(notifier) = &notifier {
-            if let Err(e) = notifier.notify("STOPPING=1") {
-                log::warn!("{e}");
-            }
-        }
         server.abort();
-        shutdown(&addr, args.shutdown_timeout).await;
+        let code = match &stop {
+            Stop::Terminate => {
+                if let Some(notifier) = &notifier {
+                    if let Err(e) = notifier.notify("STOPPING=1") {
+                        log::warn!("{e}");
+                    }
+                }
+                shutdown(&addr, args.shutdown_timeout).await;
+                ExitCode::SUCCESS
+            }
+            Stop::HandOver => {
+                hand_over(&addr, &pool, args.runtime_timeout).await;
+                ExitCode::SUCCESS
+            }
+            Stop::KeeperGone(why) => {
+                log::error!(
+                    "{why}: no exit can be collected any more; stopping with the containers left \
+                     running, for the next ctrd to recover (their exit statuses while no keeper \
+                     runs are lost)"
+                );
+                hand_over(&addr, &pool, args.runtime_timeout).await;
+                ExitCode::FAILURE
+            }
+        };
         if addr.send(CloseSubscriptions).await.is_ok()
             && tokio::time::timeout(DRAIN_WAIT, drained.recv())
                 .await
@@ -246,19 +365,25 @@ fn run(args: Args) -> Result<(), DaemonError> {
         {
             log::warn!("subscribers did not take their last events within {DRAIN_WAIT:?}");
         }
-        if let Err(e) = std::fs::remove_file(&socket_path) {
-            log::warn!("cannot remove {}: {e}", socket_path.display());
+        let (flushed, on_disk) = oneshot::channel();
+        if addr.send(Flushed { reply: flushed }).await.is_ok() {
+            let _ = on_disk.await;
+        }
+        if matches!(stop, Stop::Terminate) {
+            if let Err(e) = std::fs::remove_file(&socket_path) {
+                log::warn!("cannot remove {}: {e}", socket_path.display());
+            }
         }
         arbiter.stop();
         log::info!("ctrd stopped");
-        Ok(())
+        Ok(code)
     });
     result
 }
 
-/// Containers that runc still holds from an earlier ctrd (one that crashed, say) are not this
-/// daemon's children and it cannot supervise them: say so, with what to do about each.
-fn report_leftovers(runc: &Runc) {
+/// Containers that runc holds but no record names (not started by ctrd, or by one that died
+/// between runc's start and writing the record) are not supervised: say so, with what to do.
+fn report_leftovers(runc: &Runc, recovered: &[(String, String)]) {
     let base = runc.state_dir().runc_base();
     let Ok(entries) = std::fs::read_dir(&base) else {
         return;
@@ -269,10 +394,11 @@ fn report_leftovers(runc: &Runc) {
     for ns in namespaces {
         match runc.list(&ns) {
             Ok(left) => {
-                for c in left {
+                let known = |id: &str| recovered.iter().any(|(n, i)| n == ns.as_str() && i == id);
+                for c in left.into_iter().filter(|c| !known(&c.id)) {
                     log::warn!(
-                        "container {ns}/{} ({}, pid {}) is left over from an earlier ctrd and is not \
-                         supervised; remove it with `{} --root {} delete --force {}`",
+                        "container {ns}/{} ({}, pid {}) has no record and is not supervised; \
+                         remove it with `{} --root {} delete --force {}`",
                         c.id,
                         c.status,
                         c.pid,
@@ -311,16 +437,25 @@ fn raise_nofile_limit() {
     }
 }
 
-/// Moves exits from the reaper's channel into the actor's mailbox.
-fn forward_exits(
-    exits: crossbeam_channel::Receiver<reaper::Exit>,
+/// Moves the keeper's exits into the actor's mailbox, and its other news to the main loop.
+fn forward_incoming(
+    incoming: crossbeam_channel::Receiver<Incoming>,
     addr: Addr<Supervisor>,
+    stop: tokio::sync::mpsc::UnboundedSender<Stop>,
 ) -> Result<(), DaemonError> {
     std::thread::Builder::new()
         .name("exits".into())
         .spawn(move || {
-            for exit in exits {
-                addr.do_send(ExitMsg(exit));
+            for message in incoming {
+                match message {
+                    Incoming::Exit(exit) => addr.do_send(ExitMsg(exit)),
+                    Incoming::Handover => {
+                        let _ = stop.send(Stop::HandOver);
+                    }
+                    Incoming::Gone(why) => {
+                        let _ = stop.send(Stop::KeeperGone(why));
+                    }
+                }
             }
         })
         .map(drop)
@@ -330,14 +465,48 @@ fn forward_exits(
         })
 }
 
-async fn wait_for_termination() -> std::io::Result<()> {
+async fn wait_for_stop(
+    mut from_keeper: tokio::sync::mpsc::UnboundedReceiver<Stop>,
+) -> std::io::Result<Stop> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM: shutting down"),
-        _ = int.recv() => log::info!("SIGINT: shutting down"),
+    Ok(tokio::select! {
+        _ = term.recv() => {
+            log::info!("SIGTERM: shutting down");
+            Stop::Terminate
+        }
+        _ = int.recv() => {
+            log::info!("SIGINT: shutting down");
+            Stop::Terminate
+        }
+        Some(stop) = from_keeper.recv() => {
+            if matches!(stop, Stop::HandOver) {
+                log::info!("handing over to a new daemon; the containers keep running");
+            }
+            stop
+        }
+    })
+}
+
+/// The hand-over order: (the caller has stopped accepting) refuse new work, and wait until what
+/// is in flight (starts, execs, the cleanup after an exit) is done, so the new daemon finds
+/// every container in a record and every reply has gone out. Containers are not touched. (The
+/// caller then ends the subscriptions and waits for the journal to be on disk.)
+async fn hand_over(addr: &Addr<Supervisor>, pool: &Pool, limit: Duration) {
+    if addr.send(HandOver).await.is_err() {
+        return;
     }
-    Ok(())
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let idle = pool.busy() == 0 && pool.queued() == 0;
+        // Asked after the pool is seen idle: the actor has by then handled what the last jobs
+        // sent it, and says whether it started anything since.
+        if idle && matches!(addr.send(Settled).await, Ok(true)) {
+            return;
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+    log::warn!("work still in flight after {limit:?}; handing over anyway");
 }
 
 /// The shutdown order: (the caller has stopped accepting) TERM every container and wait up to

@@ -1,7 +1,7 @@
 //! CPU priority for the threads that answer clients and collect exits.
 //!
 //! When a host is busy starting containers, runc processes fill every core, and the threads that
-//! make ctrd responsive (the socket server, the supervisor actor, the reaper and its forwarder)
+//! make ctrd responsive (the socket server, the supervisor actor, the exit reader and forwarder)
 //! wait for a time slice behind them. Those threads use little CPU, so giving them a lower nice
 //! value costs the containers almost nothing and keeps a status request fast under load.
 //!

@@ -14,6 +14,7 @@
 //! and listing and deleting them, are handled in [`checkpoints`]; pause, resume, update, stats
 //! and OOM reports in [`control`].
 
+mod adopt;
 mod checkpoints;
 mod control;
 mod exec;
@@ -32,7 +33,7 @@ use protocol::{
     StartRequest, WaitRequest,
 };
 use runtime::{
-    Cgroup, CheckpointName, ContainerId, ExitStatus, Namespace, ProcessName, RuntimeError, StateDir,
+    Cgroup, CheckpointName, ContainerId, Namespace, ProcessName, RuntimeError, StateDir,
 };
 use tokio::sync::oneshot;
 use worker::console::Winsize;
@@ -42,10 +43,11 @@ pub use self::exec::{Exec, KillProcess, Logs, Resize};
 use crate::container::{Container, ExecPhase, Key, Phase};
 use crate::dump::{ContainerLine, StateDump};
 use crate::journal::{Journal, Liveness, ProcessKey, Registration};
+use crate::keeper::link::{Exit, KeeperLink, Outcome};
 use crate::metrics::telemetry::{Snapshot, StartTiming, Telemetry};
 use crate::metrics::RunningContainer;
 use crate::oom::OomNotifier;
-use crate::reaper::Exit;
+use crate::recovery::Recovery;
 
 pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
 
@@ -81,7 +83,7 @@ pub struct StartDone {
     timing: StartTiming,
 }
 
-/// The reaper reaped a process.
+/// The keeper reaped a process, or a process ended where no keeper could reap it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ExitMsg(pub Exit);
@@ -175,6 +177,24 @@ pub struct WaitEmpty {
     pub reply: oneshot::Sender<()>,
 }
 
+/// A new daemon takes over: refuse new work from now on, leave the containers alone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HandOver;
+
+/// Whether nothing is in flight: no start, exec, checkpoint, pause, resume or update under way,
+/// no exit waiting for its cleanup, no job in the pool.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Settled;
+
+/// Answer `reply` once every event emitted so far, and what follows them, is on disk.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flushed {
+    pub reply: oneshot::Sender<()>,
+}
+
 // ---- state ----------------------------------------------------------------------------------
 
 pub struct Supervisor {
@@ -202,11 +222,25 @@ pub struct Supervisor {
     telemetry: Telemetry,
     /// Subscriber drops the telemetry has counted; the journal counts them as they happen.
     drops_seen: u64,
+    /// Reaps and records exits, holds output pipes; told when both are dealt with.
+    keeper: Arc<KeeperLink>,
+    /// Containers taken over from an earlier daemon at start-up.
+    recovered: u64,
+    /// A new daemon is taking over: requests that would start work are refused.
+    handing_over: bool,
+    /// What an earlier daemon left, taken over when the actor starts.
+    recovery: Option<Recovery>,
 }
 
 impl Supervisor {
     /// `last_seq` is the last sequence number the journal holds; numbering continues after it.
-    pub fn new(state_dir: StateDir, pool: Arc<Pool>, journal: Journal, last_seq: u64) -> Self {
+    pub fn new(
+        state_dir: StateDir,
+        pool: Arc<Pool>,
+        journal: Journal,
+        last_seq: u64,
+        keeper: Arc<KeeperLink>,
+    ) -> Self {
         Supervisor {
             state_dir,
             pool,
@@ -223,7 +257,17 @@ impl Supervisor {
             oom: None,
             telemetry: Telemetry::new(Instant::now()),
             drops_seen: 0,
+            keeper,
+            recovered: 0,
+            handing_over: false,
+            recovery: None,
         }
+    }
+
+    /// Takes over what an earlier daemon left, once the actor runs.
+    pub fn recover(mut self, recovery: Recovery) -> Self {
+        self.recovery = Some(recovery);
+        self
     }
 
     /// Turns OOM reporting on or off; on by default.
@@ -287,25 +331,31 @@ impl Supervisor {
 
     /// The init of a running container exited: delete it through runc, then report the exit
     /// (once its execs' exits are reported, see [`Supervisor::finish`]).
-    fn init_exited(&mut self, key: Key, status: ExitStatus, ctx: &mut Context<Self>) {
+    fn init_exited(&mut self, key: Key, exit: Exit, ctx: &mut Context<Self>) {
         let Some(container) = self.containers.get_mut(&key) else {
             return;
         };
         if let Phase::Checkpointing { exited, .. } = &mut container.phase {
-            *exited = Some(status);
+            *exited = Some(exit);
             return;
         }
         let Some(pid) = container.phase.pid() else {
             return;
         };
+        if let Outcome::Unknown(why) = exit.outcome {
+            log::warn!(
+                "container {}/{} (pid {pid}) exited with an unknown status: {why}",
+                key.0,
+                key.1
+            );
+        }
         let cgroup = container
             .phase
             .cgroup()
             .cloned()
             .filter(|_| self.oom_notify);
         container.phase = Phase::Stopped {
-            pid,
-            status,
+            exit,
             deleted: false,
         };
         // They die with the init's pid namespace; this ends them in a container without one.
@@ -377,14 +427,47 @@ impl Supervisor {
             .min()
     }
 
-    /// Keeps only exits that a start or exec still in flight could claim.
+    /// Keeps only exits that a start or exec still in flight could claim; the keeper may forget
+    /// the others.
     fn prune_unclaimed(&mut self) {
         if self.unclaimed.is_empty() {
             return;
         }
-        match self.oldest_in_flight() {
-            Some(oldest) => self.unclaimed.retain(|e| e.reaped_at >= oldest),
-            None => self.unclaimed.clear(),
+        let oldest = self.oldest_in_flight();
+        let keeper = &self.keeper;
+        self.unclaimed.retain(|e| {
+            let keep = oldest.is_some_and(|oldest| e.reaped_at >= oldest);
+            if !keep {
+                if let Some(seq) = e.ack {
+                    keeper.ack(seq);
+                }
+            }
+            keep
+        });
+    }
+
+    /// Rewrites the container's record (its processes changed), after the events before.
+    fn persist(&self, key: &Key) {
+        let Some(record) = self.containers.get(key).and_then(Container::record) else {
+            return;
+        };
+        let state = self.state_dir.clone();
+        self.journal.after_write(move || {
+            if let Err(e) = record.write(&state) {
+                log::warn!(
+                    "cannot update the record of {}/{}: {e}",
+                    record.namespace,
+                    record.id
+                );
+            }
+        });
+    }
+
+    /// Once the events before are on disk, the exit numbered `ack` is dealt with.
+    fn acknowledge(&self, ack: Option<u64>) {
+        if let Some(seq) = ack {
+            let keeper = self.keeper.clone();
+            self.journal.after_write(move || keeper.ack(seq));
         }
     }
 
@@ -395,8 +478,7 @@ impl Supervisor {
             return;
         };
         let Phase::Stopped {
-            pid,
-            status,
+            exit,
             deleted: true,
         } = container.phase
         else {
@@ -406,14 +488,38 @@ impl Supervisor {
             return;
         }
         let oom_killed = container.oom_kills > 0;
+        let record = container.record();
+        let relayed = container.relayed;
         self.publish(
             EventKind::Exit,
             key,
             INIT,
-            pid,
-            Some(status.code()),
+            exit.pid,
+            exit.outcome.code(),
             oom_killed,
         );
+        // The record goes only once the exit is on disk: a daemon killed in between finds the
+        // exit in the journal and does not report it again.
+        let state = self.state_dir.clone();
+        let keeper = self.keeper.clone();
+        self.journal.after_write(move || {
+            let Some(record) = record else {
+                return;
+            };
+            if let Err(e) = record.remove(&state) {
+                log::warn!(
+                    "cannot remove the record of {}/{}: {e}",
+                    record.namespace,
+                    record.id
+                );
+            }
+            if relayed {
+                keeper.release(record.token());
+            }
+            if let Some(seq) = exit.ack {
+                keeper.ack(seq);
+            }
+        });
         self.containers.remove(key);
         self.notify_if_empty();
     }
@@ -441,14 +547,17 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if !self.oom_notify {
-            return;
+        if self.oom_notify {
+            let addr = ctx.address();
+            match OomNotifier::start(move |key, kills| {
+                addr.do_send(control::OomKilled { key, kills })
+            }) {
+                Ok(notifier) => self.oom = Some(notifier),
+                Err(e) => log::error!("cannot start the oom notifier; no oom events: {e}"),
+            }
         }
-        let addr = ctx.address();
-        match OomNotifier::start(move |key, kills| addr.do_send(control::OomKilled { key, kills }))
-        {
-            Ok(notifier) => self.oom = Some(notifier),
-            Err(e) => log::error!("cannot start the oom notifier; no oom events: {e}"),
+        if let Some(recovery) = self.recovery.take() {
+            self.adopt(recovery, ctx);
         }
     }
 }
@@ -483,10 +592,14 @@ impl Handler<Start> for Supervisor {
                 rows: size.rows,
                 cols: size.cols,
             }),
+            labels: req.labels.clone(),
+            created: now_ns(),
         };
+        let created = job.created;
         let since = Instant::now();
         let addr = ctx.address();
         let stopping = self.stopping.clone();
+        let keeper = self.keeper.clone();
         let submitted = self.pool.submit(Priority::Normal, move |runc| {
             let picked_up = Instant::now();
             let result = if stopping.load(Ordering::Relaxed) {
@@ -496,7 +609,7 @@ impl Handler<Start> for Supervisor {
                     message: "ctrd is shutting down".into(),
                 })
             } else {
-                start_container(runc, &job)
+                start_container(runc, &job, &*keeper)
             };
             let timing = StartTiming {
                 picked_up,
@@ -520,11 +633,13 @@ impl Handler<Start> for Supervisor {
             labels: req.labels,
             stdout,
             stderr,
-            created: now_ns(),
+            created,
             phase: Phase::Starting { since, reply },
             oom_kills: 0,
             control: None,
             relay: None,
+            relayed: false,
+            init_start: None,
             args: Vec::new(),
             console: None,
             execs: Default::default(),
@@ -572,6 +687,11 @@ impl Handler<StartDone> for Supervisor {
                 let message = format!("cannot start container \"{}\": {err}", key.1);
                 log::info!("{message}");
                 self.journal.abandon(&key.0, &key.1, message.clone());
+                self.keeper.release(runtime::record::token(
+                    key.0.as_str(),
+                    key.1.as_str(),
+                    container.created,
+                ));
                 let _ = reply.send(Response::Error(ErrorResponse::new(kind, message)));
                 self.prune_unclaimed();
                 self.notify_if_empty();
@@ -596,7 +716,9 @@ impl Handler<StartDone> for Supervisor {
                     cgroup: started.cgroup,
                     paused: false,
                 },
+                relayed: started.relay.is_some(),
                 relay: started.relay,
+                init_start: started.start_time,
                 args: started.args,
                 console: started.console,
                 ..container
@@ -607,7 +729,7 @@ impl Handler<StartDone> for Supervisor {
         let _ = reply.send(Response::Started(protocol::Started { pid }));
         if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
             self.by_pid.remove(&pid);
-            self.init_exited(key, exit.status, ctx);
+            self.init_exited(key, exit, ctx);
         }
         self.prune_unclaimed();
     }
@@ -617,8 +739,16 @@ impl Handler<ExitMsg> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, ExitMsg(exit): ExitMsg, ctx: &mut Context<Self>) {
-        match self.by_pid.remove(&exit.pid) {
-            Some((key, Member::Init)) => self.init_exited(key, exit.status, ctx),
+        let member = self
+            .by_pid
+            .get(&exit.pid)
+            .filter(|(key, member)| self.is_same_process(key, member, exit.start_time))
+            .cloned();
+        if member.is_some() {
+            self.by_pid.remove(&exit.pid);
+        }
+        match member {
+            Some((key, Member::Init)) => self.init_exited(key, exit, ctx),
             Some((key, Member::Exec(name))) => self.exec_exited(&key, &name, exit),
             None => {
                 if self.oldest_in_flight().is_some() {
@@ -629,6 +759,9 @@ impl Handler<ExitMsg> for Supervisor {
                     self.unclaimed.push(exit);
                 } else {
                     log::debug!("reaped pid {} that is no container's process", exit.pid);
+                    if let Some(seq) = exit.ack {
+                        self.keeper.ack(seq);
+                    }
                 }
             }
         }
@@ -818,6 +951,8 @@ impl Handler<Info> for Supervisor {
             containers: self.containers.len() as u64,
             subscribers: self.journal.subscribers(),
             subscriber_drops: self.journal.drops(),
+            keeper_pid: self.keeper.keeper_pid(),
+            recovered: self.recovered,
         }))
     }
 }
@@ -921,6 +1056,42 @@ impl Handler<CloseSubscriptions> for Supervisor {
     }
 }
 
+impl Handler<HandOver> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: HandOver, _: &mut Context<Self>) {
+        self.handing_over = true;
+    }
+}
+
+impl Handler<Settled> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, _: Settled, _: &mut Context<Self>) -> bool {
+        let busy = |c: &Container| {
+            c.control.is_some()
+                || matches!(
+                    c.phase,
+                    Phase::Starting { .. } | Phase::Checkpointing { .. } | Phase::Stopped { .. }
+                )
+                || c.execs
+                    .values()
+                    .any(|e| matches!(e.phase, ExecPhase::Starting { .. }))
+        };
+        self.pool.busy() == 0 && self.pool.queued() == 0 && !self.containers.values().any(busy)
+    }
+}
+
+impl Handler<Flushed> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Flushed { reply }: Flushed, _: &mut Context<Self>) {
+        self.journal.after_write(move || {
+            let _ = reply.send(());
+        });
+    }
+}
+
 impl Handler<WaitEmpty> for Supervisor {
     type Result = ();
 
@@ -944,12 +1115,7 @@ impl Supervisor {
     /// Checks a start request: names, paths, the id's availability. The bundle's contents are
     /// the worker's to check, off the actor.
     fn admit(&self, req: &StartRequest) -> Result<Admitted, ErrorResponse> {
-        if self.shutdown.is_some() {
-            return Err(ErrorResponse::new(
-                ErrorKind::Unavailable,
-                "ctrd is shutting down",
-            ));
-        }
+        self.accepting()?;
         let key = key(&req.namespace, &req.id)?;
         if self.containers.contains_key(&key) {
             return Err(ErrorResponse::new(
@@ -986,6 +1152,40 @@ impl Supervisor {
             stderr,
             checkpoint,
         })
+    }
+}
+
+impl Supervisor {
+    /// Whether new work may start: not while shutting down, nor while handing over to a new
+    /// daemon.
+    fn accepting(&self) -> Result<(), ErrorResponse> {
+        let why = if self.shutdown.is_some() {
+            "ctrd is shutting down"
+        } else if self.handing_over {
+            "ctrd is restarting (an upgrade); try again in a moment"
+        } else {
+            return Ok(());
+        };
+        Err(ErrorResponse::new(ErrorKind::Unavailable, why))
+    }
+
+    /// Whether an exit with this start time can be the process `member` of `key`: a pid seen
+    /// again with another start time is another process (a stale exit replayed by the keeper).
+    fn is_same_process(&self, key: &Key, member: &Member, start_time: Option<u64>) -> bool {
+        let Some(container) = self.containers.get(key) else {
+            return false;
+        };
+        let known = match member {
+            Member::Init => container.init_start,
+            Member::Exec(name) => container.execs.get(name).and_then(|e| match e.phase {
+                ExecPhase::Running { start_time, .. } => start_time,
+                ExecPhase::Starting { .. } => None,
+            }),
+        };
+        match (known, start_time) {
+            (Some(known), Some(reaped)) => known == reaped,
+            _ => true,
+        }
     }
 }
 

@@ -230,7 +230,7 @@ fn check_readiness(abstract_name: bool) {
     let info = Client::connect(&socket)
         .and_then(|mut c| c.info())
         .unwrap_or_else(|e| panic!("READY=1 arrived but a request failed: {e}"));
-    assert_eq!(info.pid, daemon.child.id());
+    assert_eq!(info.keeper_pid, daemon.child.id());
     assert!(ready.lines().any(|l| l == "READY=1"), "got {ready:?}");
     assert!(
         ready.contains(&format!("STATUS=serving on {}", socket.display())),

@@ -47,6 +47,8 @@ pub enum ExecIo {
 #[derive(Debug)]
 pub struct Execed {
     pub pid: u32,
+    /// Its start time, which tells it from a later process with its pid; `None` if it was gone.
+    pub start_time: Option<u64>,
     /// `None` when the process had already exited and been reaped: its exit is on its way.
     pub pidfd: Option<PidFd>,
     /// The pty master, with a terminal, for resizing it; the relay holds its own handles.
@@ -110,6 +112,7 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
         stdout,
         stderr,
     })?;
+    let start_time = runtime::procstat::start_time(pid).ok();
     let pidfd = match PidFd::open(pid) {
         Ok(fd) => Some(fd),
         Err(e) => {
@@ -142,6 +145,7 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
     };
     Ok(Execed {
         pid,
+        start_time,
         pidfd,
         console,
     })

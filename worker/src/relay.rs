@@ -42,25 +42,43 @@ pub struct RelayInputs {
     pub stderr: File,
 }
 
+/// The read ends of a container's output pipes: what the relay copies from. The keeper holds a
+/// copy of each, so the container's writes never meet a pipe without a reader while the daemon
+/// restarts, and a new daemon takes them back to copy from.
+pub struct RelayPipes {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
 impl Relay {
-    /// Makes the two pipes and has the relay thread copy them into `stdout` and `stderr`. The
-    /// pipes are close-on-exec: only the process they are handed to as stdio gets them.
-    pub fn start(stdout: File, stderr: File) -> io::Result<(Relay, RelayInputs)> {
+    /// Makes the two pipes, close-on-exec: only the process they are handed to as stdio gets
+    /// the write ends.
+    pub fn pipes() -> io::Result<(RelayPipes, RelayInputs)> {
         let (out_read, out_write) = pipe()?;
         let (err_read, err_write) = pipe()?;
-        let (done_tx, done) = bounded::<()>(0);
-        hub()?.register(Registration {
-            streams: vec![
-                (File::from(out_read), stdout),
-                (File::from(err_read), stderr),
-            ],
-            done: done_tx,
-        })?;
+        let pipes = RelayPipes {
+            stdout: out_read,
+            stderr: err_read,
+        };
         let inputs = RelayInputs {
             stdout: File::from(out_write),
             stderr: File::from(err_write),
         };
-        Ok((Relay { done }, inputs))
+        Ok((pipes, inputs))
+    }
+
+    /// Has the relay thread copy the pipes into `stdout` and `stderr` until their writers are
+    /// gone.
+    pub fn copy(pipes: RelayPipes, stdout: File, stderr: File) -> io::Result<Relay> {
+        let (done_tx, done) = bounded::<()>(0);
+        hub()?.register(Registration {
+            streams: vec![
+                (File::from(pipes.stdout), stdout),
+                (File::from(pipes.stderr), stderr),
+            ],
+            done: done_tx,
+        })?;
+        Ok(Relay { done })
     }
 
     /// Waits up to `timeout` for the relay to copy its last bytes; false if it has not.
@@ -318,8 +336,13 @@ mod tests {
     fn copies_both_streams_and_ends_when_the_writers_are_gone() {
         let dir = tempfile::tempdir().unwrap();
         let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-        let (relay, mut inputs) =
-            Relay::start(File::create(&out).unwrap(), File::create(&err).unwrap()).unwrap();
+        let (pipes, mut inputs) = Relay::pipes().unwrap();
+        let relay = Relay::copy(
+            pipes,
+            File::create(&out).unwrap(),
+            File::create(&err).unwrap(),
+        )
+        .unwrap();
         inputs.stdout.write_all(b"hello\n").unwrap();
         inputs.stderr.write_all(b"oops\n").unwrap();
         assert!(!relay.wait(Duration::from_millis(1)), "writers still open");
@@ -334,7 +357,9 @@ mod tests {
     fn a_child_writes_through_the_pipes() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let (relay, inputs) = Relay::start(
+        let (pipes, inputs) = Relay::pipes().unwrap();
+        let relay = Relay::copy(
+            pipes,
             File::create(&out).unwrap(),
             File::create(dir.path().join("err")).unwrap(),
         )

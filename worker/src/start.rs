@@ -8,18 +8,28 @@
 //! client's FIFOs (or a terminal) directly, so its data never passes through the daemon. Its
 //! files are opened without blocking (see [`crate::stdio`]), so a client FIFO nobody reads any
 //! more cannot hold a worker.
+//!
+//! Once runc has started it, the container's record is written (see [`runtime::record`]), so a
+//! daemon that dies from then on leaves what its successor needs to take the container over.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
 
 use crate::console::{self, ConsoleSocket, Winsize};
-use crate::relay::Relay;
+use crate::relay::{Relay, RelayInputs, RelayPipes};
 use crate::stdio::{self, Direction};
 use runtime::{
-    Bundle, Cgroup, CheckpointName, ContainerId, Namespace, PidFd, RestoreSpec, Runc, RuntimeError,
-    StartSpec,
+    Bundle, Cgroup, CheckpointName, ContainerId, ContainerRecord, Namespace, PidFd, ProcessRecord,
+    RestoreSpec, Runc, RuntimeError, StartSpec,
 };
+
+/// Holds a copy of a container's output pipes outside the daemon (the keeper does), so that the
+/// container never writes into a pipe without a reader while the daemon restarts.
+pub trait OutputKeeper: Send + Sync {
+    fn keep(&self, token: &str, pipes: &RelayPipes) -> io::Result<()>;
+}
 
 /// A start as the supervisor hands it to a worker; names are validated, the bundle is not yet.
 #[derive(Debug, Clone)]
@@ -35,11 +45,16 @@ pub struct StartJob {
     pub terminal: Option<Winsize>,
     /// Restore from this checkpoint in the bundle instead of starting afresh.
     pub checkpoint: Option<CheckpointName>,
+    pub labels: BTreeMap<String, String>,
+    /// When the start was accepted (nanoseconds since the epoch): names this life of the id.
+    pub created: u64,
 }
 
 #[derive(Debug)]
 pub struct Started {
     pub pid: u32,
+    /// The init's start time, which tells it from a later process with its pid.
+    pub start_time: Option<u64>,
     /// `None` when the init process had already exited and been reaped: its exit is on its way.
     pub pidfd: Option<PidFd>,
     /// The init's command line, from the bundle, for listings.
@@ -53,7 +68,39 @@ pub struct Started {
     pub relay: Option<Relay>,
 }
 
-pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeError> {
+pub fn start_container(
+    runc: &Runc,
+    job: &StartJob,
+    keeper: &dyn OutputKeeper,
+) -> Result<Started, RuntimeError> {
+    let started = run(runc, job, keeper)?;
+    let record = ContainerRecord {
+        namespace: job.namespace.to_string(),
+        id: job.id.to_string(),
+        bundle: job.bundle.to_string_lossy().into_owned(),
+        labels: job.labels.clone(),
+        stdout: job.stdout.clone(),
+        stderr: job.stderr.clone(),
+        created: job.created,
+        init: ProcessRecord {
+            pid: started.pid,
+            start_time: started.start_time,
+            args: started.args.clone(),
+        },
+        relayed: started.relay.is_some(),
+        execs: BTreeMap::new(),
+    };
+    if let Err(e) = record.write(runc.state_dir()) {
+        log::warn!(
+            "container {}/{}: cannot write its record ({e}): a restarted ctrd will not know it",
+            job.namespace,
+            job.id
+        );
+    }
+    Ok(started)
+}
+
+fn run(runc: &Runc, job: &StartJob, keeper: &dyn OutputKeeper) -> Result<Started, RuntimeError> {
     let bundle = Bundle::open(&job.bundle)?;
     let dir = runc.state_dir().container_dir(&job.namespace, &job.id);
     // A new start with this id replaces the logs of the one before it; a restore continues the
@@ -68,7 +115,7 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
     fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("cannot create", &dir, e))?;
     let pid_file = dir.join("init.pid");
     if let Some(name) = &job.checkpoint {
-        let (relay, inputs) = relay(job)?;
+        let (relay, inputs) = relay(job, keeper)?;
         let pid = runc.restore(RestoreSpec {
             namespace: &job.namespace,
             id: &job.id,
@@ -104,7 +151,7 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
             ))?;
             return Ok(started(runc, job, &bundle, pid, None));
         }
-        let (relay, inputs) = relay(job)?;
+        let (relay, inputs) = relay(job, keeper)?;
         let pid = runc.run_detached(spec(None, inputs.stdout, inputs.stderr))?;
         return Ok(started(runc, job, &bundle, pid, Some(relay)));
     };
@@ -145,13 +192,26 @@ pub fn start_container(runc: &Runc, job: &StartJob) -> Result<Started, RuntimeEr
     }
 }
 
-/// The pipes a detached container writes into, copied into its output files.
-fn relay(job: &StartJob) -> Result<(Relay, crate::relay::RelayInputs), RuntimeError> {
-    Relay::start(
+/// The pipes a detached container writes into, copied into its output files, with a copy of
+/// their read ends at the keeper.
+fn relay(job: &StartJob, keeper: &dyn OutputKeeper) -> Result<(Relay, RelayInputs), RuntimeError> {
+    let err = |e| RuntimeError::io("cannot relay the output to", &job.stdout, e);
+    let (stdout, stderr) = (
         stdio::open_output(&job.stdout)?,
         stdio::open_output(&job.stderr)?,
-    )
-    .map_err(|e| RuntimeError::io("cannot relay the output to", &job.stdout, e))
+    );
+    let (pipes, inputs) = Relay::pipes().map_err(err)?;
+    let token = runtime::record::token(job.namespace.as_str(), job.id.as_str(), job.created);
+    if let Err(e) = keeper.keep(&token, &pipes) {
+        log::warn!(
+            "container {}/{}: the keeper cannot hold its output pipes ({e}): it will stop at \
+             its next write if ctrd restarts",
+            job.namespace,
+            job.id
+        );
+    }
+    let relay = Relay::copy(pipes, stdout, stderr).map_err(err)?;
+    Ok((relay, inputs))
 }
 
 fn started(
@@ -175,6 +235,7 @@ fn started(
         .unwrap_or_default();
     Started {
         pid,
+        start_time: runc.init_start_time(&job.namespace, &job.id),
         pidfd,
         args,
         console: None,

@@ -113,6 +113,9 @@ enum Command {
         message: String,
     },
     CloseSubscriptions,
+    /// Work that must follow the events sent before it onto the disk (forgetting a container's
+    /// record once its exit is written), done on the writer's thread, not the actor's.
+    AfterWrite(Box<dyn FnOnce() + Send>),
 }
 
 /// Counters the writer thread keeps for `ctr info`.
@@ -120,6 +123,22 @@ enum Command {
 struct Stats {
     subscribers: AtomicU64,
     drops: AtomicU64,
+}
+
+/// The last exit the journal held of a process when the daemon started: a restarted daemon
+/// checks it so that it never reports an exit twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastExit {
+    pub pid: u32,
+    /// Nanoseconds since the epoch.
+    pub time: u64,
+}
+
+/// What the journal held when it was opened.
+pub struct Opened {
+    /// The last sequence number (0 if none): numbering continues after it.
+    pub last_seq: u64,
+    pub exits: std::collections::HashMap<ProcessKey, LastExit>,
 }
 
 /// The actor's handle on the journal; dropping the last one ends the writer thread once it has
@@ -131,21 +150,20 @@ pub struct Journal {
 
 impl Journal {
     /// Reads the journal in `dir` (creating it if needed), starts a new segment and the writer
-    /// thread. Returns the handle and the last sequence number the journal holds (0 if none).
-    /// A subscriber with `queue_len` events waiting is dropped as fallen behind.
+    /// thread. A subscriber with `queue_len` events waiting is dropped as fallen behind.
     pub fn open(
         dir: &Path,
         retention: u64,
         queue_len: usize,
-    ) -> Result<(Journal, u64), JournalError> {
+    ) -> Result<(Journal, Opened), JournalError> {
         let stats = Arc::new(Stats::default());
-        let (writer, last_seq) = writer::Writer::open(dir, retention, queue_len, stats.clone())?;
+        let (writer, opened) = writer::Writer::open(dir, retention, queue_len, stats.clone())?;
         let (tx, rx) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || writer.run(rx))
             .map_err(JournalError::Thread)?;
-        Ok((Journal { tx, stats }, last_seq))
+        Ok((Journal { tx, stats }, opened))
     }
 
     pub fn append(&self, event: Event) {
@@ -186,6 +204,11 @@ impl Journal {
     /// Ends every subscription once the events sent before have reached it.
     pub fn close_subscriptions(&self) {
         self.send(Command::CloseSubscriptions);
+    }
+
+    /// Runs `work` on the writer's thread once every event sent before is on disk.
+    pub fn after_write(&self, work: impl FnOnce() + Send + 'static) {
+        self.send(Command::AfterWrite(Box::new(work)));
     }
 
     pub fn subscribers(&self) -> u64 {
@@ -282,20 +305,51 @@ mod tests {
     #[test]
     fn events_survive_a_reopen_and_numbering_continues() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, last) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
-        assert_eq!(last, 0);
+        let (journal, opened) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
+        assert_eq!(opened.last_seq, 0);
         (1..=5).for_each(|seq| journal.append(event(seq)));
         let (_, replay) = subscribe(&journal);
         assert_eq!(replay.upto(), 5);
         drop(journal);
-        let (journal, last) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
-        assert_eq!(last, 5);
+        let (journal, opened) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
+        assert_eq!(opened.last_seq, 5);
+        let exit = event(3);
+        let key = ProcessKey::of(&exit);
+        assert_eq!(
+            opened.exits.get(&key),
+            Some(&LastExit {
+                pid: exit.pid,
+                time: exit.time
+            })
+        );
         let (_, replay) = subscribe(&journal);
         assert_eq!(seqs(&replay, Since::Seq(0)), vec![1, 2, 3, 4, 5]);
         assert_eq!(seqs(&replay, Since::Seq(3)), vec![4, 5]);
         assert_eq!(seqs(&replay, Since::Time(event(4).time)), vec![4, 5]);
         assert_eq!(seqs(&replay, Since::Seq(5)), Vec::<u64>::new());
         assert_eq!(late_wait(&journal, &event(3)), Response::Exited(event(3)));
+    }
+
+    #[test]
+    fn work_after_a_write_sees_the_events_before_it_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
+        (1..=3).for_each(|seq| journal.append(event(seq)));
+        let (done, on_disk) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        journal.after_write(move || {
+            let mut written = Vec::new();
+            for segment in segment_files(&path) {
+                record::read_segment(&segment, |e, _| {
+                    written.push(e.seq);
+                    std::ops::ControlFlow::Continue(())
+                })
+                .unwrap();
+            }
+            done.send(written).unwrap();
+        });
+        journal.append(event(4));
+        assert_eq!(on_disk.recv().unwrap(), vec![1, 2, 3]);
     }
 
     #[test]
@@ -310,8 +364,8 @@ mod tests {
         let file = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
         file.set_len(len - 5).unwrap();
 
-        let (journal, last_seq) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
-        assert_eq!(last_seq, 2, "the torn third record is not counted");
+        let (journal, opened) = Journal::open(dir.path(), 1 << 20, 1024).unwrap();
+        assert_eq!(opened.last_seq, 2, "the torn third record is not counted");
         let mut again = event(3);
         again.id = "after-restart".into();
         journal.append(again.clone());

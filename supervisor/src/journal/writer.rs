@@ -21,7 +21,10 @@ use protocol::{ErrorKind, ErrorResponse, Event, EventKind, Response};
 use tokio::sync::oneshot;
 
 use super::segments::{self, Segment};
-use super::{record, Command, JournalError, Liveness, ProcessKey, Registration, Replay, Stats};
+use super::{
+    record, Command, JournalError, LastExit, Liveness, Opened, ProcessKey, Registration, Replay,
+    Stats,
+};
 use crate::subscribers::Subscribers;
 
 /// The most events one `fdatasync` covers; more wait for the next batch.
@@ -67,7 +70,7 @@ impl Writer {
         retention: u64,
         queue_len: usize,
         stats: Arc<Stats>,
-    ) -> Result<(Writer, u64), JournalError> {
+    ) -> Result<(Writer, Opened), JournalError> {
         std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
             path: dir.to_path_buf(),
             source,
@@ -78,6 +81,7 @@ impl Writer {
         };
         let mut last_seq = 0;
         let mut exits = HashMap::new();
+        let mut last_exits = HashMap::new();
         let mut closed = VecDeque::new();
         for segment in segments::list(dir).map_err(read_err)? {
             let end = record::read_segment(&segment.path, |event, offset| {
@@ -89,6 +93,11 @@ impl Writer {
                         offset,
                     };
                     exits.insert(ProcessKey::of(&event), at);
+                    let last = LastExit {
+                        pid: event.pid,
+                        time: event.time,
+                    };
+                    last_exits.insert(ProcessKey::of(&event), last);
                 }
                 ControlFlow::Continue(())
             })
@@ -138,7 +147,11 @@ impl Writer {
             dir.display(),
             writer.closed.len() + 1
         );
-        Ok((writer, last_seq))
+        let opened = Opened {
+            last_seq,
+            exits: last_exits,
+        };
+        Ok((writer, opened))
     }
 
     /// Runs until every [`super::Journal`] handle is dropped.
@@ -198,6 +211,7 @@ impl Writer {
                 self.subscribers.close_all();
                 self.update_stats();
             }
+            Command::AfterWrite(work) => work(),
         }
     }
 

@@ -154,8 +154,8 @@ impl Handler<CheckpointDone> for Supervisor {
             }
         };
         let _ = reply.send(response);
-        if let Some(status) = exited {
-            self.init_exited(key, status, ctx);
+        if let Some(exit) = exited {
+            self.init_exited(key, exit, ctx);
         }
     }
 }
@@ -236,12 +236,7 @@ impl Handler<DeleteCheckpoint> for Supervisor {
 impl Supervisor {
     /// A checkpoint needs valid names and a running container that nothing else is dumping.
     fn admit_checkpoint(&self, req: &CheckpointRequest) -> Result<CheckpointJob, ErrorResponse> {
-        if self.shutdown.is_some() {
-            return Err(ErrorResponse::new(
-                ErrorKind::Unavailable,
-                "ctrd is shutting down",
-            ));
-        }
+        self.accepting()?;
         let (namespace, id) = key(&req.namespace, &req.id)?;
         let name = CheckpointName::new(&req.name).map_err(invalid)?;
         let (_, container) = self.find(&req.namespace, &req.id)?;

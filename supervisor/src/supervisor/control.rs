@@ -100,7 +100,7 @@ impl Handler<Control> for Supervisor {
             op,
             reply,
         } = msg;
-        let checked = self.find(&namespace, &id).and_then(|(key, container)| {
+        let checked = self.accepting().and_then(|()| self.find(&namespace, &id)).and_then(|(key, container)| {
             if let Some(running) = container.control {
                 return Err(ErrorResponse::new(
                     ErrorKind::FailedPrecondition,

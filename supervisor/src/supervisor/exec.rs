@@ -21,7 +21,7 @@ use worker::{exec_process, ExecIo, ExecJob, Execed, Priority};
 
 use super::{absolute, key, not_found, valid_signal, Member, Supervisor, INIT};
 use crate::container::{self, Container, ExecPhase, Key, Phase};
-use crate::reaper::Exit;
+use crate::keeper::link::Exit;
 
 // ---- messages -------------------------------------------------------------------------------
 
@@ -152,6 +152,7 @@ impl Handler<ExecDone> for Supervisor {
         }
         let phase = ExecPhase::Running {
             pid,
+            start_time: execed.start_time,
             pidfd: execed.pidfd,
             console: execed.console,
         };
@@ -168,6 +169,8 @@ impl Handler<ExecDone> for Supervisor {
         if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
             self.by_pid.remove(&pid);
             self.exec_exited(&key, &name, exit);
+        } else {
+            self.persist(&key);
         }
         self.prune_unclaimed();
     }
@@ -240,19 +243,16 @@ impl Supervisor {
             key,
             name.as_str(),
             exit.pid,
-            Some(exit.status.code()),
+            exit.outcome.code(),
         );
+        self.persist(key);
+        self.acknowledge(exit.ack);
         self.finish(key);
     }
 
     /// Checks an exec request against the container's state and makes it a worker's job.
     fn admit_exec(&self, req: ExecRequest) -> Result<ExecJob, ErrorResponse> {
-        if self.shutdown.is_some() {
-            return Err(ErrorResponse::new(
-                ErrorKind::Unavailable,
-                "ctrd is shutting down",
-            ));
-        }
+        self.accepting()?;
         let key = key(&req.namespace, &req.id)?;
         let name = process_name(&req.process)?;
         if name.as_str() == INIT {

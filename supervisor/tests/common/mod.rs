@@ -15,7 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use protocol::{
-    Client, Event, EventKind, ExecRequest, KillRequest, StartRequest, DEFAULT_NAMESPACE,
+    Client, DaemonInfo, Event, EventKind, ExecRequest, KillRequest, StartRequest,
+    DEFAULT_NAMESPACE,
 };
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -111,8 +112,27 @@ impl Daemon {
         wait_until("ctrd to serve", || Client::connect(&self.socket).ok());
     }
 
+    /// The pid of the process the test started: the keeper.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("ctrd is running").id()
+    }
+
+    pub fn info(&self) -> DaemonInfo {
+        self.client().info().unwrap()
+    }
+
+    /// SIGKILLs the daemon process (not its keeper) and waits until the new daemon the keeper
+    /// starts answers; returns the old daemon's info and the new one's.
+    pub fn kill_daemon_process(&self) -> (DaemonInfo, DaemonInfo) {
+        let old = self.info();
+        signal_pid(old.pid, libc::SIGKILL);
+        let new = wait_until("the keeper's new daemon", || {
+            self.client()
+                .info()
+                .ok()
+                .filter(|info| info.pid != old.pid)
+        });
+        (old, new)
     }
 
     pub fn log(&self) -> String {
@@ -209,11 +229,18 @@ impl Daemon {
         status
     }
 
-    /// Kills the daemon outright, as a crash would.
+    /// Kills the keeper outright, as a crash would, and waits until its daemon, which has no
+    /// keeper to collect exits for it any more, has stopped by itself.
     pub fn kill_daemon(&mut self) {
+        let daemon = self.client().info().ok().map(|info| info.pid);
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(pid) = daemon {
+            wait_until("the keeper's daemon to stop", || {
+                (!process_exists(pid)).then_some(())
+            });
         }
     }
 }
@@ -352,6 +379,19 @@ pub fn raw_connection(socket: &Path, bytes: &[u8]) -> UnixStream {
 
 pub fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Sends `signal` to a process the test does not own (a container's init, a daemon).
+pub fn signal_pid(pid: u32, signal: i32) {
+    // SAFETY: kill(2) takes two integers and touches no memory.
+    let sent = unsafe { libc::kill(pid as i32, signal) };
+    assert_eq!(sent, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+}
+
+/// The state letter of a process in /proc (`Z` for a zombie), if it exists.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// Gives a bundle a memory limit (and the same memory+swap limit, so nothing swaps instead).

@@ -1,0 +1,281 @@
+//! The daemon's end of the socketpair to its keeper.
+//!
+//! At start-up the daemon reads what the keeper replays ([`Handshake`]): the output pipes it
+//! kept for running containers and every exit the daemon has not acknowledged. From then on a
+//! reader thread turns the keeper's messages into [`Incoming`] for the rest of the daemon, and any
+//! thread may tell the keeper something: each message is one datagram, so sends never interleave.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use runtime::ExitStatus;
+use worker::{OutputKeeper, RelayPipes};
+
+use super::wire::{self, ExitRecord, ToDaemon, ToKeeper};
+
+/// How long the keeper gets to replay what it holds.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("{} is {value:?}, not a descriptor number", wire::KEEPER_FD_ENV)]
+    BadFd { value: String },
+    #[error("reading the keeper's replay: {0}")]
+    Io(#[from] io::Error),
+    #[error("the keeper sent no replay within {HANDSHAKE_TIMEOUT:?}")]
+    TimedOut,
+    #[error("the keeper closed the connection during its replay")]
+    Closed,
+    #[error("the keeper's replay began with {0:?}, not a hello")]
+    NoHello(Box<ToDaemon>),
+}
+
+/// A process the keeper reaped (or one that ended where no keeper could reap it).
+#[derive(Debug, Clone, Copy)]
+pub struct Exit {
+    pub pid: u32,
+    /// With the pid, names the process (see [`runtime::procstat`]); `None` if unknown.
+    pub start_time: Option<u64>,
+    pub outcome: Outcome,
+    pub reaped_at: Instant,
+    /// The keeper's number for this exit, acknowledged once the exit is dealt with.
+    pub ack: Option<u64>,
+}
+
+/// How a process ended, as far as anyone can know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Status(ExitStatus),
+    /// Its status went to a process other than the keeper; the reason says why.
+    Unknown(&'static str),
+}
+
+impl Outcome {
+    /// The status as events carry it: none when unknown.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            Outcome::Status(status) => Some(status.code()),
+            Outcome::Unknown(_) => None,
+        }
+    }
+}
+
+impl Exit {
+    fn from_record(record: &ExitRecord) -> Option<Exit> {
+        let status = ExitStatus::from_wait_status(record.status)?;
+        let now_mono = monotonic_ns();
+        let ago = Duration::from_nanos(now_mono.saturating_sub(record.mono_ns));
+        Some(Exit {
+            pid: record.pid,
+            start_time: record.start_time,
+            outcome: Outcome::Status(status),
+            reaped_at: Instant::now().checked_sub(ago).unwrap_or_else(Instant::now),
+            ack: Some(record.seq),
+        })
+    }
+}
+
+/// What the keeper replayed to a new daemon.
+pub struct Handshake {
+    pub keeper_pid: u32,
+    /// Kept output pipes by token.
+    pub outputs: HashMap<String, RelayPipes>,
+    /// Exits not acknowledged by an earlier daemon, oldest first.
+    pub exits: Vec<Exit>,
+}
+
+/// What the keeper tells a running daemon.
+#[derive(Debug)]
+pub enum Incoming {
+    Exit(Exit),
+    /// Exit without touching the containers: a new daemon takes over.
+    Handover,
+    /// The keeper is gone: no exit can be reaped or recorded any more.
+    Gone(String),
+}
+
+pub struct KeeperLink {
+    socket: OwnedFd,
+    keeper_pid: u32,
+}
+
+impl KeeperLink {
+    /// Takes the socket named by [`wire::KEEPER_FD_ENV`] (the variable is then removed, so no
+    /// child inherits it) and reads the keeper's replay; `None` when the variable is not set,
+    /// that is when this process is not a keeper's daemon.
+    pub fn from_env() -> Option<Result<(KeeperLink, Handshake), LinkError>> {
+        let value = std::env::var(wire::KEEPER_FD_ENV).ok()?;
+        std::env::remove_var(wire::KEEPER_FD_ENV);
+        Some(Self::connect(&value))
+    }
+
+    fn connect(value: &str) -> Result<(KeeperLink, Handshake), LinkError> {
+        let fd: i32 = value
+            .parse()
+            .ok()
+            .filter(|fd| *fd > 2)
+            .ok_or_else(|| LinkError::BadFd {
+                value: value.to_string(),
+            })?;
+        // SAFETY: the keeper handed this descriptor to us for this purpose and nothing else in
+        // the process knows of it; it was checked to be a plain number above stdio.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        set_cloexec(&socket)?;
+        let handshake = replay(&socket)?;
+        let link = KeeperLink {
+            socket,
+            keeper_pid: handshake.keeper_pid,
+        };
+        Ok((link, handshake))
+    }
+
+    pub fn keeper_pid(&self) -> u32 {
+        self.keeper_pid
+    }
+
+    /// Reads the keeper's messages on a thread of its own until it goes away.
+    pub fn listen(
+        self: &std::sync::Arc<Self>,
+        on: impl Fn(Incoming) + Send + 'static,
+    ) -> io::Result<()> {
+        let this = self.clone();
+        std::thread::Builder::new()
+            .name("keeper-link".into())
+            .spawn(move || loop {
+                match wire::recv::<ToDaemon>(this.socket.as_fd()) {
+                    Ok(Some((ToDaemon::Exit(record), _))) => match Exit::from_record(&record) {
+                        Some(exit) => on(Incoming::Exit(exit)),
+                        None => this.ack(record.seq),
+                    },
+                    Ok(Some((ToDaemon::Handover, _))) => on(Incoming::Handover),
+                    Ok(Some((other, _))) => {
+                        log::warn!("the keeper sent {other:?} after its replay; ignored");
+                    }
+                    Ok(None) => {
+                        return on(Incoming::Gone(format!(
+                            "the keeper (pid {}) closed its connection",
+                            this.keeper_pid
+                        )))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                        log::warn!("undecodable message from the keeper: {e}");
+                    }
+                    Err(e) => {
+                        return on(Incoming::Gone(format!(
+                            "cannot read from the keeper (pid {}): {e}",
+                            this.keeper_pid
+                        )))
+                    }
+                }
+            })
+            .map(drop)
+    }
+
+    /// Tells the keeper the daemon serves: from now on it restarts a daemon that dies.
+    pub fn ready(&self) {
+        self.tell(&ToKeeper::Ready, &[]);
+    }
+
+    /// The container whose pipes the keeper holds under `token` is gone.
+    pub fn release(&self, token: String) {
+        self.tell(&ToKeeper::Release { token }, &[]);
+    }
+
+    /// The exit the keeper numbered `seq` is dealt with.
+    pub fn ack(&self, seq: u64) {
+        self.tell(&ToKeeper::Ack { seq }, &[]);
+    }
+
+    fn tell(&self, message: &ToKeeper, fds: &[i32]) {
+        if let Err(e) = wire::send(self.socket.as_fd(), message, fds) {
+            log::warn!("cannot tell the keeper {message:?}: {e}");
+        }
+    }
+}
+
+impl OutputKeeper for KeeperLink {
+    fn keep(&self, token: &str, pipes: &RelayPipes) -> io::Result<()> {
+        let message = ToKeeper::Keep {
+            token: token.to_string(),
+        };
+        let fds = [pipes.stdout.as_raw_fd(), pipes.stderr.as_raw_fd()];
+        wire::send(self.socket.as_fd(), &message, &fds)
+    }
+}
+
+/// Reads the keeper's hello, kept outputs and unacknowledged exits, up to its `ReplayDone`.
+fn replay(socket: &OwnedFd) -> Result<Handshake, LinkError> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let next = || -> Result<(ToDaemon, Vec<OwnedFd>), LinkError> {
+        wait_readable(socket, deadline)?;
+        wire::recv::<ToDaemon>(socket.as_fd())?.ok_or(LinkError::Closed)
+    };
+    let keeper_pid = match next()? {
+        (ToDaemon::Hello { keeper_pid }, _) => keeper_pid,
+        (other, _) => return Err(LinkError::NoHello(Box::new(other))),
+    };
+    let mut handshake = Handshake {
+        keeper_pid,
+        outputs: HashMap::new(),
+        exits: Vec::new(),
+    };
+    loop {
+        match next()? {
+            (ToDaemon::ReplayDone, _) => return Ok(handshake),
+            (ToDaemon::Exit(record), _) => match Exit::from_record(&record) {
+                Some(exit) => handshake.exits.push(exit),
+                None => log::warn!("the keeper replayed exit {record:?}, which is no exit"),
+            },
+            (ToDaemon::Outputs { token }, fds) => {
+                let mut fds = fds.into_iter();
+                match (fds.next(), fds.next()) {
+                    (Some(stdout), Some(stderr)) => {
+                        handshake
+                            .outputs
+                            .insert(token, RelayPipes { stdout, stderr });
+                    }
+                    _ => log::warn!("the keeper replayed outputs {token} without their pipes"),
+                }
+            }
+            (other, _) => log::warn!("the keeper sent {other:?} during its replay; ignored"),
+        }
+    }
+}
+
+fn wait_readable(socket: &OwnedFd, deadline: Instant) -> Result<(), LinkError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LinkError::TimedOut);
+        }
+        let timeout = PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => continue,
+            Ok(_) => return Ok(()),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(LinkError::Io(e.into())),
+        }
+    }
+}
+
+fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    Ok(())
+}
+
+/// `CLOCK_MONOTONIC` now, the clock the keeper stamps exits with (and `Instant` reads).
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `now`, which outlives the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}

@@ -1,0 +1,235 @@
+//! Taking over the containers of an earlier daemon, before the actor starts.
+//!
+//! The earlier daemon left a record of each container it ran (see [`runtime::record`]); the
+//! keeper replayed the output pipes it holds and the exits no daemon acknowledged. Each process
+//! a record names is checked by pid *and* start time, through a pidfd opened first so the check
+//! cannot race a recycled pid:
+//! - still running (or a zombie the keeper is about to reap): adopted, its exit to come as usual;
+//! - gone, with its exit among the keeper's: that exit reports it;
+//! - gone, with no exit anywhere: its status is lost (it ended while no keeper ran), reported as
+//!   unknown rather than invented;
+//! - running but no longer the keeper's child (the keeper died and it was re-parented): adopted,
+//!   and watched through its pidfd, since its status will go to another process;
+//! - already reported (its exit is in the journal; the daemon died before removing the record):
+//!   only its record goes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use runtime::{
+    Cgroup, ContainerRecord, PidFd, ProcStat, ProcessName, ProcessRecord, Runc, StateDir,
+};
+use worker::{Relay, RelayPipes};
+
+use crate::journal::{LastExit, ProcessKey};
+use crate::keeper::link::{Exit, Handshake, KeeperLink, Outcome};
+
+/// Why the status of a process that ended while no keeper ran is unknown.
+const ENDED_WITHOUT_KEEPER: &str =
+    "it ended while no keeper was running to collect its status (the keeper had been killed)";
+
+/// A container taken over, with the processes of it that still run.
+pub struct Adopted {
+    pub record: ContainerRecord,
+    /// `None` when the init has exited; its exit is among [`Recovery::exits`].
+    pub init: Option<PidFd>,
+    pub execs: BTreeMap<ProcessName, (ProcessRecord, Option<PidFd>)>,
+    pub cgroup: Option<Cgroup>,
+    pub paused: bool,
+    pub relay: Option<Relay>,
+}
+
+/// What the new daemon's actor starts from.
+pub struct Recovery {
+    pub containers: Vec<Adopted>,
+    /// The keeper's replayed exits, then the unknown exits of processes found gone: handled once
+    /// the containers are in place.
+    pub exits: Vec<Exit>,
+    /// Processes no keeper will reap: their exit is seen through these pidfds.
+    pub orphans: Vec<(PidFd, Option<u64>)>,
+}
+
+pub fn recover(
+    state: &StateDir,
+    runc: &Runc,
+    handshake: Handshake,
+    reported: &HashMap<ProcessKey, LastExit>,
+    keeper: &KeeperLink,
+) -> Recovery {
+    let Handshake {
+        keeper_pid,
+        mut outputs,
+        exits,
+    } = handshake;
+    let (records, unreadable) = runtime::record::load_all(state).unwrap_or_else(|e| {
+        log::error!(
+            "cannot read the container records in {}: {e}; no container is recovered",
+            state.path().display()
+        );
+        Default::default()
+    });
+    for bad in unreadable {
+        log::warn!(
+            "container record {} is unreadable ({}); that container is not recovered",
+            bad.path.display(),
+            bad.reason
+        );
+    }
+    let logged: HashSet<(u32, Option<u64>)> =
+        exits.iter().map(|e| (e.pid, e.start_time)).collect();
+    let mut recovery = Recovery {
+        containers: Vec::new(),
+        exits,
+        orphans: Vec::new(),
+    };
+    let check = |process: &ProcessRecord, recovery: &mut Recovery| -> Option<PidFd> {
+        match running(process) {
+            Some((pidfd, stat)) => {
+                if stat.ppid != keeper_pid {
+                    match pidfd.try_clone() {
+                        Ok(watch) => recovery.orphans.push((watch, process.start_time)),
+                        Err(e) => log::warn!("cannot watch pid {}: {e}", process.pid),
+                    }
+                }
+                Some(pidfd)
+            }
+            None => {
+                if !logged.contains(&(process.pid, process.start_time)) {
+                    recovery.exits.push(Exit {
+                        pid: process.pid,
+                        start_time: process.start_time,
+                        outcome: Outcome::Unknown(ENDED_WITHOUT_KEEPER),
+                        reaped_at: Instant::now(),
+                        ack: None,
+                    });
+                }
+                None
+            }
+        }
+    };
+    for mut record in records {
+        let was_reported = |process: &str, pid: u32| {
+            let key = ProcessKey {
+                namespace: record.namespace.clone(),
+                id: record.id.clone(),
+                process: process.to_string(),
+            };
+            reported
+                .get(&key)
+                .is_some_and(|exit| exit.pid == pid && exit.time >= record.created)
+        };
+        if was_reported(crate::supervisor::INIT, record.init.pid) {
+            log::info!(
+                "container {}/{}: its exit was reported before the restart; forgetting it",
+                record.namespace,
+                record.id
+            );
+            forget(state, keeper, &record, &mut outputs);
+            continue;
+        }
+        let execs_reported: Vec<String> = record
+            .execs
+            .iter()
+            .filter(|(name, exec)| was_reported(name, exec.pid))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in execs_reported {
+            record.execs.remove(&name);
+        }
+        let init = check(&record.init, &mut recovery);
+        let mut execs = BTreeMap::new();
+        for (name, exec) in &record.execs {
+            let Ok(process_name) = ProcessName::new(name) else {
+                log::warn!("container {}: skipping exec {name:?}", record.id);
+                continue;
+            };
+            let pidfd = check(exec, &mut recovery);
+            execs.insert(process_name, (exec.clone(), pidfd));
+        }
+        let cgroup = cgroup_of(runc, &record);
+        let paused = cgroup
+            .as_ref()
+            .and_then(|c| c.freezer_state().ok())
+            .is_some_and(|s| s == "FROZEN" || s == "1");
+        let relay = if record.relayed {
+            outputs
+                .remove(&record.token())
+                .and_then(|pipes| resume_relay(&record, pipes))
+        } else {
+            None
+        };
+        log::info!(
+            "recovered container {}/{} (pid {}, {}{} exec(s))",
+            record.namespace,
+            record.id,
+            record.init.pid,
+            if init.is_some() { "running, " } else { "exited, " },
+            execs.len()
+        );
+        recovery.containers.push(Adopted {
+            record,
+            init,
+            execs,
+            cgroup,
+            paused,
+            relay,
+        });
+    }
+    for token in outputs.into_keys() {
+        keeper.release(token);
+    }
+    recovery
+}
+
+/// A pidfd on the process if it still runs (or waits to be reaped) with the recorded start
+/// time, with what `/proc` says of it; read after the pidfd is open, so the pid cannot have
+/// been recycled in between.
+fn running(process: &ProcessRecord) -> Option<(PidFd, ProcStat)> {
+    let pidfd = PidFd::open(process.pid).ok()?;
+    let stat = ProcStat::of(process.pid).ok()?;
+    match process.start_time {
+        Some(start) if start != stat.start_time => None,
+        _ => Some((pidfd, stat)),
+    }
+}
+
+/// Drops the record of a container whose exit is already in the journal.
+fn forget(
+    state: &StateDir,
+    keeper: &KeeperLink,
+    record: &ContainerRecord,
+    outputs: &mut HashMap<String, RelayPipes>,
+) {
+    if let Err(e) = record.remove(state) {
+        log::warn!("cannot remove the record of {}: {e}", record.id);
+    }
+    if outputs.remove(&record.token()).is_some() {
+        keeper.release(record.token());
+    }
+}
+
+fn cgroup_of(runc: &Runc, record: &ContainerRecord) -> Option<Cgroup> {
+    let ns = runtime::Namespace::new(&record.namespace).ok()?;
+    let id = runtime::ContainerId::new(&record.id).ok()?;
+    Cgroup::from_runc_state(&runc.container_state_dir(&ns, &id)).ok()
+}
+
+/// Copies the kept pipes into the container's files again, from where the old daemon stopped.
+fn resume_relay(record: &ContainerRecord, pipes: RelayPipes) -> Option<Relay> {
+    let open = |path| worker::stdio::open_output(path);
+    let result = open(&record.stdout)
+        .and_then(|out| Ok((out, open(&record.stderr)?)))
+        .map_err(|e| e.to_string())
+        .and_then(|(out, err)| Relay::copy(pipes, out, err).map_err(|e| e.to_string()));
+    match result {
+        Ok(relay) => Some(relay),
+        Err(e) => {
+            log::warn!(
+                "container {}/{}: cannot copy its output again: {e}",
+                record.namespace,
+                record.id
+            );
+            None
+        }
+    }
+}

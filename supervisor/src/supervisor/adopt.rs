@@ -1,0 +1,132 @@
+//! The actor's side of a recovery: the containers [`crate::recovery`] found take their place
+//! in the actor's state, then the exits found with them are handled like any other.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use runtime::{ContainerId, Namespace, PidFd};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::{ExitMsg, Member, Supervisor};
+use crate::container::{Container, Exec, ExecPhase, Phase};
+use crate::keeper::link::{Exit, Outcome};
+use crate::recovery::{Adopted, Recovery};
+
+/// Why the status of a process watched through its pidfd is unknown.
+const REPARENTED: &str = "it was no longer a child of the keeper (an earlier keeper was \
+     killed), so its status went to another process";
+
+impl Supervisor {
+    pub(super) fn adopt(&mut self, recovery: Recovery, ctx: &mut Context<Self>) {
+        let Recovery {
+            containers,
+            exits,
+            orphans,
+        } = recovery;
+        self.recovered = containers.len() as u64;
+        for adopted in containers {
+            self.adopt_container(adopted);
+        }
+        for exit in exits {
+            <Self as Handler<ExitMsg>>::handle(self, ExitMsg(exit), ctx);
+        }
+        for (pidfd, start_time) in orphans {
+            watch_orphan(pidfd, start_time, ctx);
+        }
+        if self.recovered > 0 {
+            log::info!("recovered {} container(s)", self.recovered);
+        }
+    }
+
+    fn adopt_container(&mut self, adopted: Adopted) {
+        let Adopted {
+            record,
+            init,
+            execs,
+            cgroup,
+            paused,
+            relay,
+        } = adopted;
+        let (Ok(namespace), Ok(id)) = (
+            Namespace::new(&record.namespace),
+            ContainerId::new(&record.id),
+        ) else {
+            log::warn!("record of {}/{} names no valid container", record.namespace, record.id);
+            return;
+        };
+        let key = (namespace.clone(), id.clone());
+        if let (Some(oom), Some(cgroup)) = (&self.oom, &cgroup) {
+            oom.watch(key.clone(), cgroup.clone());
+        }
+        let pid = record.init.pid;
+        self.by_pid.insert(pid, (key.clone(), Member::Init));
+        let execs = execs
+            .into_iter()
+            .map(|(name, (exec, pidfd))| {
+                self.by_pid
+                    .insert(exec.pid, (key.clone(), Member::Exec(name.clone())));
+                let phase = ExecPhase::Running {
+                    pid: exec.pid,
+                    start_time: exec.start_time,
+                    pidfd,
+                    console: None,
+                };
+                let args = exec.args;
+                (name, Exec { args, phase })
+            })
+            .collect();
+        let container = Container {
+            namespace,
+            id,
+            bundle: record.bundle,
+            labels: record.labels,
+            stdout: record.stdout,
+            stderr: record.stderr,
+            created: record.created,
+            phase: Phase::Running {
+                pid,
+                pidfd: init,
+                cgroup,
+                paused,
+            },
+            oom_kills: 0,
+            control: None,
+            relay,
+            relayed: record.relayed,
+            init_start: record.init.start_time,
+            args: record.init.args,
+            console: None,
+            execs,
+        };
+        self.containers.insert(key, container);
+    }
+}
+
+/// Reports the process's exit, with an unknown status, once its pidfd says it has ended.
+fn watch_orphan(pidfd: PidFd, start_time: Option<u64>, ctx: &mut Context<Supervisor>) {
+    let pid = pidfd.pid();
+    // SAFETY: the PidFd owns its descriptor, which stays open and the same for as long as
+    // the AsyncFd holds it.
+    let registered = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
+    let watched = match registered {
+        Ok(watched) => watched,
+        Err(e) => {
+            log::warn!("cannot watch pid {pid} for its exit: {e}");
+            return;
+        }
+    };
+    let addr = ctx.address();
+    actix::spawn(async move {
+        if let Err(e) = watched.readable().await {
+            log::warn!("waiting for pid {pid} to exit: {e}");
+        }
+        addr.do_send(ExitMsg(Exit {
+            pid,
+            start_time,
+            outcome: Outcome::Unknown(REPARENTED),
+            reaped_at: Instant::now(),
+            ack: None,
+        }));
+    });
+}

@@ -1,0 +1,380 @@
+//! Restarts and upgrades: the containers outlive the daemon, and every exit is reported once,
+//! with its true status, including one that happened while no daemon ran.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use common::*;
+use protocol::{Event, EventKind, Status, DEFAULT_NAMESPACE};
+
+/// A container whose init exits with 71 + the index of the signal it gets in this list.
+const SIGNALS: [i32; 10] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGWINCH,
+    libc::SIGURG,
+    libc::SIGPWR,
+];
+
+fn trapping_bundle(daemon: &Daemon) -> std::path::PathBuf {
+    let names = [
+        "HUP", "INT", "QUIT", "USR1", "USR2", "ALRM", "TERM", "WINCH", "URG", "PWR",
+    ];
+    let traps: String = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("trap 'exit {}' {name}; ", 71 + i))
+        .collect();
+    let script = format!("{traps}while :; do sleep 1000 & wait; done");
+    daemon.bundle("trapping", &["sh", "-c", &script])
+}
+
+fn running_pids(daemon: &Daemon) -> BTreeMap<String, u32> {
+    daemon
+        .client()
+        .list(DEFAULT_NAMESPACE)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.status == Status::Running)
+        .map(|c| (c.id, c.pid.unwrap()))
+        .collect()
+}
+
+fn events_since(daemon: &Daemon, since: u64) -> Vec<serde_json::Value> {
+    let until = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    let out = daemon.ctr(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until,
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The acceptance test of the issue: 50 containers, the daemon SIGKILLed, 10 exits with
+/// distinct statuses while it is down, and everything accounted for once it is back.
+#[test]
+fn containers_and_exits_survive_a_killed_daemon() {
+    let daemon = Daemon::start();
+    let bundle = trapping_bundle(&daemon);
+    let ids: Vec<String> = (0..50).map(|_| unique_id("survivor")).collect();
+    for id in &ids {
+        daemon.start_container(id, &bundle);
+    }
+    let before = running_pids(&daemon);
+    assert_eq!(before.len(), 50);
+    let last_seq = events_since(&daemon, 0)
+        .last()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .unwrap();
+
+    // The keeper is stopped so that it cannot start a new daemon before the 10 have exited:
+    // they wait as its zombies, and it finds them when it continues.
+    let keeper = daemon.info().keeper_pid;
+    signal_pid(keeper, libc::SIGSTOP);
+    let old = daemon.info();
+    signal_pid(old.pid, libc::SIGKILL);
+    let dying: Vec<(&String, i32)> = ids[..10].iter().zip(SIGNALS).collect();
+    for (id, signal) in &dying {
+        signal_pid(before[*id], *signal);
+    }
+    for (id, _) in &dying {
+        wait_until("a container to exit while no daemon runs", || {
+            (process_state(before[*id]) == Some('Z')).then_some(())
+        });
+    }
+    signal_pid(keeper, libc::SIGCONT);
+    let new = wait_until("the keeper's new daemon", || {
+        daemon.client().info().ok().filter(|i| i.pid != old.pid)
+    });
+    assert_eq!(new.keeper_pid, keeper);
+    assert_eq!(new.recovered, 50);
+
+    // The 40 still run, with the pids they had.
+    wait_until("the 10 exits to be handled", || {
+        (running_pids(&daemon).len() == 40).then_some(())
+    });
+    let after = running_pids(&daemon);
+    let expected: BTreeMap<String, u32> = ids[10..]
+        .iter()
+        .map(|id| (id.clone(), before[id]))
+        .collect();
+    assert_eq!(after, expected);
+
+    // The 10 exits, each once, with its true status.
+    let exits: Vec<serde_json::Value> = events_since(&daemon, last_seq)
+        .into_iter()
+        .filter(|e| e["type"] == "exit")
+        .collect();
+    let statuses: BTreeMap<String, i64> = exits
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["status"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(exits.len(), 10, "{exits:#?}");
+    let want: BTreeMap<String, i64> = (0..10).map(|i| (ids[i].clone(), 71 + i as i64)).collect();
+    assert_eq!(statuses, want);
+
+    // The 40 are controllable and reported as usual.
+    let mut events = daemon.events();
+    for id in &ids[10..] {
+        daemon.kill(id, libc::SIGKILL);
+    }
+    let exits = events.wait_for(40, |e| e.kind == EventKind::Exit);
+    assert!(exits.iter().all(|e| e.status == Some(137)), "{exits:#?}");
+    let reported: BTreeSet<&str> = exits.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(reported.len(), 40);
+    daemon.wait_until_empty("every container gone");
+    assert!(daemon.runc_leftovers().is_empty());
+}
+
+/// A detached container keeps writing while no daemon reads its output: the keeper holds its
+/// pipes, and the new daemon copies them on.
+#[test]
+fn output_goes_on_across_a_restart() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle(
+        "counter",
+        &["sh", "-c", "i=0; while :; do echo line-$i; i=$((i+1)); sleep 0.01; done"],
+    );
+    let id = unique_id("counter");
+    let pid = daemon.start_container(&id, &bundle);
+    wait_for_output(&daemon, &id, "line-5\n");
+    daemon.kill_daemon_process();
+    let log = daemon.state.join("default").join(&id).join("stdout.log");
+    let lines = || std::fs::read_to_string(&log).unwrap().lines().count();
+    let seen = lines();
+    wait_until("the output to go on", || (lines() > seen + 20).then_some(()));
+    assert_eq!(running_pids(&daemon).get(&id), Some(&pid));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let numbers: Vec<u64> = text
+        .lines()
+        .map(|l| l.strip_prefix("line-").unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "a line was lost or repeated"
+    );
+}
+
+/// An exec survives too, and its exit is reported with its name.
+#[test]
+fn an_exec_is_recovered_with_its_container() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("exec-host");
+    daemon.start_container(&id, &bundle);
+    let pid = daemon
+        .client()
+        .exec(exec_request(&id, "worker", &["sh", "-c", "trap 'exit 9' USR1; while :; do sleep 1000 & wait; done"]))
+        .unwrap();
+    daemon.kill_daemon_process();
+    let state = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
+    let worker = state.processes.iter().find(|p| p.name == "worker").unwrap();
+    assert_eq!(worker.pid, Some(pid));
+    let mut events = daemon.events();
+    daemon
+        .client()
+        .kill_process(protocol::KillProcessRequest {
+            namespace: DEFAULT_NAMESPACE.into(),
+            id: id.clone(),
+            process: "worker".into(),
+            signal: libc::SIGUSR1,
+        })
+        .unwrap();
+    let exit = events.wait_for(1, |e| e.kind == EventKind::Exit && e.process == "worker");
+    assert_eq!(exit[0].status, Some(9));
+    daemon.kill(&id, libc::SIGKILL);
+    events.wait_for(1, |e| e.kind == EventKind::Exit && e.id == id && e.process == "init");
+}
+
+/// With the keeper killed too, nothing can collect the containers' statuses: the next ctrd
+/// adopts the ones still running and reports each exit with no status, never an invented one.
+#[test]
+fn a_killed_keeper_loses_statuses_but_not_containers() {
+    let mut daemon = Daemon::start();
+    let bundle = trapping_bundle(&daemon);
+    let ids: Vec<String> = (0..3).map(|_| unique_id("orphan")).collect();
+    let pids: Vec<u32> = ids
+        .iter()
+        .map(|id| daemon.start_container(id, &bundle))
+        .collect();
+    let last_seq = events_since(&daemon, 0)
+        .last()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .unwrap();
+    daemon.kill_daemon();
+    // Exits while nothing of ctrd runs: its status goes to whoever adopted the orphan.
+    signal_pid(pids[0], libc::SIGUSR1);
+    wait_until("the first container to be gone", || {
+        (!process_exists(pids[0])).then_some(())
+    });
+    daemon.spawn(&[]);
+    assert_eq!(daemon.info().recovered, 3);
+    let running = running_pids(&daemon);
+    assert_eq!(
+        running,
+        ids[1..]
+            .iter()
+            .cloned()
+            .zip(pids[1..].iter().copied())
+            .collect()
+    );
+    let mut events = daemon.events();
+    daemon.kill(&ids[1], libc::SIGKILL);
+    signal_pid(pids[2], libc::SIGUSR2);
+    events.wait_for(2, |e| e.kind == EventKind::Exit);
+    let exits: Vec<Event> = events_since(&daemon, last_seq)
+        .into_iter()
+        .filter(|e| e["type"] == "exit")
+        .map(|e| serde_json::from_value(e).unwrap())
+        .collect();
+    assert_eq!(exits.len(), 3, "{exits:#?}");
+    assert!(exits.iter().all(|e| e.status.is_none()), "{exits:#?}");
+    let log = daemon.log();
+    assert!(log.contains("ended while no keeper was running"), "{log}");
+    assert!(log.contains("no longer a child of the keeper"), "{log}");
+    daemon.wait_until_empty("every container gone");
+}
+
+/// A record whose pid now belongs to another process (same pid, another start time) is never
+/// adopted, and that process is never signalled.
+#[test]
+fn a_recycled_pid_is_not_adopted() {
+    let mut daemon = Daemon::start();
+    let stranger = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = stranger.id();
+    let start_time: u64 = {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    daemon.kill_daemon();
+    let id = unique_id("recycled");
+    let record = serde_json::json!({
+        "namespace": "default",
+        "id": id,
+        "bundle": "/nonexistent",
+        "labels": {},
+        "stdout": daemon.state.join("default").join(&id).join("stdout.log"),
+        "stderr": daemon.state.join("default").join(&id).join("stderr.log"),
+        "created": 1,
+        "init": { "pid": pid, "start_time": start_time - 1, "args": ["sleep"] },
+        "relayed": false,
+        "execs": {}
+    });
+    std::fs::create_dir_all(daemon.state.join("default")).unwrap();
+    std::fs::write(
+        daemon.state.join("default").join(format!("{id}@1.json")),
+        record.to_string(),
+    )
+    .unwrap();
+    daemon.spawn(&[]);
+    daemon.wait_until_empty("the stale record to be reported");
+    let exits: Vec<Event> = events_since(&daemon, 0)
+        .into_iter()
+        .filter(|e| e["type"] == "exit" && e["id"] == id.as_str())
+        .map(|e| serde_json::from_value(e).unwrap())
+        .collect();
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0].status, None);
+    assert_eq!(process_state(pid).map(|s| s != 'Z'), Some(true), "the stranger runs on");
+    let mut stranger = stranger;
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+}
+
+/// `ctrd upgrade` with 100 containers: none restarts, no exit is lost, and a subscriber that
+/// reconnects with --since misses nothing.
+#[test]
+fn upgrade_keeps_every_container_and_event() {
+    let daemon = Daemon::start();
+    let bundle = trapping_bundle(&daemon);
+    let ids: Vec<String> = (0..100).map(|_| unique_id("upgrade")).collect();
+    let mut stream = daemon.client().subscribe(DEFAULT_NAMESPACE).unwrap();
+    for id in &ids {
+        daemon.start_container(id, &bundle);
+    }
+    let before = running_pids(&daemon);
+    assert_eq!(before.len(), 100);
+    let old = daemon.info();
+
+    let mut upgrade = Command::new(env!("CARGO_BIN_EXE_ctrd"));
+    upgrade.arg("upgrade").arg("--address").arg(&daemon.socket);
+    let upgrade = std::thread::spawn(move || upgrade.output().unwrap());
+    // Exits during the upgrade: before, during or after the hand-over, each must be reported.
+    for id in &ids[..5] {
+        signal_pid(before[id], libc::SIGUSR1);
+    }
+    let output = upgrade.join().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("ctrd upgraded"), "{said}");
+    let new = daemon.info();
+    assert_ne!(new.pid, old.pid);
+    assert_eq!(new.keeper_pid, old.keeper_pid);
+
+    // The old stream ended; what it delivered, then a new one from where it stopped.
+    let mut seen: Vec<Event> = Vec::new();
+    while let Ok(Some(event)) = stream.next_event() {
+        seen.push(event);
+    }
+    let resume = seen.last().map_or(0, |e| e.seq);
+    let mut again = daemon
+        .client()
+        .subscribe_with(protocol::SubscribeRequest {
+            namespace: DEFAULT_NAMESPACE.into(),
+            since: Some(protocol::Since::Seq(resume)),
+            until: None,
+            filters: Vec::new(),
+        })
+        .unwrap();
+    let exits_of_five = |seen: &[Event]| {
+        seen.iter()
+            .filter(|e| e.kind == EventKind::Exit && ids[..5].contains(&e.id))
+            .count()
+    };
+    while exits_of_five(&seen) < 5 {
+        seen.push(again.next_event().unwrap().expect("an event"));
+    }
+    let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "a gap or a repeat");
+    assert!(seen
+        .iter()
+        .filter(|e| e.kind == EventKind::Exit)
+        .all(|e| e.status == Some(74)));
+
+    let after = running_pids(&daemon);
+    let expected: BTreeMap<String, u32> =
+        ids[5..].iter().map(|id| (id.clone(), before[id])).collect();
+    assert_eq!(after, expected, "a container restarted or vanished");
+    let mut events = daemon.events();
+    for id in &ids[5..] {
+        daemon.kill(id, libc::SIGKILL);
+    }
+    events.wait_for(95, |e| e.kind == EventKind::Exit);
+    daemon.wait_until_empty("every container gone");
+}
