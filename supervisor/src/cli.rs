@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::keeper::RestartPolicy;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ctrd",
@@ -78,6 +80,11 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDRESS/metrics (off unless given).
     #[arg(long, value_name = "ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
+    /// What to do when the daemon process crashes: start a new one (after a delay that grows
+    /// from 100ms to 5s while it keeps crashing), or exit, leaving the containers running.
+    /// Containers and their exit statuses survive either way.
+    #[arg(long, value_enum, default_value = "on-failure")]
+    pub restart: RestartPolicy,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     pub debug: bool,

@@ -10,6 +10,7 @@ mod config;
 mod container;
 mod dump;
 mod journal;
+mod keeper;
 mod metrics;
 mod notify;
 mod oom;
@@ -23,6 +24,7 @@ mod subscribers;
 mod supervisor;
 
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ use worker::{Pool, Priority};
 use crate::access::Access;
 use crate::cli::Args;
 use crate::journal::Journal;
+use crate::keeper::wire::{KEEPER_FD_ENV, LISTEN_FD_ENV};
+use crate::keeper::KeeperSettings;
 use crate::reaper::Reaper;
 use crate::server::Limits;
 use crate::supervisor::{CloseSubscriptions, ExitMsg, Shutdown, Supervisor, WaitEmpty};
@@ -79,6 +83,8 @@ enum DaemonError {
     },
     #[error("event loop: {0}")]
     EventLoop(std::io::Error),
+    #[error("{LISTEN_FD_ENV}={value:?} is not an open socket's descriptor")]
+    ListenFd { value: String },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +101,16 @@ fn main() -> ExitCode {
     };
     let level = if args.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    if std::env::var_os(KEEPER_FD_ENV).is_none() {
+        return match keeper_settings(&args) {
+            Ok(settings) => keeper::run(settings),
+            Err(err) => {
+                log::error!("{err}");
+                eprintln!("ctrd: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -254,6 +270,54 @@ fn run(args: Args) -> Result<(), DaemonError> {
         Ok(())
     });
     result
+}
+
+/// Everything process-wide the keeper needs before it starts: the state dirs, the subreaper bit
+/// and the listening socket (bound here, or inherited from the keeper that re-executed this one).
+fn keeper_settings(args: &Args) -> Result<KeeperSettings, DaemonError> {
+    raise_nofile_limit();
+    nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
+    let state = StateDir::new(&args.state_dir);
+    for dir in [
+        state.path().to_path_buf(),
+        state.runc_base(),
+        state.runc_logs(),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| DaemonError::StateDir { path: dir, source })?;
+    }
+    let listener = match std::env::var(LISTEN_FD_ENV) {
+        Ok(value) => inherited_listener(&value)?,
+        Err(_) => {
+            let socket_path = args
+                .socket
+                .clone()
+                .unwrap_or_else(|| state.path().join("ctrd.sock"));
+            let access = Access::new(args.group.as_deref())?;
+            OwnedFd::from(socket::bind(&socket_path, access.group())?)
+        }
+    };
+    Ok(KeeperSettings {
+        state_dir: state.path().to_path_buf(),
+        listener,
+        restart: args.restart,
+    })
+}
+
+/// The listening socket a re-executing keeper handed over by number.
+fn inherited_listener(value: &str) -> Result<OwnedFd, DaemonError> {
+    let bad = || DaemonError::ListenFd {
+        value: value.to_string(),
+    };
+    let fd: RawFd = value.parse().map_err(|_| bad())?;
+    // Only a descriptor that is open here is taken; CLOEXEC again, so no runc inherits it.
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|_| bad())?;
+    // SAFETY: the descriptor is open and was handed to this process image to own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Containers that runc still holds from an earlier ctrd (one that crashed, say) are not this
