@@ -378,6 +378,8 @@ impl Keeper {
 
     /// What the daemon's exit means: an upgrade, the end, or a crash to recover from.
     fn daemon_exited(&mut self, status: i32) -> Option<ExitCode> {
+        // What it sent before it died is still in the socket: an Ack there saves a replay.
+        self.receive();
         let daemon = self.daemon.take()?;
         let code = exit_code(status);
         match self.phase {
@@ -472,9 +474,16 @@ impl Keeper {
             .args(args)
             .env(KEEPER_FD_ENV, theirs.as_raw_fd().to_string())
             .env(LISTEN_FD_ENV, self.listener.as_raw_fd().to_string());
-        // SAFETY: the closure only calls fcntl, which is async-signal-safe.
+        // SAFETY: the closure only calls sigemptyset, sigprocmask and fcntl, which are
+        // async-signal-safe.
         unsafe {
             command.pre_exec(move || {
+                // The child inherits the keeper's blocked signals; the daemon needs them.
+                let mut none = std::mem::zeroed::<libc::sigset_t>();
+                libc::sigemptyset(&mut none);
+                if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
                 for fd in inherited {
                     if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                         return Err(io::Error::last_os_error());
@@ -532,7 +541,11 @@ impl Keeper {
                         daemon.pid
                     )
                 }
+                // A daemon that exits with messages unread resets the connection.
                 Ok(None) => close(daemon, "closed its end"),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    close(daemon, "closed its end")
+                }
                 Err(e) => close(daemon, &format!("socket failed: {e}")),
             }
         }
@@ -550,6 +563,7 @@ impl Keeper {
                     daemon.outbox.pop_front();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => close(daemon, "closed its end"),
                 Err(e) => close(daemon, &format!("socket failed: {e}")),
             }
         }
@@ -618,7 +632,7 @@ fn handle(
 
 /// Drops the keeper's end of a daemon's socket; its exit still arrives as SIGCHLD.
 fn close(daemon: &mut Daemon, why: &str) {
-    log::warn!(
+    log::info!(
         "ctrd daemon (pid {}) {why}; waiting for it to exit",
         daemon.pid
     );
