@@ -318,7 +318,8 @@ impl Keeper {
     /// SIGHUP: the daemon hands over, then the keeper re-executes itself from the binary on
     /// disk and starts a new daemon.
     fn upgrade(&mut self) -> Option<ExitCode> {
-        if matches!(self.phase, Phase::Upgrading { .. }) {
+        if self.phase != Phase::Running {
+            log::info!("SIGHUP: ignored while the daemon is stopping or handing over");
             return None;
         }
         let Some(daemon) = &mut self.daemon else {
