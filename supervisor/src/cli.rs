@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::keeper::RestartPolicy;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ctrd",
@@ -78,11 +80,12 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDRESS/metrics (off unless given).
     #[arg(long, value_name = "ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
-    /// What the keeper does when the daemon dies: start a new one (after a backoff), which
-    /// takes the containers over, or stop too (the containers keep running; the next `ctrd`
-    /// recovers them).
+    /// What the keeper does when the daemon dies: start a new one (after a delay that grows
+    /// from 100ms to 5s while it keeps dying), which takes the containers over; or exit too,
+    /// leaving the containers running for the next `ctrd` to recover (their exit statuses
+    /// until then are lost).
     #[arg(long, value_enum, default_value = "on-failure")]
-    pub restart: crate::keeper::RestartPolicy,
+    pub restart: RestartPolicy,
     /// Log at debug level (RUST_LOG overrides).
     #[arg(long)]
     pub debug: bool,

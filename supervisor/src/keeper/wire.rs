@@ -50,10 +50,14 @@ pub struct ExitRecord {
 /// what follows is live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToDaemon {
-    Hello { keeper_pid: u32 },
+    Hello {
+        keeper_pid: u32,
+    },
     /// The read ends of a container's stdout and stderr pipes (two descriptors, in that order),
     /// kept since the daemon's `Keep` with this token.
-    Outputs { token: String },
+    Outputs {
+        token: String,
+    },
     Exit(ExitRecord),
     ReplayDone,
     /// Finish what is in flight, end the streams and exit 0 without touching a container:
@@ -123,7 +127,10 @@ pub fn recv<T: DeserializeOwned>(socket: BorrowedFd) -> io::Result<Option<(T, Ve
                     if let ControlMessageOwned::ScmRights(raw) = cmsg {
                         // SAFETY: the kernel installed these descriptors in our table for this
                         // message; nothing else owns them.
-                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                        fds.extend(
+                            raw.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        );
                     }
                 }
                 break (msg.bytes, fds);
@@ -135,9 +142,8 @@ pub fn recv<T: DeserializeOwned>(socket: BorrowedFd) -> io::Result<Option<(T, Ve
     if len == 0 {
         return Ok(None);
     }
-    let (message, _) =
-        bincode::serde::decode_from_slice(&buf[..len], bincode::config::standard())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let (message, _) = bincode::serde::decode_from_slice(&buf[..len], bincode::config::standard())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     Ok(Some((message, fds)))
 }
 
