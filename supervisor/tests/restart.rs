@@ -105,22 +105,14 @@ fn containers_and_exits_survive_a_killed_daemon() {
     assert_eq!(new.keeper_pid, keeper);
     assert_eq!(new.recovered, 50);
 
-    // The 40 still run, with the pids they had.
-    wait_until("the 10 exits to be handled", || {
-        (running_pids(&daemon).len() == 40).then_some(())
-    });
-    let after = running_pids(&daemon);
-    let expected: BTreeMap<String, u32> = ids[10..]
-        .iter()
-        .map(|id| (id.clone(), before[id]))
-        .collect();
-    assert_eq!(after, expected);
-
     // The 10 exits, each once, with its true status.
-    let exits: Vec<serde_json::Value> = events_since(&daemon, last_seq)
-        .into_iter()
-        .filter(|e| e["type"] == "exit")
-        .collect();
+    let exits = wait_until("the 10 exits", || {
+        let exits: Vec<serde_json::Value> = events_since(&daemon, last_seq)
+            .into_iter()
+            .filter(|e| e["type"] == "exit")
+            .collect();
+        (exits.len() >= 10).then_some(exits)
+    });
     let statuses: BTreeMap<String, i64> = exits
         .iter()
         .map(|e| {
@@ -133,6 +125,14 @@ fn containers_and_exits_survive_a_killed_daemon() {
     assert_eq!(exits.len(), 10, "{exits:#?}");
     let want: BTreeMap<String, i64> = (0..10).map(|i| (ids[i].clone(), 71 + i as i64)).collect();
     assert_eq!(statuses, want);
+
+    // The 40 still run, with the pids they had.
+    let after = running_pids(&daemon);
+    let expected: BTreeMap<String, u32> = ids[10..]
+        .iter()
+        .map(|id| (id.clone(), before[id]))
+        .collect();
+    assert_eq!(after, expected);
 
     // The 40 are controllable and reported as usual.
     let mut events = daemon.events();
@@ -243,13 +243,15 @@ fn a_killed_keeper_loses_statuses_but_not_containers() {
     daemon.kill(&ids[1], libc::SIGKILL);
     signal_pid(pids[2], libc::SIGUSR2);
     events.wait_for(2, |e| e.kind == EventKind::Exit);
-    let exits: Vec<Event> = events_since(&daemon, last_seq)
-        .into_iter()
-        .filter(|e| e["type"] == "exit")
-        .map(|e| serde_json::from_value(e).unwrap())
-        .collect();
+    let exits = wait_until("the three exits", || {
+        let exits: Vec<serde_json::Value> = events_since(&daemon, last_seq)
+            .into_iter()
+            .filter(|e| e["type"] == "exit")
+            .collect();
+        (exits.len() >= 3).then_some(exits)
+    });
     assert_eq!(exits.len(), 3, "{exits:#?}");
-    assert!(exits.iter().all(|e| e.status.is_none()), "{exits:#?}");
+    assert!(exits.iter().all(|e| e["status"].is_null()), "{exits:#?}");
     let log = daemon.log();
     assert!(log.contains("ended while no keeper was running"), "{log}");
     assert!(log.contains("no longer a child of the keeper"), "{log}");
@@ -294,13 +296,15 @@ fn a_recycled_pid_is_not_adopted() {
     .unwrap();
     daemon.spawn(&[]);
     daemon.wait_until_empty("the stale record to be reported");
-    let exits: Vec<Event> = events_since(&daemon, 0)
-        .into_iter()
-        .filter(|e| e["type"] == "exit" && e["id"] == id.as_str())
-        .map(|e| serde_json::from_value(e).unwrap())
-        .collect();
+    let exits = wait_until("the stale record's exit", || {
+        let exits: Vec<serde_json::Value> = events_since(&daemon, 0)
+            .into_iter()
+            .filter(|e| e["type"] == "exit" && e["id"] == id.as_str())
+            .collect();
+        (!exits.is_empty()).then_some(exits)
+    });
     assert_eq!(exits.len(), 1);
-    assert_eq!(exits[0].status, None);
+    assert!(exits[0]["status"].is_null());
     assert_eq!(process_state(pid).map(|s| s != 'Z'), Some(true), "the stranger runs on");
     let mut stranger = stranger;
     stranger.kill().unwrap();
