@@ -203,7 +203,16 @@ fn inherited_listener() -> Result<Option<UnixListener>, DaemonError> {
 }
 
 /// Runs as the daemon, the keeper's child.
-fn run(args: Args, link: KeeperLink, handshake: keeper::link::Handshake) -> Result<ExitCode, DaemonError> {
+fn run(
+    args: Args,
+    link: KeeperLink,
+    handshake: keeper::link::Handshake,
+) -> Result<ExitCode, DaemonError> {
+    // Started as /proc/self/exe, the daemon would be called `exe` in ps and top; threads
+    // created from here on inherit the name unless they are given one.
+    if let Err(e) = nix::sys::prctl::set_name(c"ctrd") {
+        log::warn!("cannot name the daemon's process: {e}");
+    }
     let notifier = notify::Notifier::from_env().unwrap_or_else(|e| {
         log::warn!("{e}");
         None
@@ -237,9 +246,11 @@ fn run(args: Args, link: KeeperLink, handshake: keeper::link::Handshake) -> Resu
             .with_criu(&criu),
     );
     let pool = Arc::new(
-        Pool::new(usize::from(args.concurrency), runc.clone()).map_err(|source| DaemonError::Thread {
-            what: "the worker pool",
-            source,
+        Pool::new(usize::from(args.concurrency), runc.clone()).map_err(|source| {
+            DaemonError::Thread {
+                what: "the worker pool",
+                source,
+            }
         })?,
     );
     // Every thread created from here on (the event loop is this one; the actor's, the keeper's

@@ -75,8 +75,7 @@ pub fn recover(
             bad.reason
         );
     }
-    let logged: HashSet<(u32, Option<u64>)> =
-        exits.iter().map(|e| (e.pid, e.start_time)).collect();
+    let logged: HashSet<(u32, Option<u64>)> = exits.iter().map(|e| (e.pid, e.start_time)).collect();
     let mut recovery = Recovery {
         containers: Vec::new(),
         exits,
@@ -163,7 +162,11 @@ pub fn recover(
             record.namespace,
             record.id,
             record.init.pid,
-            if init.is_some() { "running, " } else { "exited, " },
+            if init.is_some() {
+                "running, "
+            } else {
+                "exited, "
+            },
             execs.len()
         );
         recovery.containers.push(Adopted {

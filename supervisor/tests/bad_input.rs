@@ -63,7 +63,7 @@ fn invalid_ids_are_refused_before_touching_a_path() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     entries.sort();
-    assert_eq!(entries, ["events", "runc", "runc-logs"]);
+    assert_eq!(entries, ["events", "keeper-exits.log", "runc", "runc-logs"]);
     assert!(!daemon.dir.path().join("x").exists());
 }
 

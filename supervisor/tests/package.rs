@@ -136,7 +136,7 @@ fn the_package_holds_the_service_and_installs_a_ctrd_that_starts() {
         .args(["info", "--format", "json"])));
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(
-        info["pid"],
+        info["keeper_pid"],
         daemon.0.id(),
         "the installed ctr reached the installed ctrd: {info}"
     );

@@ -37,10 +37,10 @@ fn server_threads_are_boosted_and_containers_are_not() {
     let pid = daemon.start_container(&id, &bundle);
     let ours = nice_of("/proc/self/stat").unwrap();
 
-    let nices = thread_nices(daemon.pid());
+    let nices = thread_nices(daemon.info().pid);
     for (name, expected) in [
         ("ctrd", -7),
-        ("reaper", -7),
+        ("keeper-link", -7),
         ("exits", -7),
         ("actix-rt|system", -7),
         ("worker-", ours),

@@ -135,5 +135,5 @@ fn a_silent_connection_does_not_stop_the_daemon() {
     client.info().unwrap();
     drop(silent);
     let info = client.info().unwrap();
-    assert_eq!(info.pid, daemon.pid());
+    assert_eq!(info.keeper_pid, daemon.pid());
 }

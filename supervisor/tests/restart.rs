@@ -58,7 +58,11 @@ fn events_since(daemon: &Daemon, since: u64) -> Vec<serde_json::Value> {
         "--format",
         "json",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -154,7 +158,11 @@ fn output_goes_on_across_a_restart() {
     let daemon = Daemon::start();
     let bundle = daemon.bundle(
         "counter",
-        &["sh", "-c", "i=0; while :; do echo line-$i; i=$((i+1)); sleep 0.01; done"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while :; do echo line-$i; i=$((i+1)); sleep 0.01; done",
+        ],
     );
     let id = unique_id("counter");
     let pid = daemon.start_container(&id, &bundle);
@@ -163,7 +171,9 @@ fn output_goes_on_across_a_restart() {
     let log = daemon.state.join("default").join(&id).join("stdout.log");
     let lines = || std::fs::read_to_string(&log).unwrap().lines().count();
     let seen = lines();
-    wait_until("the output to go on", || (lines() > seen + 20).then_some(()));
+    wait_until("the output to go on", || {
+        (lines() > seen + 20).then_some(())
+    });
     assert_eq!(running_pids(&daemon).get(&id), Some(&pid));
     let text = std::fs::read_to_string(&log).unwrap();
     let numbers: Vec<u64> = text
@@ -185,7 +195,15 @@ fn an_exec_is_recovered_with_its_container() {
     daemon.start_container(&id, &bundle);
     let pid = daemon
         .client()
-        .exec(exec_request(&id, "worker", &["sh", "-c", "trap 'exit 9' USR1; while :; do sleep 1000 & wait; done"]))
+        .exec(exec_request(
+            &id,
+            "worker",
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 9' USR1; while :; do sleep 1000 & wait; done",
+            ],
+        ))
         .unwrap();
     daemon.kill_daemon_process();
     let state = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
@@ -204,7 +222,9 @@ fn an_exec_is_recovered_with_its_container() {
     let exit = events.wait_for(1, |e| e.kind == EventKind::Exit && e.process == "worker");
     assert_eq!(exit[0].status, Some(9));
     daemon.kill(&id, libc::SIGKILL);
-    events.wait_for(1, |e| e.kind == EventKind::Exit && e.id == id && e.process == "init");
+    events.wait_for(1, |e| {
+        e.kind == EventKind::Exit && e.id == id && e.process == "init"
+    });
 }
 
 /// With the keeper killed too, nothing can collect the containers' statuses: the next ctrd
@@ -305,7 +325,11 @@ fn a_recycled_pid_is_not_adopted() {
     });
     assert_eq!(exits.len(), 1);
     assert!(exits[0]["status"].is_null());
-    assert_eq!(process_state(pid).map(|s| s != 'Z'), Some(true), "the stranger runs on");
+    assert_eq!(
+        process_state(pid).map(|s| s != 'Z'),
+        Some(true),
+        "the stranger runs on"
+    );
     let mut stranger = stranger;
     stranger.kill().unwrap();
     stranger.wait().unwrap();
@@ -334,7 +358,11 @@ fn upgrade_keeps_every_container_and_event() {
         signal_pid(before[id], libc::SIGUSR1);
     }
     let output = upgrade.join().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(said.contains("ctrd upgraded"), "{said}");
     let new = daemon.info();
@@ -365,7 +393,11 @@ fn upgrade_keeps_every_container_and_event() {
         seen.push(again.next_event().unwrap().expect("an event"));
     }
     let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "a gap or a repeat");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "a gap or a repeat"
+    );
     assert!(seen
         .iter()
         .filter(|e| e.kind == EventKind::Exit)

@@ -95,7 +95,10 @@ fn a_second_daemon_on_a_live_socket_is_refused_and_a_stale_socket_is_replaced() 
     // The container the killed ctrd started is this one's now.
     let listed = daemon.client().list(DEFAULT_NAMESPACE).unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].id.as_str(), listed[0].pid), (orphan.as_str(), Some(pid)));
+    assert_eq!(
+        (listed[0].id.as_str(), listed[0].pid),
+        (orphan.as_str(), Some(pid))
+    );
 }
 
 #[test]

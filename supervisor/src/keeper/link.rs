@@ -251,8 +251,8 @@ fn wait_readable(socket: &OwnedFd, deadline: Instant) -> Result<(), LinkError> {
         if left.is_zero() {
             return Err(LinkError::TimedOut);
         }
-        let timeout = PollTimeout::try_from(left.as_millis().min(60_000) as i32)
-            .unwrap_or(PollTimeout::MAX);
+        let timeout =
+            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, timeout) {
             Ok(0) => continue,

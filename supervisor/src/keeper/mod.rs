@@ -160,6 +160,7 @@ impl Keeper {
             Signal::SIGTERM,
             Signal::SIGINT,
             Signal::SIGHUP,
+            Signal::SIGUSR1,
         ] {
             mask.add(signal);
         }
@@ -293,6 +294,7 @@ impl Keeper {
                 Ok(Signal::SIGCHLD) => self.reap(),
                 Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) => self.stop(signal),
                 Ok(Signal::SIGHUP) => self.upgrade(),
+                Ok(Signal::SIGUSR1) => self.pass_on_dump_request(),
                 _ => None,
             };
             if code.is_some() {
@@ -313,6 +315,16 @@ impl Keeper {
         );
         signal_daemon(daemon.pid, signal);
         self.phase = Phase::Stopping;
+        None
+    }
+
+    /// SIGUSR1 asks for the daemon's state dump (in its log); an operator sends it to the pid
+    /// systemd knows, which is the keeper's.
+    fn pass_on_dump_request(&mut self) -> Option<ExitCode> {
+        match &self.daemon {
+            Some(daemon) => signal_daemon(daemon.pid, Signal::SIGUSR1),
+            None => log::info!("SIGUSR1: no daemon is running to dump its state"),
+        }
         None
     }
 

@@ -52,7 +52,11 @@ impl Supervisor {
             Namespace::new(&record.namespace),
             ContainerId::new(&record.id),
         ) else {
-            log::warn!("record of {}/{} names no valid container", record.namespace, record.id);
+            log::warn!(
+                "record of {}/{} names no valid container",
+                record.namespace,
+                record.id
+            );
             return;
         };
         let key = (namespace.clone(), id.clone());

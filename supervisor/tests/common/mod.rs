@@ -15,8 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use protocol::{
-    Client, DaemonInfo, Event, EventKind, ExecRequest, KillRequest, StartRequest,
-    DEFAULT_NAMESPACE,
+    Client, DaemonInfo, Event, EventKind, ExecRequest, KillRequest, StartRequest, DEFAULT_NAMESPACE,
 };
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -127,10 +126,7 @@ impl Daemon {
         let old = self.info();
         signal_pid(old.pid, libc::SIGKILL);
         let new = wait_until("the keeper's new daemon", || {
-            self.client()
-                .info()
-                .ok()
-                .filter(|info| info.pid != old.pid)
+            self.client().info().ok().filter(|info| info.pid != old.pid)
         });
         (old, new)
     }
@@ -385,7 +381,12 @@ pub fn process_exists(pid: u32) -> bool {
 pub fn signal_pid(pid: u32, signal: i32) {
     // SAFETY: kill(2) takes two integers and touches no memory.
     let sent = unsafe { libc::kill(pid as i32, signal) };
-    assert_eq!(sent, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+    assert_eq!(
+        sent,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// The state letter of a process in /proc (`Z` for a zombie), if it exists.
