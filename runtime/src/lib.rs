@@ -3,8 +3,8 @@
 //! - [`id`]: container ids and namespaces, validated with runc's own rule before they touch a path;
 //! - [`bundle`]: a validated bundle directory;
 //! - [`layout`]: where the daemon keeps things under its state dir;
-//! - [`runner`]: the seam through which runc processes are spawned and waited on, so a subreaper
-//!   elsewhere in the process never steals their exit status;
+//! - [`runner`]: the seam through which runc processes are spawned and waited on, each in its own
+//!   process group, killed whole at a deadline;
 //! - [`runc`]: run, kill, delete, list, pause, resume and update, with runc's own error messages;
 //! - [`resources`]: a checked change of a container's limits for `runc update`;
 //! - [`pidfd`]: signals that can never hit a recycled pid;

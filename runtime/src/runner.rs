@@ -1,8 +1,8 @@
-//! The seam through which runc processes are spawned and waited on.
+//! The seam through which runc processes are spawned and waited on: each in a process group of
+//! its own, killed whole at a deadline.
 //!
-//! In a daemon that is a child subreaper, a reaper thread calls `waitpid(-1)` and would steal the
-//! status of a runc process from the worker that spawned it. Such a daemon passes a runner that
-//! registers each child with its reaper; anything else uses [`DirectRunner`].
+//! The process that spawns runc must be the only one to reap it. ctrd's daemon is: it is not a
+//! subreaper (its keeper is) and nothing in it calls `waitpid(-1)`, so it uses [`DirectRunner`].
 
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};

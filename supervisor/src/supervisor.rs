@@ -1,7 +1,7 @@
 //! The supervisor actor: the one owner of all container state.
 //!
 //! Every handler runs in microseconds. runc calls go to the worker [`Pool`] and come back as
-//! messages ([`StartDone`], [`Deleted`]); exits come from the reaper as [`Exit`]. Events are
+//! messages ([`StartDone`], [`Deleted`]); exits come from the keeper as [`Exit`]. Events are
 //! emitted here, in the order the actor decides them: a container's `start-container` always
 //! precedes its `exit`, and its `exit` is emitted only once runc has deleted it, so an id is free
 //! for reuse the moment a client sees the exit. A container's `oom` events precede its `exit`:
@@ -9,7 +9,7 @@
 //! here and handed to the [`Journal`], whose own thread writes it to disk and then delivers it to
 //! subscribers.
 //!
-//! Exec processes (the [`exec`] submodule) are tracked here too: their exits come from the reaper
+//! Exec processes (the [`exec`] submodule) are tracked here too: their exits come from the keeper
 //! like the init's and are reported with their name, each before the init's own. Checkpoints,
 //! and listing and deleting them, are handled in [`checkpoints`]; pause, resume, update, stats
 //! and OOM reports in [`control`].

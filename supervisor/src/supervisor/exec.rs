@@ -1,7 +1,7 @@
 //! Exec processes, as the supervisor actor owns them: admitting an exec, taking its result back
 //! from the worker, its exit, signalling and resizing one, and where a container's logs are.
 //!
-//! An exec's exit is found like the init's: the reaper's `Exit` for its pid, through `by_pid`.
+//! An exec's exit is found like the init's: the keeper's `Exit` for its pid, through `by_pid`.
 //! An exec that exits before `runc exec` returns is held among the unclaimed exits (while any
 //! start or exec is in flight) and claimed by pid when its result arrives, so it is reported once.
 
