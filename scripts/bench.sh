@@ -129,7 +129,10 @@ for _ in $(seq 20); do
     listed=$(ctr containers list | tail -n +2 | wc -l)
     list_us+=("$(( ($(now_ns) - t0) / 1000 ))")
 done
-rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$ctrd_pid/status")
+# $ctrd_pid is the keeper; the daemon is its child, named by `ctr info`.
+daemon_pid=$(ctr info --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$daemon_pid/status")
+keeper_rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$ctrd_pid/status")
 kill_us=()
 for n in $(seq "$((count < 10 ? count : 10))"); do
     t0=$(now_ns)
@@ -142,11 +145,12 @@ for _ in $(seq 600); do
     [[ $(ctr containers list --format json) == '[]' ]] && break
     sleep 0.1
 done
-python3 - "$work" "$rounds" "$listed" "$rss_kib" "${kill_us[*]}" "${list_us[@]}" <<'EOF' | tee "$work/summary.txt"
+python3 - "$work" "$rounds" "$listed" "$rss_kib" "$keeper_rss_kib" "${kill_us[*]}" "${list_us[@]}" <<'EOF' | tee "$work/summary.txt"
 import json, statistics, sys
-work, rounds, listed, rss_kib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-kill_us = sorted(int(v) for v in sys.argv[5].split())
-list_us = sorted(int(v) for v in sys.argv[6:])
+work, rounds, listed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rss_kib, keeper_rss_kib = int(sys.argv[4]), int(sys.argv[5])
+kill_us = sorted(int(v) for v in sys.argv[6].split())
+list_us = sorted(int(v) for v in sys.argv[7:])
 load = lambda name: json.load(open(f"{work}/{name}.json"))
 ctrd = [load(f"ctrd-{n}") for n in range(1, rounds + 1)]
 runc = [load(f"runc-{n}") for n in range(1, rounds + 1)]
@@ -172,7 +176,8 @@ print(f"kill round trip p50/p99 (ms) {d(lambda x: x['kill']['median_ms']):.2f} /
 probe = load("probe")
 print(f"probe at concurrency {probe['concurrency']}: p50 {probe['probe']['median_ms']:.2f}ms p99 {probe['probe']['p99_ms']:.2f}ms max {probe['probe']['max_ms']:.2f}ms; start {probe['start']['rate']:.1f}/s")
 print(f"CLI, {listed} running: `ctr containers list` median {statistics.median(list_us) / 1000:.2f}ms max {list_us[-1] / 1000:.2f}ms; "
-      f"`ctr containers kill` median {statistics.median(kill_us) / 1000:.2f}ms max {kill_us[-1] / 1000:.2f}ms; ctrd RSS {rss_kib / 1024:.1f} MiB")
+      f"`ctr containers kill` median {statistics.median(kill_us) / 1000:.2f}ms max {kill_us[-1] / 1000:.2f}ms; "
+      f"ctrd RSS {rss_kib / 1024:.1f} MiB, its keeper's {keeper_rss_kib / 1024:.1f} MiB")
 print(f"start p99 ratio ctrd/runc: {med(ctrd, rows[2][1]) / med(runc, rows[2][1]):.2f}")
 print(f"throughput ratio ctrd/runc: {med(ctrd, rows[0][1]) / med(runc, rows[0][1]):.2f}")
 EOF

@@ -12,21 +12,21 @@
 //! daemon's socket, so nothing in it can stall on a lock or on the daemon.
 
 mod exitlog;
+mod handoff;
 pub mod link;
+mod reap;
 pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::{CString, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -34,13 +34,12 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
 
 use self::exitlog::{ExitLog, Reaped};
+use self::handoff::{exec, outputs_lines, set_cloexec, take_outputs, OUTPUTS_FILE};
+use self::reap::{clock_ns, describe, exit_code, next_zombie, reap_pid};
 use self::wire::{ToDaemon, ToKeeper, KEEPER_FD_ENV, LISTEN_FD_ENV};
 
 /// The exit log's name in the state dir.
 const EXIT_LOG: &str = "keeper-exits.log";
-
-/// Where a keeper that re-executes itself leaves the numbers of the output descriptors it holds.
-const OUTPUTS_FILE: &str = "keeper-outputs";
 
 /// How long a daemon gets to hand over on SIGHUP before it is killed.
 const HANDOVER_WAIT: Duration = Duration::from_secs(60);
@@ -654,191 +653,10 @@ fn close(daemon: &mut Daemon, why: &str) {
     daemon.outbox.clear();
 }
 
-/// The pid of a child that has exited, left unreaped so its `/proc` entry can still be read.
-fn next_zombie() -> Option<u32> {
-    loop {
-        // SAFETY: zeroed is a valid siginfo_t; waitid writes only into it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` lives across the call.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_ALL,
-                0,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if r < 0 {
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::ECHILD) => return None,
-                _ => {
-                    log::error!("keeper: waitid: {err}");
-                    return None;
-                }
-            }
-        }
-        // SAFETY: waitid filled in a SIGCHLD siginfo (or left the pid 0: no zombie).
-        let pid = unsafe { info.si_pid() };
-        return u32::try_from(pid).ok().filter(|&pid| pid > 0);
-    }
-}
-
-/// Reaps the zombie `pid`; its raw wait status.
-fn reap_pid(pid: u32) -> Option<i32> {
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes only to `status`, which lives across the call.
-        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-        if r == pid as libc::pid_t {
-            return Some(status);
-        }
-        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        log::error!(
-            "keeper: cannot reap pid {pid}: {}",
-            if r < 0 {
-                io::Error::last_os_error().to_string()
-            } else {
-                "not exited".to_string()
-            }
-        );
-        return None;
-    }
-}
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes only into `ts`.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// The process exit code a keeper passes on for a daemon's status: its own, or 1 if a signal
-/// killed it.
-fn exit_code(status: i32) -> u8 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status) as u8
-    } else {
-        1
-    }
-}
-
-/// A wait status in words, for the log.
-fn describe(status: i32) -> String {
-    match runtime::ExitStatus::from_wait_status(status) {
-        Some(runtime::ExitStatus::Exited(code)) => format!("exit code {code}"),
-        Some(runtime::ExitStatus::Signaled(signal)) => match Signal::try_from(signal) {
-            Ok(name) => format!("killed by {name}"),
-            Err(_) => format!("killed by signal {signal}"),
-        },
-        None => format!("wait status {status:#x}"),
-    }
-}
-
 fn signal_daemon(pid: u32, signal: Signal) {
     if let Err(e) = kill(Pid::from_raw(pid as i32), signal) {
         log::warn!("cannot send {signal} to the ctrd daemon (pid {pid}): {e}");
     }
-}
-
-fn set_cloexec(fds: &[RawFd], on: bool) -> io::Result<()> {
-    let flags = if on {
-        FdFlag::FD_CLOEXEC
-    } else {
-        FdFlag::empty()
-    };
-    for &fd in fds {
-        fcntl(fd, FcntlArg::F_SETFD(flags))?;
-    }
-    Ok(())
-}
-
-/// `execve`s `exe` with this process's argv and environment, plus the listener's number.
-/// Returns only on failure.
-fn exec(exe: &Path, listener: RawFd) -> io::Result<std::convert::Infallible> {
-    let cstring = |s: OsString| CString::new(s.into_vec()).map_err(io::Error::other);
-    let path = cstring(exe.as_os_str().to_owned())?;
-    let argv = std::env::args_os()
-        .map(cstring)
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut env = std::env::vars_os()
-        .filter(|(key, _)| key != LISTEN_FD_ENV)
-        .map(|(key, value)| {
-            let mut pair = key;
-            pair.push("=");
-            pair.push(value);
-            cstring(pair)
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    env.push(cstring(format!("{LISTEN_FD_ENV}={listener}").into())?);
-    Ok(nix::unistd::execve(&path, &argv, &env)?)
-}
-
-/// The outputs hand-off file: one `<fd_out> <fd_err> <token>` line per kept output.
-fn outputs_lines(outputs: &HashMap<String, [OwnedFd; 2]>) -> String {
-    outputs
-        .iter()
-        .map(|(token, [out, err])| format!("{} {} {token}\n", out.as_raw_fd(), err.as_raw_fd()))
-        .collect()
-}
-
-/// Reads and removes the outputs hand-off file a keeper left before it re-executed this one,
-/// and takes over the descriptors it names.
-fn take_outputs(path: &Path) -> HashMap<String, [OwnedFd; 2]> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return HashMap::new(),
-        Err(e) => {
-            log::error!("cannot read {}: {e}", path.display());
-            return HashMap::new();
-        }
-    };
-    if let Err(e) = fs::remove_file(path) {
-        log::warn!("cannot remove {}: {e}", path.display());
-    }
-    let outputs = parse_outputs(&text)
-        .into_iter()
-        .filter_map(|(token, fds)| {
-            // Only a descriptor that is open here can be taken; CLOEXEC again, so no daemon
-            // or container inherits it.
-            match set_cloexec(&fds, true) {
-                // SAFETY: the previous keeper held these descriptors and handed them to this
-                // process image through exec; nothing else here owns them.
-                Ok(()) => Some((token, fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }))),
-                Err(e) => {
-                    log::error!("cannot take over the outputs of {token} ({fds:?}): {e}");
-                    None
-                }
-            }
-        })
-        .collect();
-    outputs
-}
-
-/// The hand-off file's lines; a malformed line is logged and skipped.
-fn parse_outputs(text: &str) -> Vec<(String, [RawFd; 2])> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, ' ');
-            let mut fd = || fields.next()?.parse::<RawFd>().ok().filter(|&fd| fd > 2);
-            let parsed = (fd(), fd(), fields.next().filter(|t| !t.is_empty()));
-            match parsed {
-                (Some(out), Some(err), Some(token)) if out != err => {
-                    Some((token.to_string(), [out, err]))
-                }
-                _ => {
-                    log::error!("keeper: ignoring a malformed outputs line {line:?}");
-                    None
-                }
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -866,52 +684,5 @@ mod tests {
         );
         assert_eq!(backoff.after_crash(STABLE_RUN), MIN_BACKOFF);
         assert_eq!(backoff.after_crash(short), ms(200));
-    }
-
-    #[test]
-    fn outputs_survive_the_hand_off_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(OUTPUTS_FILE);
-        let (out_read, out_write) = nix::unistd::pipe().unwrap();
-        let (err_read, _err_write) = nix::unistd::pipe().unwrap();
-        let token = "default/web/1700000000000000000".to_string();
-        let outputs = HashMap::from([(token.clone(), [out_read, err_read])]);
-        fs::write(&path, outputs_lines(&outputs)).unwrap();
-        // What exec would do: the descriptors stay open under the same numbers.
-        let raw: Vec<RawFd> = outputs
-            .values()
-            .flatten()
-            .map(|fd| fd.as_raw_fd())
-            .collect();
-        std::mem::forget(outputs);
-
-        let taken = take_outputs(&path);
-        assert!(!path.exists());
-        let [out, err] = &taken[&token];
-        assert_eq!([out.as_raw_fd(), err.as_raw_fd()], raw[..]);
-        let flags = fcntl(out.as_raw_fd(), FcntlArg::F_GETFD).unwrap();
-        assert!(FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC));
-        // Still the same pipe.
-        nix::unistd::write(&out_write, b"x").unwrap();
-        let mut byte = [0u8];
-        nix::unistd::read(out.as_raw_fd(), &mut byte).unwrap();
-        assert_eq!(&byte, b"x");
-    }
-
-    #[test]
-    fn malformed_outputs_lines_are_skipped() {
-        let parsed = parse_outputs("7 8 a/b/1\nx 9 c\n10 11\n12 12 d\n1 13 e\n14 15 f g\n");
-        assert_eq!(
-            parsed,
-            [("a/b/1".to_string(), [7, 8]), ("f g".to_string(), [14, 15])]
-        );
-    }
-
-    #[test]
-    fn exit_codes_pass_on_the_daemons() {
-        assert_eq!(exit_code(3 << 8), 3);
-        assert_eq!(exit_code(libc::SIGKILL), 1);
-        assert_eq!(describe(2 << 8), "exit code 2");
-        assert_eq!(describe(libc::SIGSEGV), "killed by SIGSEGV");
     }
 }
