@@ -31,7 +31,7 @@ mod supervisor;
 mod upgrade;
 
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +49,7 @@ use worker::{Pool, Priority};
 use crate::access::Access;
 use crate::cli::Args;
 use crate::journal::Journal;
+use crate::keeper::handoff::{inherited_fd, BadInheritedFd};
 use crate::keeper::link::{Incoming, KeeperLink, LinkError};
 use crate::keeper::wire::LISTEN_FD_ENV;
 use crate::keeper::KeeperSettings;
@@ -98,8 +99,8 @@ enum DaemonError {
     EventLoop(std::io::Error),
     #[error("the keeper's connection: {0}")]
     Link(#[from] LinkError),
-    #[error("{LISTEN_FD_ENV} is {0:?}, not the descriptor of a listening socket")]
-    ListenFd(String),
+    #[error(transparent)]
+    ListenFd(#[from] BadInheritedFd),
     #[error("the keeper handed down no listening socket ({LISTEN_FD_ENV} is not set)")]
     NoListenFd,
 }
@@ -160,16 +161,16 @@ fn keep(args: Args) -> Result<ExitCode, DaemonError> {
         std::fs::create_dir_all(&dir)
             .map_err(|source| DaemonError::StateDir { path: dir, source })?;
     }
-    let listener = match inherited_listener()? {
+    let listener = match inherited_fd(LISTEN_FD_ENV)? {
         Some(listener) => listener,
         None => {
             let access = Access::new(args.group.as_deref())?;
-            socket::bind(&socket_path(&args), access.group())?
+            OwnedFd::from(socket::bind(&socket_path(&args), access.group())?)
         }
     };
     Ok(keeper::run(KeeperSettings {
         state_dir: args.state_dir.clone(),
-        listener: OwnedFd::from(listener),
+        listener,
         restart: args.restart,
     }))
 }
@@ -178,28 +179,6 @@ fn socket_path(args: &Args) -> PathBuf {
     args.socket
         .clone()
         .unwrap_or_else(|| args.state_dir.join("ctrd.sock"))
-}
-
-/// The listening socket a keeper handed down, if this process was given one.
-fn inherited_listener() -> Result<Option<UnixListener>, DaemonError> {
-    let Ok(value) = std::env::var(LISTEN_FD_ENV) else {
-        return Ok(None);
-    };
-    std::env::remove_var(LISTEN_FD_ENV);
-    let fd: i32 = value
-        .parse()
-        .ok()
-        .filter(|fd| *fd > 2)
-        .ok_or_else(|| DaemonError::ListenFd(value.clone()))?;
-    // SAFETY: the keeper handed this descriptor down for this purpose; nothing else in this
-    // process knows of it.
-    let listener = unsafe { UnixListener::from_raw_fd(fd) };
-    nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .map_err(|_| DaemonError::ListenFd(value))?;
-    Ok(Some(listener))
 }
 
 /// Runs as the daemon, the keeper's child.
@@ -220,7 +199,7 @@ fn run(
     let state = StateDir::new(&args.state_dir);
     let socket_path = socket_path(&args);
     let access = Access::new(args.group.as_deref())?;
-    let listener = inherited_listener()?.ok_or(DaemonError::NoListenFd)?;
+    let listener = UnixListener::from(inherited_fd(LISTEN_FD_ENV)?.ok_or(DaemonError::NoListenFd)?);
     listener
         .set_nonblocking(true)
         .map_err(|source| DaemonError::Thread {

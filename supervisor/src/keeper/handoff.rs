@@ -1,6 +1,8 @@
-//! What a keeper hands to the keeper it re-executes (an upgrade): the listening socket, by number
-//! in the environment, and the output pipes it holds, by number in a file in the state dir.
-//! Both stay open across `execve` because their close-on-exec flag is cleared just before it.
+//! What a keeper hands down: to the keeper it re-executes (an upgrade), the listening socket, by
+//! number in the environment, and the output pipes it holds, by number in a file in the state
+//! dir; to its daemon, the listening socket and its end of the socketpair, by number in the
+//! environment. They stay open across `execve` because their close-on-exec flag is cleared just
+//! before it, and [`inherited_fd`] sets it again on the other side.
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsString};
@@ -16,6 +18,35 @@ use super::wire::LISTEN_FD_ENV;
 
 /// Where a keeper that re-executes itself leaves the numbers of the output descriptors it holds.
 pub const OUTPUTS_FILE: &str = "keeper-outputs";
+
+/// A descriptor number in the environment that names no descriptor this process may own.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable} is {value:?}, not an open descriptor above stdio")]
+pub struct BadInheritedFd {
+    variable: &'static str,
+    value: String,
+}
+
+/// Takes the descriptor whose number the environment variable holds, if it is set, and removes
+/// the variable, so that no child of this process inherits it (or the descriptor: it is made
+/// close-on-exec again, which also checks that it is open).
+pub fn inherited_fd(variable: &'static str) -> Result<Option<OwnedFd>, BadInheritedFd> {
+    let Some(value) = std::env::var_os(variable) else {
+        return Ok(None);
+    };
+    std::env::remove_var(variable);
+    let value = value.to_string_lossy().into_owned();
+    let fd = value
+        .parse::<RawFd>()
+        .ok()
+        .filter(|&fd| fd > 2 && set_cloexec(&[fd], true).is_ok());
+    let Some(fd) = fd else {
+        return Err(BadInheritedFd { variable, value });
+    };
+    // SAFETY: the process that exec'd this one left the descriptor open for it to own, and
+    // nothing else here knows its number.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
 
 pub fn set_cloexec(fds: &[RawFd], on: bool) -> io::Result<()> {
     let flags = if on {
@@ -152,5 +183,26 @@ mod tests {
             parsed,
             [("a/b/1".to_string(), [7, 8]), ("f g".to_string(), [14, 15])]
         );
+    }
+
+    #[test]
+    fn an_inherited_descriptor_is_taken_once_and_closed_on_exec() {
+        const VARIABLE: &str = "CTRD_TEST_INHERITED_FD";
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        let number = read.as_raw_fd();
+        // What exec would leave: the number in the environment, the descriptor open.
+        std::mem::forget(read);
+        std::env::set_var(VARIABLE, number.to_string());
+        let taken = inherited_fd(VARIABLE).unwrap().unwrap();
+        assert_eq!(taken.as_raw_fd(), number);
+        let flags = fcntl(number, FcntlArg::F_GETFD).unwrap();
+        assert!(FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC));
+        assert!(std::env::var_os(VARIABLE).is_none());
+        assert!(inherited_fd(VARIABLE).unwrap().is_none());
+        for bad in ["x", "1", "999999"] {
+            std::env::set_var(VARIABLE, bad);
+            let err = inherited_fd(VARIABLE).unwrap_err().to_string();
+            assert!(err.contains(VARIABLE) && err.contains(bad), "{err}");
+        }
     }
 }

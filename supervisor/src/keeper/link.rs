@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use runtime::ExitStatus;
 use worker::{OutputKeeper, RelayPipes};
 
+use super::handoff::{inherited_fd, BadInheritedFd};
+use super::reap::clock_ns;
 use super::wire::{self, ExitRecord, ToDaemon, ToKeeper};
 
 /// How long the keeper gets to replay what it holds.
@@ -20,8 +22,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("{} is {value:?}, not a descriptor number", wire::KEEPER_FD_ENV)]
-    BadFd { value: String },
+    #[error(transparent)]
+    BadFd(#[from] BadInheritedFd),
     #[error("reading the keeper's replay: {0}")]
     Io(#[from] io::Error),
     #[error("the keeper sent no replay within {HANDSHAKE_TIMEOUT:?}")]
@@ -65,7 +67,7 @@ impl Outcome {
 impl Exit {
     fn from_record(record: &ExitRecord) -> Option<Exit> {
         let status = ExitStatus::from_wait_status(record.status)?;
-        let now_mono = monotonic_ns();
+        let now_mono = clock_ns(libc::CLOCK_MONOTONIC);
         let ago = Duration::from_nanos(now_mono.saturating_sub(record.mono_ns));
         Some(Exit {
             pid: record.pid,
@@ -102,33 +104,20 @@ pub struct KeeperLink {
 }
 
 impl KeeperLink {
-    /// Takes the socket named by [`wire::KEEPER_FD_ENV`] (the variable is then removed, so no
-    /// child inherits it) and reads the keeper's replay; `None` when the variable is not set,
-    /// that is when this process is not a keeper's daemon.
+    /// Takes the socket named by [`wire::KEEPER_FD_ENV`] and reads the keeper's replay; `None`
+    /// when the variable is not set, that is when this process is not a keeper's daemon.
     pub fn from_env() -> Option<Result<(KeeperLink, Handshake), LinkError>> {
-        let value = std::env::var(wire::KEEPER_FD_ENV).ok()?;
-        std::env::remove_var(wire::KEEPER_FD_ENV);
-        Some(Self::connect(&value))
-    }
-
-    fn connect(value: &str) -> Result<(KeeperLink, Handshake), LinkError> {
-        let fd: i32 = value
-            .parse()
-            .ok()
-            .filter(|fd| *fd > 2)
-            .ok_or_else(|| LinkError::BadFd {
-                value: value.to_string(),
-            })?;
-        // SAFETY: the keeper handed this descriptor to us for this purpose and nothing else in
-        // the process knows of it; it was checked to be a plain number above stdio.
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-        set_cloexec(&socket)?;
-        let handshake = replay(&socket)?;
-        let link = KeeperLink {
-            socket,
-            keeper_pid: handshake.keeper_pid,
+        let socket = match inherited_fd(wire::KEEPER_FD_ENV) {
+            Ok(socket) => socket?,
+            Err(e) => return Some(Err(e.into())),
         };
-        Ok((link, handshake))
+        Some(replay(&socket).map(|handshake| {
+            let link = KeeperLink {
+                socket,
+                keeper_pid: handshake.keeper_pid,
+            };
+            (link, handshake)
+        }))
     }
 
     pub fn keeper_pid(&self) -> u32 {
@@ -261,21 +250,4 @@ fn wait_readable(socket: &OwnedFd, deadline: Instant) -> Result<(), LinkError> {
             Err(e) => return Err(LinkError::Io(e.into())),
         }
     }
-}
-
-fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-    Ok(())
-}
-
-/// `CLOCK_MONOTONIC` now, the clock the keeper stamps exits with (and `Instant` reads).
-fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `now`, which outlives the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }

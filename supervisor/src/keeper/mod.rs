@@ -12,7 +12,7 @@
 //! daemon's socket, so nothing in it can stall on a lock or on the daemon.
 
 mod exitlog;
-mod handoff;
+pub mod handoff;
 pub mod link;
 mod reap;
 pub mod wire;
