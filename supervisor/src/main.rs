@@ -161,7 +161,9 @@ fn keep(args: Args) -> Result<ExitCode, DaemonError> {
         std::fs::create_dir_all(&dir)
             .map_err(|source| DaemonError::StateDir { path: dir, source })?;
     }
-    let listener = match inherited_fd(LISTEN_FD_ENV)? {
+    let inherited = inherited_fd(LISTEN_FD_ENV)?;
+    let reexecuted = inherited.is_some();
+    let listener = match inherited {
         Some(listener) => listener,
         None => {
             let access = Access::new(args.group.as_deref())?;
@@ -172,6 +174,7 @@ fn keep(args: Args) -> Result<ExitCode, DaemonError> {
         state_dir: args.state_dir.clone(),
         listener,
         restart: args.restart,
+        reexecuted,
     }))
 }
 

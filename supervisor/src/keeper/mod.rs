@@ -59,6 +59,9 @@ pub struct KeeperSettings {
     /// LISTEN_FD_ENV so clients queue in its backlog while a daemon restarts.
     pub listener: OwnedFd,
     pub restart: RestartPolicy,
+    /// This keeper was re-executed by another (an upgrade), which left the output pipes it held
+    /// open and named them in `<state>/keeper-outputs`.
+    pub reexecuted: bool,
 }
 
 /// What the keeper does when the daemon crashes.
@@ -166,7 +169,7 @@ impl Keeper {
         mask.thread_block()?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         let exits = ExitLog::open(&settings.state_dir.join(EXIT_LOG))?;
-        let outputs = if std::env::var_os(LISTEN_FD_ENV).is_some() {
+        let outputs = if settings.reexecuted {
             take_outputs(&settings.state_dir.join(OUTPUTS_FILE))
         } else {
             HashMap::new()
