@@ -516,10 +516,8 @@ impl Supervisor {
             if relayed {
                 keeper.release(record.token());
             }
-            if let Some(seq) = exit.ack {
-                keeper.ack(seq);
-            }
         });
+        self.acknowledge(exit.ack);
         self.containers.remove(key);
         self.notify_if_empty();
     }

@@ -16,12 +16,8 @@ use protocol::{Client, DaemonInfo};
 const POLL: Duration = Duration::from_millis(20);
 
 pub fn upgrade(address: &Path, timeout: Duration) -> Result<String, String> {
-    let info = |what: &str| {
-        Client::connect(address)
-            .and_then(|mut client| client.info())
-            .map_err(|e| format!("{what}: {e}"))
-    };
-    let old = info("cannot ask the running ctrd for its keeper")?;
+    let info = || Client::connect(address).and_then(|mut client| client.info());
+    let old = info().map_err(|e| format!("cannot ask the running ctrd for its keeper: {e}"))?;
     let keeper = nix::unistd::Pid::from_raw(old.keeper_pid as i32);
     if old.keeper_pid <= 1 {
         return Err(format!("ctrd reports no keeper (pid {})", old.keeper_pid));
@@ -31,7 +27,7 @@ pub fn upgrade(address: &Path, timeout: Duration) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
     loop {
         // Until the old daemon has gone, it answers (or refuses) with its own pid.
-        if let Ok(new) = info("") {
+        if let Ok(new) = info() {
             if new.pid != old.pid {
                 return Ok(report(&old, &new));
             }
