@@ -9,8 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-
-use crate::keeper::RestartPolicy;
+use keeper::RestartPolicy;
 
 #[derive(Debug, Parser)]
 #[command(

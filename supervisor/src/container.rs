@@ -27,7 +27,7 @@ use runtime::{
 use tokio::sync::oneshot;
 use worker::Relay;
 
-use crate::keeper::link::Exit;
+use crate::keeper_link::Exit;
 
 /// Containers are unique by id within a namespace.
 pub type Key = (Namespace, ContainerId);

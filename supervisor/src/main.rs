@@ -16,7 +16,7 @@ mod config;
 mod container;
 mod dump;
 mod journal;
-mod keeper;
+mod keeper_link;
 mod metrics;
 mod notify;
 mod oom;
@@ -40,6 +40,9 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Arbiter};
 use clap::Parser;
+use keeper::handoff::{inherited_fd, BadInheritedFd};
+use keeper::wire::LISTEN_FD_ENV;
+use keeper::KeeperSettings;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use runtime::{DirectRunner, Namespace, Runc, StateDir};
 use tokio::signal::unix::{signal, SignalKind};
@@ -49,10 +52,7 @@ use worker::{Pool, Priority};
 use crate::access::Access;
 use crate::cli::Args;
 use crate::journal::Journal;
-use crate::keeper::handoff::{inherited_fd, BadInheritedFd};
-use crate::keeper::link::{Incoming, KeeperLink, LinkError};
-use crate::keeper::wire::LISTEN_FD_ENV;
-use crate::keeper::KeeperSettings;
+use crate::keeper_link::{Incoming, KeeperLink, LinkError};
 use crate::server::Limits;
 use crate::supervisor::{
     CloseSubscriptions, ExitMsg, Flushed, HandOver, Settled, Shutdown, Supervisor, WaitEmpty,
@@ -188,7 +188,7 @@ fn socket_path(args: &Args) -> PathBuf {
 fn run(
     args: Args,
     link: KeeperLink,
-    handshake: keeper::link::Handshake,
+    handshake: keeper_link::Handshake,
 ) -> Result<ExitCode, DaemonError> {
     // Started as /proc/self/exe, the daemon would be called `exe` in ps and top; threads
     // created from here on inherit the name unless they are given one.

@@ -22,7 +22,7 @@ use runtime::{
 use worker::{Relay, RelayPipes};
 
 use crate::journal::{LastExit, ProcessKey};
-use crate::keeper::link::{Exit, Handshake, KeeperLink, Outcome};
+use crate::keeper_link::{Exit, Handshake, KeeperLink, Outcome};
 
 /// Why the status of a process that ended while no keeper ran is unknown.
 const ENDED_WITHOUT_KEEPER: &str =

@@ -43,7 +43,7 @@ pub use self::exec::{Exec, KillProcess, Logs, Resize};
 use crate::container::{Container, ExecPhase, Key, Phase};
 use crate::dump::{ContainerLine, StateDump};
 use crate::journal::{Journal, Liveness, ProcessKey, Registration};
-use crate::keeper::link::{Exit, KeeperLink, Outcome};
+use crate::keeper_link::{Exit, KeeperLink, Outcome};
 use crate::metrics::telemetry::{Snapshot, StartTiming, Telemetry};
 use crate::metrics::RunningContainer;
 use crate::oom::OomNotifier;

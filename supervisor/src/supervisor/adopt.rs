@@ -10,7 +10,7 @@ use tokio::io::Interest;
 
 use super::{ExitMsg, Member, Supervisor};
 use crate::container::{Container, Exec, ExecPhase, Phase};
-use crate::keeper::link::{Exit, Outcome};
+use crate::keeper_link::{Exit, Outcome};
 use crate::recovery::{Adopted, Recovery};
 
 /// Why the status of a process watched through its pidfd is unknown.

@@ -21,7 +21,7 @@ use worker::{exec_process, ExecIo, ExecJob, Execed, Priority};
 
 use super::{absolute, key, not_found, valid_signal, Member, Supervisor, INIT};
 use crate::container::{self, Container, ExecPhase, Key, Phase};
-use crate::keeper::link::Exit;
+use crate::keeper_link::Exit;
 
 // ---- messages -------------------------------------------------------------------------------
 

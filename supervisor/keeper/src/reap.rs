@@ -62,6 +62,8 @@ pub fn reap_pid(pid: u32) -> Option<i32> {
     }
 }
 
+/// What `clock` reads now, in nanoseconds. Exits are stamped with `CLOCK_MONOTONIC` here and
+/// the daemon compares that with its own reading, so both ends use this one function.
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::wire::ExitRecord;
+use crate::wire::ExitRecord;
 
 /// Bytes per record: seq, pid, status, start time, wall clock, monotonic clock, flags, CRC.
 const RECORD: usize = 48;

@@ -1,7 +1,7 @@
 //! The keeper: the small process that outlives the daemon.
 //!
 //! `ctrd` starts as the keeper. It is the child subreaper, so every container ends up its child;
-//! it reaps every exit, logs it (fsync'd) in [`exitlog`], and streams it to the daemon, which it
+//! it reaps every exit, logs it (fsync'd) in `exitlog`, and streams it to the daemon, which it
 //! runs as its own child (the same binary, re-executed with [`wire::KEEPER_FD_ENV`] set). When
 //! the daemon crashes the keeper goes on reaping and starts a new one, which gets every exit it
 //! has not acknowledged and every container output the keeper holds. On SIGHUP the keeper hands
@@ -9,13 +9,21 @@
 //! and the new keeper starts a new daemon. Containers are never signalled from here.
 //!
 //! The keeper has no threads and no async runtime: one `poll` loop over a signalfd and the
-//! daemon's socket, so nothing in it can stall on a lock or on the daemon.
+//! daemon's socket, so nothing in it can stall on a lock or on the daemon. It is a crate of its
+//! own so that Cargo holds it to that: neither tokio nor actix is among its dependencies.
+//!
+//! - [`wire`]: what the keeper and the daemon say to each other, which both ends use (the daemon's
+//!   end of the socket is `keeper_link` in the `ctrd` daemon);
+//! - [`handoff`]: the descriptors handed down across `exec`, to a daemon or a re-executed keeper;
+//! - `exitlog`: the exit log on disk;
+//! - `reap`: the keeper's `waitid`/`waitpid` calls.
 
 mod exitlog;
 pub mod handoff;
-pub mod link;
 mod reap;
 pub mod wire;
+
+pub use self::reap::clock_ns;
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
@@ -35,7 +43,7 @@ use nix::unistd::Pid;
 
 use self::exitlog::{ExitLog, Reaped};
 use self::handoff::{exec, outputs_lines, set_cloexec, take_outputs, OUTPUTS_FILE};
-use self::reap::{clock_ns, describe, exit_code, next_zombie, reap_pid};
+use self::reap::{describe, exit_code, next_zombie, reap_pid};
 use self::wire::{ToDaemon, ToKeeper, KEEPER_FD_ENV, LISTEN_FD_ENV};
 
 /// The exit log's name in the state dir.
@@ -51,6 +59,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A daemon that ran this long before it crashed restarts after `MIN_BACKOFF` again.
 const STABLE_RUN: Duration = Duration::from_secs(30);
 
+/// What `main` has set up for the keeper.
 pub struct KeeperSettings {
     /// The state dir: the exit log is `<state>/keeper-exits.log`, the outputs hand-off file for a
     /// re-exec `<state>/keeper-outputs`.

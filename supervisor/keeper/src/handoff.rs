@@ -14,7 +14,7 @@ use std::path::Path;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 
-use super::wire::LISTEN_FD_ENV;
+use crate::wire::LISTEN_FD_ENV;
 
 /// Where a keeper that re-executes itself leaves the numbers of the output descriptors it holds.
 pub const OUTPUTS_FILE: &str = "keeper-outputs";

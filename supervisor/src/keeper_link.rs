@@ -1,4 +1,5 @@
-//! The daemon's end of the socketpair to its keeper.
+//! The daemon's end of the socketpair to its keeper (the keeper's end, and the messages both
+//! speak, are the `keeper` crate's).
 //!
 //! At start-up the daemon reads what the keeper replays ([`Handshake`]): the output pipes it
 //! kept for running containers and every exit the daemon has not acknowledged. From then on a
@@ -10,12 +11,11 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use keeper::clock_ns;
+use keeper::handoff::{inherited_fd, BadInheritedFd};
+use keeper::wire::{self, ExitRecord, ToDaemon, ToKeeper};
 use runtime::ExitStatus;
 use worker::{OutputKeeper, RelayPipes};
-
-use super::handoff::{inherited_fd, BadInheritedFd};
-use super::reap::clock_ns;
-use super::wire::{self, ExitRecord, ToDaemon, ToKeeper};
 
 /// How long the keeper gets to replay what it holds.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
