@@ -1,13 +1,13 @@
 //! The keeper's exit log: every reaped exit, on disk before the daemon hears of it, until the
 //! daemon acknowledges it.
 //!
-//! The file is a header, then a sequence of fixed-size records, each with a CRC32, appended with
-//! one write and one `fdatasync` per reap pass. A crash mid-write leaves a torn tail, so opening
-//! the log keeps the records up to the first bad one and truncates the rest away. Acknowledged
-//! records are dropped by truncating the file to its header once all are acknowledged, or by
-//! rewriting it with only the unacknowledged ones once it has grown mostly stale. The header
-//! holds the next seq at the time, so numbering continues across restarts even when no record
-//! is left: the daemon tells exits apart by their seq.
+//! The file is a header, then a sequence of fixed-size records, each with a CRC32 (the
+//! [`crclog::fixed`] layout), appended with one write and one `fdatasync` per reap pass. A crash
+//! mid-write leaves a torn tail, so opening the log keeps the records up to the first bad one and
+//! truncates the rest away. Acknowledged records are dropped by truncating the file to its header
+//! once all are acknowledged, or by rewriting it with only the unacknowledged ones once it has
+//! grown mostly stale. The header holds the next seq at the time, so numbering continues across
+//! restarts even when no record is left: the daemon tells exits apart by their seq.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -15,13 +15,12 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crclog::fixed;
+
 use crate::wire::ExitRecord;
 
 /// Bytes per record: seq, pid, status, start time, wall clock, monotonic clock, flags, CRC.
 const RECORD: usize = 48;
-
-/// The part of a record the CRC covers.
-const BODY: usize = RECORD - 4;
 
 /// Flag bit: the start time field holds a start time (it could not always be read).
 const HAS_START_TIME: u32 = 1;
@@ -78,6 +77,7 @@ impl ExitLog {
         file.read_to_end(&mut bytes)?;
         let header = bytes
             .first_chunk::<RECORD>()
+            .and_then(fixed::check)
             .and_then(|h| decode(h, None).filter(|h| h.flags & HEADER != 0));
         if header.is_none() && !bytes.is_empty() {
             log::warn!(
@@ -205,8 +205,7 @@ fn encode_header(next_seq: u64) -> [u8; RECORD] {
     let mut buf = [0u8; RECORD];
     buf[0..8].copy_from_slice(&next_seq.to_le_bytes());
     buf[40..44].copy_from_slice(&HEADER.to_le_bytes());
-    let crc = crc32fast::hash(&buf[..BODY]);
-    buf[BODY..].copy_from_slice(&crc.to_le_bytes());
+    fixed::seal(&mut buf);
     buf
 }
 
@@ -224,18 +223,15 @@ fn encode(record: &ExitRecord) -> [u8; RECORD] {
         0
     };
     buf[40..44].copy_from_slice(&flags.to_le_bytes());
-    let crc = crc32fast::hash(&buf[..BODY]);
-    buf[BODY..].copy_from_slice(&crc.to_le_bytes());
+    fixed::seal(&mut buf);
     buf
 }
 
-/// A record whose CRC does not match, or whose seq does not follow its predecessor's, is `None`.
-fn decode(buf: &[u8; RECORD], previous: Option<u64>) -> Option<Decoded> {
-    let u32_at = |i: usize| u32::from_le_bytes(buf[i..i + 4].try_into().expect("4 bytes"));
-    let u64_at = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
-    if crc32fast::hash(&buf[..BODY]) != u32_at(BODY) {
-        return None;
-    }
+/// Decodes the body of a record whose checksum matched; one whose seq does not follow its
+/// predecessor's is `None`.
+fn decode(body: &[u8], previous: Option<u64>) -> Option<Decoded> {
+    let u32_at = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().expect("4 bytes"));
+    let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().expect("8 bytes"));
     let seq = u64_at(0);
     if seq == 0 || previous.is_some_and(|p| seq <= p) {
         return None;
@@ -255,9 +251,8 @@ fn decode(buf: &[u8; RECORD], previous: Option<u64>) -> Option<Decoded> {
 /// The exit records up to the first torn or bad one.
 fn decode_all(bytes: &[u8]) -> Vec<ExitRecord> {
     let mut records: Vec<ExitRecord> = Vec::new();
-    for chunk in bytes.chunks_exact(RECORD) {
-        let chunk = chunk.try_into().expect("chunks_exact gives RECORD bytes");
-        match decode(chunk, records.last().map(|r| r.seq)) {
+    for body in fixed::records::<RECORD>(bytes) {
+        match decode(body, records.last().map(|r| r.seq)) {
             Some(decoded) if decoded.flags & HEADER == 0 => records.push(decoded.record),
             _ => break,
         }
@@ -289,6 +284,35 @@ mod tests {
 
     fn records(n: usize) -> u64 {
         ((1 + n) * RECORD) as u64
+    }
+
+    /// The bytes a record and a header are, pinned: a keeper re-executed from a new binary (an
+    /// upgrade) reads the log the old one wrote.
+    #[test]
+    fn the_layout_stays_what_older_keepers_wrote() {
+        let hex =
+            |bytes: [u8; RECORD]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        let record = ExitRecord {
+            seq: 1,
+            pid: 10,
+            start_time: Some(1000),
+            status: 2 << 8,
+            wall_ns: 1_700_000_000_000_000_010,
+            mono_ns: 5_000_000_010,
+        };
+        assert_eq!(
+            hex(encode(&record)),
+            "01000000000000000a00000000020000e8030000000000000a002a36fe9c9717\
+             0af2052a010000000100000008daef97"
+        );
+        assert_eq!(
+            hex(encode_header(7)),
+            "0700000000000000000000000000000000000000000000000000000000000000\
+             000000000000000002000000b907f5ff"
+        );
+        let encoded = encode(&record);
+        let body = fixed::check(&encoded).unwrap();
+        assert_eq!(decode(body, None).unwrap().record, record);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! - [`wire`]: what the keeper and the daemon say to each other, which both ends use (the daemon's
 //!   end of the socket is `keeper_link` in the `ctrd` daemon);
 //! - [`handoff`]: the descriptors handed down across `exec`, to a daemon or a re-executed keeper;
-//! - `exitlog`: the exit log on disk;
+//! - `exitlog`: the exit log on disk (its records framed by [`crclog`]);
 //! - `reap`: the keeper's `waitid`/`waitpid` calls.
 
 mod exitlog;

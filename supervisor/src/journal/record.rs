@@ -5,10 +5,12 @@
 //! record  := len: u32 LE | crc32(payload): u32 LE | payload: bincode(Event), len bytes
 //! ```
 //!
-//! A crash can leave the last record of a segment half written. Reading stops at the first
-//! record that is short, claims an impossible length, fails its checksum or does not decode,
-//! and reports where the readable part ends; nothing on disk ever makes a reader panic. The
-//! writer never appends after such a tear: it starts a new segment instead (see `writer`).
+//! The record framing is [`crclog::framed`], shared with the keeper's exit log; this module adds
+//! the magic and the payload. A crash can leave the last record of a segment half written.
+//! Reading stops at the first record that is short, claims an impossible length, fails its
+//! checksum or does not decode, and reports where the readable part ends; nothing on disk ever
+//! makes a reader panic. The writer never appends after such a tear: it starts a new segment
+//! instead (see `writer`).
 //!
 //! `Event` is encoded by bincode through serde, which writes variants by index: new event kinds
 //! must be added at the end of `EventKind` for older journals to stay readable.
@@ -19,14 +21,12 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use bincode::config::{self, Configuration};
+use crclog::framed;
 use protocol::frame::read_full;
 use protocol::Event;
 
 /// Opens every segment file, so a file of some other format is never mistaken for one.
 pub const MAGIC: &[u8; 8] = b"ctrdjnl1";
-
-/// Bytes before a record's payload.
-const HEADER_LEN: usize = 8;
 
 /// The largest payload a record may claim: an event is at most as large as the request frame
 /// that caused it. A longer claim is a tear, not a reason to allocate.
@@ -40,15 +40,9 @@ fn config() -> Config {
 
 /// Appends one record holding `event` to `buf`.
 pub fn encode(event: &Event, buf: &mut Vec<u8>) -> Result<(), bincode::error::EncodeError> {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; HEADER_LEN]);
-    bincode::serde::encode_into_std_write(event, buf, config())?;
-    let payload = &buf[start + HEADER_LEN..];
-    let len = payload.len() as u32;
-    let crc = crc32fast::hash(payload);
-    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    buf[start + 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
+    framed::append(buf, |buf| {
+        bincode::serde::encode_into_std_write(event, buf, config()).map(drop)
+    })
 }
 
 /// How a segment's readable part ended.
@@ -130,34 +124,14 @@ enum Next {
 }
 
 fn next_record(file: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Next> {
-    let mut header = [0u8; HEADER_LEN];
-    match read_full(file, &mut header)? {
-        0 => return Ok(Next::End),
-        HEADER_LEN => {}
-        got => {
-            return Ok(Next::Torn(format!(
-                "record header cut short ({got} of {HEADER_LEN} bytes)"
-            )))
-        }
-    }
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len == 0 || len > MAX_RECORD {
-        return Ok(Next::Torn(format!("record claims {len} bytes")));
-    }
-    payload.resize(len, 0);
-    let got = read_full(file, payload)?;
-    if got < len {
-        return Ok(Next::Torn(format!(
-            "record cut short ({got} of {len} bytes)"
-        )));
-    }
-    if crc32fast::hash(payload) != crc {
-        return Ok(Next::Torn("record checksum mismatch".into()));
-    }
+    let len = match framed::read(file, MAX_RECORD, payload)? {
+        framed::Next::Record(len) => len,
+        framed::Next::End => return Ok(Next::End),
+        framed::Next::Torn(tear) => return Ok(Next::Torn(tear.to_string())),
+    };
     Ok(
         match bincode::serde::decode_from_slice::<Event, _>(payload, config()) {
-            Ok((event, used)) if used == len => Next::Record(event, (HEADER_LEN + len) as u64),
+            Ok((event, used)) if used == payload.len() => Next::Record(event, len),
             Ok(_) => Next::Torn("record has trailing bytes".into()),
             Err(e) => Next::Torn(format!("undecodable record ({e})")),
         },
@@ -229,9 +203,9 @@ pub mod tests {
         let last_len = bytes.len() - whole.len();
         for cut in [
             1,
-            HEADER_LEN - 1,
-            HEADER_LEN,
-            HEADER_LEN + 1,
+            framed::HEADER_LEN - 1,
+            framed::HEADER_LEN,
+            framed::HEADER_LEN + 1,
             last_len / 2,
             last_len - 1,
         ] {
@@ -255,10 +229,11 @@ pub mod tests {
         huge[good.len()..good.len() + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         // A payload with a valid checksum that is no event.
         let mut garbage = good.clone();
-        let junk = [0xffu8; 16];
-        garbage.extend((junk.len() as u32).to_le_bytes());
-        garbage.extend(crc32fast::hash(&junk).to_le_bytes());
-        garbage.extend(junk);
+        framed::append(&mut garbage, |buf| {
+            buf.extend([0xffu8; 16]);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap();
         for (name, bytes) in [("flipped", flipped), ("huge", huge), ("garbage", garbage)] {
             let (seen, end) = read(&bytes);
             assert_eq!(seen, vec![event(1)], "{name}");
