@@ -47,7 +47,7 @@ if ! command -v cargo >/dev/null 2>&1; then
     . "${CARGO_HOME:-${HOME:-/root}/.cargo}/env" # setup.sh verified it exists
 fi
 cargo build --release --workspace --bins
-bin=$repo/target/release
+bin=$(scripts/target-dir.sh)/release
 
 work=$(mktemp -d "$dir/ctrd-bench-run.XXXXXX")
 export TMPDIR=$work # ctrd-bench's own temp dirs (the baseline's runc roots) live here too

@@ -11,7 +11,8 @@ set -euo pipefail
 # Prints one line with the time each step took. If the restore fails, the checkpoint is kept
 # and the command that restores the container on the source is printed.
 # The namespace is CTRD_NAMESPACE (default "default"), as for ctr. The ctr binary is $CTR, else
-# `ctr` on PATH, else the repo's target/release/ctr or target/debug/ctr. Installs nothing.
+# `ctr` on PATH, else the repo's release or debug build of ctr (in target/, or under
+# CARGO_TARGET_DIR). Installs nothing.
 
 die() { echo "migrate.sh: error: $*" >&2; exit 1; }
 
@@ -21,7 +22,8 @@ src=$1 dst=$2 id=$3 dst_bundle=${4:-}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ctr=${CTR:-}
 if [[ -z $ctr ]]; then
-    for candidate in "$(command -v ctr || true)" "$repo/target/release/ctr" "$repo/target/debug/ctr"; do
+    target=$("$repo/scripts/target-dir.sh" 2>/dev/null || echo "$repo/target")
+    for candidate in "$(command -v ctr || true)" "$target/release/ctr" "$target/debug/ctr"; do
         if [[ -n $candidate && -x $candidate ]]; then
             ctr=$candidate
             break

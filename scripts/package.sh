@@ -14,14 +14,15 @@ set -euo pipefail
 #   --profile PROFILE  cargo profile to build and package: release (default) or dev
 #   --bin-dir DIR      package the binaries already in DIR and build nothing (the tests do
 #                      this: cargo holds its build lock while tests run)
-#   --out DIR          where the .deb goes (default target/debian); its path is printed
+#   --out DIR          where the .deb goes (default debian/ in cargo's target directory:
+#                      target/, or CARGO_TARGET_DIR when set); its path is printed
 #   --compression TYPE dpkg-deb's -Z: xz (default), gzip, zstd or none (the tests use none:
 #                      debug binaries are large and compressing them is most of the time)
 
 die() { echo "package.sh: error: $*" >&2; exit 1; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-profile=release bin_dir='' out="$repo/target/debian" compression=xz
+profile=release bin_dir='' out='' compression=xz
 while (($#)); do
     case $1 in
         --profile) (($# >= 2)) || die "--profile needs a name"; profile=$2; shift 2 ;;
@@ -39,11 +40,13 @@ if [[ -z $bin_dir ]]; then
         . "${CARGO_HOME:-${HOME:-/root}/.cargo}/env"
     fi
     (cd "$repo" && cargo build --profile "$profile" --bins)
+    target=$("$repo/scripts/target-dir.sh")
     case $profile in
-        dev | test) bin_dir="$repo/target/debug" ;;
-        *) bin_dir="$repo/target/$profile" ;;
+        dev | test) bin_dir="$target/debug" ;;
+        *) bin_dir="$target/$profile" ;;
     esac
 fi
+[[ -n $out ]] || out="$("$repo/scripts/target-dir.sh")/debian"
 for bin in ctrd ctr; do
     [[ -x $bin_dir/$bin ]] || die "$bin_dir/$bin is missing; build it first"
 done

@@ -2,8 +2,8 @@
 set -euo pipefail
 # run.sh [CTRD ARGS...] — prepare the host, build, and run the ctrd daemon.
 # Runs scripts/setup.sh (as root; apt-installs runc and busybox-static if
-# missing), `cargo build --release`, then execs target/release/ctrd with the
-# given arguments. With no arguments ctrd uses its defaults (state dir
+# missing), `cargo build --release`, then execs the ctrd it built (in
+# target/release, or under CARGO_TARGET_DIR when set) with the given arguments. With no arguments ctrd uses its defaults (state dir
 # /run/ctrd). Works from the repo root regardless of the caller's cwd.
 # Installs nothing itself beyond what setup.sh installs.
 
@@ -17,4 +17,4 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo build --release
-exec target/release/ctrd "$@"
+exec "$(scripts/target-dir.sh)/release/ctrd" "$@"

@@ -7,14 +7,18 @@ set -euo pipefail
 #                   copies it alone into test rootfs dirs, so the dynamic
 #                   `busybox` package (needs libc in the rootfs) won't do
 #   iptables        CRIU calls it to lock the network while it dumps a container
-# Then runs scripts/install-criu.sh: when the system's `criu check` fails (Debian
-# bookworm's CRIU 3.17 does on this kernel), it unpacks CRIU 4 from Debian trixie
-# under /opt/ctrd-criu without touching the system's apt sources or dpkg database.
-# The packaging tests also use dpkg-deb and dpkg (part of dpkg, on every Debian system) and,
-# when present, systemd-analyze (the unit check says so and skips itself without it).
 #   python3-prometheus-client  the reference parser of the Prometheus text
 #                   format, with /usr/bin/python3; the metrics tests check
 #                   ctrd's /metrics with it
+#   systemd         for systemd-analyze, which checks ctrd.service in the service tests.
+#                   Harmless on a host whose init is not systemd: the package installs the
+#                   tools and units and starts nothing; the init stays whatever boots the host
+#   man-db          `man`, so that check also resolves the unit's Documentation= man page
+# Then runs scripts/install-criu.sh: when the system's `criu check` fails (Debian
+# bookworm's CRIU 3.17 does on this kernel), it unpacks CRIU 4 from Debian trixie
+# under /opt/ctrd-criu without touching the system's apt sources or dpkg database.
+# The packaging tests also use dpkg-deb and dpkg (part of dpkg, on every Debian system).
+# A test that finds a tool missing fails and names it (CTRD_ALLOW_SKIP=NAME lets it skip).
 # Does not install Rust: fails with a clear message if `cargo` is not on PATH
 # (after sourcing ~/.cargo/env when present).
 # Prints one line per package it installed; silent otherwise.
@@ -32,6 +36,8 @@ command -v iptables >/dev/null 2>&1 || [[ -x /usr/sbin/iptables ]] || missing+=(
 if ! dpkg -s python3-prometheus-client >/dev/null 2>&1; then
     missing+=(python3-prometheus-client)
 fi
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null 2>&1 \
@@ -52,6 +58,8 @@ command -v runc >/dev/null 2>&1 || die "runc still not on PATH after install"
 "$(dirname "${BASH_SOURCE[0]}")/install-criu.sh" || die "no working CRIU (scripts/install-criu.sh failed)"
 /usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null \
     || die "/usr/bin/python3 cannot import prometheus_client after installing python3-prometheus-client"
+command -v systemd-analyze >/dev/null 2>&1 || die "systemd-analyze still not on PATH after installing systemd"
+command -v man >/dev/null 2>&1 || die "man still not on PATH after installing man-db"
 
 if ! command -v cargo >/dev/null 2>&1; then
     env_file="${CARGO_HOME:-$HOME/.cargo}/env"

@@ -491,7 +491,7 @@ async fn hand_over(addr: &Addr<Supervisor>, pool: &Pool, limit: Duration) {
     }
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        let idle = pool.busy() == 0 && pool.queued() == 0;
+        let idle = pool.idle();
         // Asked after the pool is seen idle: the actor has by then handled what the last jobs
         // sent it, and says whether it started anything since.
         if idle && matches!(addr.send(Settled).await, Ok(true)) {

@@ -1076,7 +1076,7 @@ impl Handler<Settled> for Supervisor {
                     .values()
                     .any(|e| matches!(e.phase, ExecPhase::Starting { .. }))
         };
-        self.pool.busy() == 0 && self.pool.queued() == 0 && !self.containers.values().any(busy)
+        self.pool.idle() && !self.containers.values().any(busy)
     }
 }
 

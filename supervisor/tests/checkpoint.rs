@@ -11,6 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
+use std::time::Duration;
 
 use common::*;
 use protocol::{
@@ -336,64 +337,132 @@ fn bad_checkpoint_requests_get_clear_errors() {
     assert_eq!(status_of(&daemon, &id), Some(Status::Running));
 }
 
+/// The parent of `pid`, while it exists.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(1)?.parse().ok()
+}
+
+/// CRIU working for the daemon `daemon`: runc runs it as `criu swrk FD`, below the daemon.
+fn criu_of(daemon: u32) -> Vec<u32> {
+    let below_daemon = |mut pid: u32| {
+        while let Some(up) = parent(pid) {
+            if up == daemon {
+                return true;
+            }
+            if up <= 1 {
+                return false;
+            }
+            pid = up;
+        }
+        false
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == b"swrk"))
+        })
+        .filter(|&pid| below_daemon(pid))
+        .collect()
+}
+
+/// CRIU processes stopped with SIGSTOP, continued when this is dropped (a failed assertion
+/// included: a CRIU left stopped would hold the container frozen).
+struct Held(Vec<u32>);
+
+impl Held {
+    fn stop(pids: Vec<u32>) -> Held {
+        let held = Held(pids);
+        held.signal(libc::SIGSTOP);
+        held
+    }
+
+    fn signal(&self, signal: i32) {
+        for &pid in &self.0 {
+            // SAFETY: kill(2) on a CRIU process found below our daemon, so a pid above 1.
+            unsafe { libc::kill(pid as i32, signal) };
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+    }
+}
+
+/// While CRIU dumps a container, a kill and a second checkpoint are both refused. CRIU is held
+/// (SIGSTOP) once it is seen working, so the dump cannot end between the two requests; it is let
+/// go afterwards and the dump completes.
 #[test]
 fn kill_and_a_second_checkpoint_are_refused_while_criu_runs() {
     let daemon = Daemon::start();
+    let daemon_pid = daemon.info().pid;
     let bundle = counter_bundle(&daemon, "counter");
     let id = unique_id("busy");
     daemon.start_container(&id, &bundle);
-    // A dump takes a few hundred milliseconds: catch the container in it (retrying with a new
-    // name if a dump finished before a poll saw it).
-    let caught = (0..10).any(|attempt| {
-        let name = format!("c{attempt}");
+    // A dump takes a few hundred milliseconds: catch its CRIU at work (retrying with a new name
+    // if a dump finished before a poll saw it).
+    let caught = (0..5).find_map(|attempt| {
         let socket = daemon.socket.clone();
         let dumping = {
-            let (id, name) = (id.clone(), name.clone());
+            let id = id.clone();
             thread::spawn(move || {
                 protocol::Client::connect(&socket)
                     .unwrap()
                     .checkpoint(CheckpointRequest {
                         namespace: DEFAULT_NAMESPACE.into(),
                         id,
-                        name,
+                        name: format!("c{attempt}"),
                         options: CheckpointOptions::default(),
                         exit: false,
                     })
             })
         };
-        let mut seen = false;
-        while !dumping.is_finished() {
-            if status_of(&daemon, &id) == Some(Status::Checkpointing) {
-                // CONT: harmless should the dump have finished and the signal gone through.
-                let kill = daemon.client().kill(protocol::KillRequest {
-                    namespace: DEFAULT_NAMESPACE.into(),
-                    id: id.clone(),
-                    signal: libc::SIGCONT,
-                    all: false,
-                });
-                let second = daemon.client().checkpoint(CheckpointRequest {
-                    namespace: DEFAULT_NAMESPACE.into(),
-                    id: id.clone(),
-                    name: format!("second{attempt}"),
-                    options: CheckpointOptions::default(),
-                    exit: false,
-                });
-                // Both answers came while the status said checkpointing; the dump may have
-                // finished in between, so only a refusal is checked, and then it must be clear.
-                for (what, result) in [("kill", kill), ("checkpoint", second)] {
-                    if let Err(err) = result {
-                        assert_eq!(err.kind(), Some(ErrorKind::FailedPrecondition), "{what}");
-                        assert!(err.to_string().contains("checkpoint"), "{what}: {err}");
-                        seen = true;
-                    }
-                }
-                break;
-            }
+        let mut criu = Vec::new();
+        while criu.is_empty() && !dumping.is_finished() {
+            thread::sleep(Duration::from_millis(2));
+            criu = criu_of(daemon_pid);
         }
-        dumping.join().unwrap().expect("the dump itself succeeds");
-        seen
+        if criu.is_empty() {
+            dumping.join().unwrap().expect("the dump itself succeeds");
+            return None;
+        }
+        Some((dumping, Held::stop(criu)))
     });
-    assert!(caught, "never caught the container while CRIU dumped it");
+    let Some((dumping, criu)) = caught else {
+        panic!("never caught CRIU at work in 5 dumps");
+    };
+
+    // CRIU cannot finish: the dump is still the daemon's job in flight.
+    assert_eq!(status_of(&daemon, &id), Some(Status::Checkpointing));
+    let kill = daemon.client().kill(protocol::KillRequest {
+        namespace: DEFAULT_NAMESPACE.into(),
+        id: id.clone(),
+        signal: libc::SIGCONT,
+        all: false,
+    });
+    let second = daemon.client().checkpoint(CheckpointRequest {
+        namespace: DEFAULT_NAMESPACE.into(),
+        id: id.clone(),
+        name: "second".into(),
+        options: CheckpointOptions::default(),
+        exit: false,
+    });
+    drop(criu);
+    dumping.join().unwrap().expect("the dump itself succeeds");
+    for (what, result) in [
+        ("kill", kill.map(|_| ())),
+        ("checkpoint", second.map(|_| ())),
+    ] {
+        let err = result.expect_err(what);
+        assert_eq!(err.kind(), Some(ErrorKind::FailedPrecondition), "{what}");
+        assert!(err.to_string().contains("checkpoint"), "{what}: {err}");
+    }
     assert_eq!(status_of(&daemon, &id), Some(Status::Running));
     daemon.kill(&id, libc::SIGKILL);
 }

@@ -172,22 +172,49 @@ fn kill_reaches_the_init_and_a_gone_container_cannot_be_signalled() {
     assert_eq!(err.to_string(), format!("container \"{id}\" not found"));
 }
 
+/// Without `--all` only the init is signalled; with it, every process of the container is.
+/// Each of the four processes (the init and three children) says when USR1 reaches it.
 #[test]
 fn kill_all_signals_every_process_through_runc() {
     let daemon = Daemon::start();
-    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let script = "for n in 1 2 3; do \
+                      (trap \"echo usr1-child-$n\" USR1; echo ready-$n; \
+                       while :; do sleep 0.01; done) & \
+                  done; \
+                  trap 'echo usr1-init' USR1; while :; do wait; done";
+    let bundle = daemon.bundle("four", &["sh", "-c", script]);
     let mut events = daemon.events();
     let id = unique_id("all");
     daemon.start_container(&id, &bundle);
-    daemon
-        .client()
-        .kill(KillRequest {
-            namespace: DEFAULT_NAMESPACE.into(),
-            id: id.clone(),
-            signal: libc::SIGKILL,
-            all: true,
-        })
-        .unwrap();
+    for n in 1..=3 {
+        wait_for_output(&daemon, &id, &format!("ready-{n}"));
+    }
+    let kill = |all| {
+        daemon
+            .client()
+            .kill(KillRequest {
+                namespace: DEFAULT_NAMESPACE.into(),
+                id: id.clone(),
+                signal: libc::SIGUSR1,
+                all,
+            })
+            .unwrap()
+    };
+    let stdout = daemon.state.join("default").join(&id).join("stdout.log");
+    let signalled = |process: &str| {
+        let out = std::fs::read_to_string(&stdout).unwrap();
+        out.matches(&format!("usr1-{process}\n")).count()
+    };
+
+    kill(false);
+    wait_for_output(&daemon, &id, "usr1-init");
+    kill(true);
+    wait_until("USR1 to reach every process", || {
+        let children: Vec<usize> = (1..=3).map(|n| signalled(&format!("child-{n}"))).collect();
+        (signalled("init") == 2 && children == [1, 1, 1]).then_some(())
+    });
+
+    daemon.kill(&id, libc::SIGKILL);
     let exits = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
     assert_eq!(exits[0].status, Some(137));
 }

@@ -1,6 +1,7 @@
 //! The Debian package: `scripts/package.sh` builds it from the binaries under test, its listing
 //! holds everything an operator needs, and a real `dpkg -i` into a throwaway root installs a
-//! ctrd that starts from the installed path with the installed config.
+//! ctrd that starts from the installed path with the installed config. Left to build for
+//! itself, the script finds what cargo built wherever `CARGO_TARGET_DIR` put it.
 
 mod common;
 
@@ -42,6 +43,40 @@ fn build_package(out: &Path) -> PathBuf {
         "package.sh printed {printed:?}"
     );
     deb
+}
+
+/// `package.sh --profile dev` with `CARGO_TARGET_DIR` naming a directory of its own, whose
+/// `debug` is the one this test run built (a link: cargo finds everything fresh there and
+/// builds nothing). The script must take the binaries from there, not from `target/` beside
+/// the sources, and put the package there too.
+#[test]
+fn the_script_finds_what_cargo_built_under_cargo_target_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = ctr_binary().parent().unwrap().to_path_buf();
+    assert_eq!(built.file_name().unwrap(), "debug");
+    let target = dir.path().join("elsewhere target");
+    std::fs::create_dir(&target).unwrap();
+    std::os::unix::fs::symlink(&built, target.join("debug")).unwrap();
+
+    let printed = stdout(run(Command::new("bash")
+        .arg(repo_root().join("scripts/package.sh"))
+        .args(["--profile", "dev", "--compression", "none"])
+        .env("CARGO_TARGET_DIR", &target)));
+    let deb = PathBuf::from(printed.trim());
+    assert_eq!(
+        deb.parent(),
+        Some(target.join("debian").as_path()),
+        "package.sh printed {printed:?}"
+    );
+    // The packaged ctrd is the one cargo built: the same size as the file, to the byte.
+    let listing = stdout(run(Command::new("dpkg-deb").arg("-c").arg(&deb)));
+    let size = listing
+        .lines()
+        .find(|l| l.ends_with(" ./usr/bin/ctrd"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no ./usr/bin/ctrd in:\n{listing}"));
+    assert_eq!(size, std::fs::metadata(built.join("ctrd")).unwrap().len());
 }
 
 struct Stopped(Child);

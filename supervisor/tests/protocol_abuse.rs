@@ -4,7 +4,10 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::Command;
+use std::thread;
 
 use common::*;
 use protocol::frame::{self, HEADER_LEN};
@@ -104,25 +107,85 @@ fn a_half_sent_frame_does_not_hold_up_other_clients() {
     assert!(daemon.client().list(DEFAULT_NAMESPACE).is_ok());
 }
 
+/// A client speaking another protocol version gets the daemon's hello, so it can tell the user
+/// which version it met, and then a closed connection; the daemon logs why and serves on.
 #[test]
-fn a_version_mismatch_is_a_clear_error() {
+fn the_daemon_answers_another_protocol_version_with_its_hello_and_hangs_up() {
     let daemon = Daemon::start();
     let theirs = Hello {
-        protocol: 999,
+        protocol: protocol::PROTOCOL_VERSION + 1,
         version: "9.9.9".into(),
     };
     let mut stream = raw_connection(&daemon.socket, &frame::encode(&theirs).unwrap());
     let hello: Hello = frame::read_frame(&mut stream, 1024).unwrap().unwrap();
     assert_eq!(hello, Hello::ours());
     assert!(read_until_closed(stream).is_none());
-    // And the client library says so in words.
-    let err = ClientError::VersionMismatch {
-        ours: protocol::PROTOCOL_VERSION,
-        theirs: 999,
-        daemon_version: "9.9.9".into(),
-    };
-    assert!(err.to_string().contains("protocol version mismatch"));
-    assert!(Client::connect(&daemon.socket).is_ok());
+    let refused = format!(
+        "refused a client speaking protocol {} (version 9.9.9)",
+        protocol::PROTOCOL_VERSION + 1
+    );
+    wait_until("the daemon to log the refusal", || {
+        daemon.log().contains(&refused).then_some(())
+    });
+    assert!(daemon.client().list(DEFAULT_NAMESPACE).is_ok());
+}
+
+/// A stand-in for a ctrd of another protocol version: it answers each of `connections`
+/// handshakes with its own hello after checking the client's.
+fn daemon_of_another_version(socket: &Path, connections: usize) -> thread::JoinHandle<()> {
+    let listener = UnixListener::bind(socket).unwrap();
+    thread::spawn(move || {
+        for _ in 0..connections {
+            let (mut stream, _) = listener.accept().unwrap();
+            let theirs: Hello = frame::read_frame(&mut stream, 1024).unwrap().unwrap();
+            assert_eq!(theirs, Hello::ours());
+            let other = Hello {
+                protocol: protocol::PROTOCOL_VERSION + 1,
+                version: "9.9.9".into(),
+            };
+            frame::write_frame(&mut stream, &other).unwrap();
+        }
+    })
+}
+
+/// The client library and `ctr` meet a daemon of another protocol version: a typed error with
+/// both versions, and a message that says what to do.
+#[test]
+fn the_client_and_ctr_refuse_a_daemon_of_another_protocol_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("other.sock");
+    let other = daemon_of_another_version(&socket, 2);
+
+    match Client::connect(&socket) {
+        Err(ClientError::VersionMismatch {
+            ours,
+            theirs,
+            daemon_version,
+        }) => {
+            assert_eq!(ours, protocol::PROTOCOL_VERSION);
+            assert_eq!(theirs, protocol::PROTOCOL_VERSION + 1);
+            assert_eq!(daemon_version, "9.9.9");
+        }
+        Err(other) => panic!("expected a version mismatch, got {other}"),
+        Ok(_) => panic!("the client accepted a daemon of another protocol version"),
+    }
+
+    let out = Command::new(ctr_binary())
+        .arg("--address")
+        .arg(&socket)
+        .arg("info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = format!(
+        "protocol version mismatch: this client speaks {}, ctrd 9.9.9 speaks {}; use matching \
+         versions",
+        protocol::PROTOCOL_VERSION,
+        protocol::PROTOCOL_VERSION + 1
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    other.join().unwrap();
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::{repo_root, unique_id, wait_until, DEADLINE};
+use common::{cannot_run_here, repo_root, unique_id, wait_until, DEADLINE};
 use protocol::Client;
 
 const CTRD: &str = env!("CARGO_BIN_EXE_ctrd");
@@ -281,7 +281,10 @@ fn the_systemd_unit_hands_shutdown_to_ctrd_and_passes_systemd_analyze() {
         .into_iter()
         .find(|p| Path::new(p).exists())
     else {
-        eprintln!("SKIPPED systemd-analyze verify: systemd-analyze is not installed");
+        cannot_run_here(
+            "systemd-analyze",
+            "systemd-analyze is not installed (Debian's systemd package)",
+        );
         return;
     };
     // verify checks that ExecStart exists and that the Documentation= man page resolves, so
@@ -302,7 +305,10 @@ fn the_systemd_unit_hands_shutdown_to_ctrd_and_passes_systemd_analyze() {
     if Command::new("man").arg("--version").output().is_ok() {
         verify.env("MANPATH", &man);
     } else {
-        eprintln!("`man` is not installed: systemd-analyze verify runs with --man=no");
+        cannot_run_here(
+            "man",
+            "`man` is not installed (Debian's man-db package), so the unit's man page is not checked",
+        );
         verify.arg("--man=no");
     }
     let out = verify.arg(&copy).output().unwrap();

@@ -1,7 +1,10 @@
 //! The soak: many clients doing a random mix of everything at once against up to 200 live
 //! containers, for a bounded time. Afterwards every container and process that was started has
-//! exactly one exit event with its true status, and the daemon is back where it began: no
-//! zombies, no runc state, its fds and threads at their starting counts, its RSS not grown.
+//! exactly one exit event with its true status, and ctrd is back where it began: no zombies, no
+//! runc state, and both of its processes, the daemon (the actor, the server, the workers) and
+//! its keeper (the reaper, holding the containers' output), with their fds and threads at their
+//! starting counts and their RSS not grown. Each is measured on its own pid: the daemon's from
+//! `ctr info`, the keeper's the one the test started.
 //!
 //! `SOAK_SECONDS` sets the length (default 15 s here; `scripts/soak.sh` runs it longer) and
 //! `SOAK_SEED` replays a run: the seed is printed.
@@ -51,10 +54,54 @@ struct Ledger {
     next_exec: u64,
 }
 
+#[derive(Debug)]
 struct Proc {
     fds: usize,
     threads: usize,
     rss_kib: u64,
+}
+
+impl Proc {
+    /// No more fds or threads than `floor`.
+    fn within(&self, floor: &Proc) -> bool {
+        self.fds <= floor.fds && self.threads <= floor.threads
+    }
+}
+
+/// The counts of ctrd's two processes at one moment.
+#[derive(Debug)]
+struct Counts {
+    daemon: Proc,
+    keeper: Proc,
+}
+
+/// The pids the counts are read from: the daemon, as `ctr info` names it, and its keeper.
+#[derive(Clone, Copy)]
+struct Pids {
+    daemon: u32,
+    keeper: u32,
+}
+
+impl Pids {
+    fn of(daemon: &Daemon) -> Pids {
+        let info = daemon.info();
+        assert_eq!(info.keeper_pid, daemon.pid(), "the test started the keeper");
+        assert_ne!(
+            info.pid, info.keeper_pid,
+            "the daemon is a process of its own"
+        );
+        Pids {
+            daemon: info.pid,
+            keeper: info.keeper_pid,
+        }
+    }
+
+    fn read(self) -> Counts {
+        Counts {
+            daemon: proc_stats(self.daemon),
+            keeper: proc_stats(self.keeper),
+        }
+    }
 }
 
 fn proc_stats(pid: u32) -> Proc {
@@ -274,7 +321,8 @@ fn a_random_mix_from_many_clients_loses_nothing_and_leaks_nothing() {
     daemon.start_container(&warm, &sleep);
     daemon.kill(&warm, libc::SIGKILL);
     daemon.wait_until_empty("the warm-up to end");
-    let idle = settled(&daemon, &[]);
+    let pids = Pids::of(&daemon);
+    let idle = settled(pids, None);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     // Two rounds: the first finds the allocator's high-water mark for this load, the second
     // must not grow past it (a leak grows with every round).
@@ -289,16 +337,26 @@ fn a_random_mix_from_many_clients_loses_nothing_and_leaks_nothing() {
             }
         });
         kill_everything(&daemon, &ledger);
-        rounds.push(settled(&daemon, std::slice::from_ref(&idle)));
+        rounds.push(settled(pids, Some(&idle)));
     }
     let (before, after) = (&rounds[0], &rounds[1]);
-    assert!(
-        after.fds <= idle.fds && after.threads <= idle.threads,
-        "fds {} -> {}, threads {} -> {}",
-        idle.fds,
-        after.fds,
-        idle.threads,
-        after.threads
+    for (what, idle, after) in [
+        ("daemon", &idle.daemon, &after.daemon),
+        ("keeper", &idle.keeper, &after.keeper),
+    ] {
+        assert!(
+            after.within(idle),
+            "{what}: fds {} -> {}, threads {} -> {}",
+            idle.fds,
+            after.fds,
+            idle.threads,
+            after.threads
+        );
+    }
+    assert_eq!(
+        Pids::of(&daemon).daemon,
+        pids.daemon,
+        "the same daemon served the whole soak"
     );
 
     // The whole history, from the journal.
@@ -347,34 +405,49 @@ fn a_random_mix_from_many_clients_loses_nothing_and_leaks_nothing() {
         "exits of processes nobody started: {unknown:?}"
     );
 
-    assert!(
-        zombies_of(daemon.pid()).is_empty(),
-        "zombies: {:?}",
-        zombies_of(daemon.pid())
-    );
+    // The keeper reaps the containers; the daemon its own runc children.
+    for (what, pid) in [("keeper", pids.keeper), ("daemon", pids.daemon)] {
+        let zombies = zombies_of(pid);
+        assert!(zombies.is_empty(), "zombies of the {what}: {zombies:?}");
+    }
     assert!(
         daemon.runc_leftovers().is_empty(),
         "{:?}",
         daemon.runc_leftovers()
     );
     drop(stream);
-    let grown_kib = after.rss_kib.saturating_sub(before.rss_kib);
     println!(
-        "soak: {} processes, each one exit with its status; after each round: fds {} / {}, \
-         threads {} / {}, RSS {} KiB / {} KiB (baseline before any load: {} KiB)",
-        ledger.expected.len(),
-        before.fds,
-        after.fds,
-        before.threads,
-        after.threads,
-        before.rss_kib,
-        after.rss_kib,
-        idle.rss_kib
+        "soak: {} processes, each one exit with its status",
+        ledger.expected.len()
     );
-    assert!(
-        grown_kib < 4 * 1024,
-        "RSS grew by {grown_kib} KiB in the second round"
-    );
+    for (what, idle, before, after) in [
+        ("daemon", &idle.daemon, &before.daemon, &after.daemon),
+        ("keeper", &idle.keeper, &before.keeper, &after.keeper),
+    ] {
+        println!(
+            "soak: {what}: after each round: fds {} / {}, threads {} / {}, RSS {} KiB / {} KiB \
+             (before any load: fds {}, threads {}, RSS {} KiB)",
+            before.fds,
+            after.fds,
+            before.threads,
+            after.threads,
+            before.rss_kib,
+            after.rss_kib,
+            idle.fds,
+            idle.threads,
+            idle.rss_kib
+        );
+    }
+    for (what, before, after) in [
+        ("daemon", &before.daemon, &after.daemon),
+        ("keeper", &before.keeper, &after.keeper),
+    ] {
+        let grown_kib = after.rss_kib.saturating_sub(before.rss_kib);
+        assert!(
+            grown_kib < 4 * 1024,
+            "the {what}'s RSS grew by {grown_kib} KiB in the second round"
+        );
+    }
 }
 
 /// Kills every container still running and waits until the daemon has reported them all.
@@ -391,16 +464,23 @@ fn kill_everything(daemon: &Daemon, ledger: &Mutex<Ledger>) {
     ledger.lock().unwrap().sleepers.clear();
 }
 
-/// The daemon's counts once relay threads, connections and idle blocking-pool threads (kept
-/// 10 s by tokio) have wound down: polled until they are no higher than `earlier`'s first
-/// reading, or taken at once when there is none.
-fn settled(daemon: &Daemon, earlier: &[Proc]) -> Proc {
-    let floor = earlier.first();
-    wait_until("fds and threads to settle", || {
-        let now = proc_stats(daemon.pid());
-        match floor {
-            Some(floor) => (now.fds <= floor.fds && now.threads <= floor.threads).then_some(now),
-            None => Some(now),
+/// Both processes' counts once relay threads, connections and idle blocking-pool threads (kept
+/// 10 s by tokio) have wound down: polled until neither is higher than `floor`, or taken at
+/// once when there is none.
+fn settled(pids: Pids, floor: Option<&Counts>) -> Counts {
+    let start = Instant::now();
+    loop {
+        let now = pids.read();
+        let Some(floor) = floor else {
+            return now;
+        };
+        if now.daemon.within(&floor.daemon) && now.keeper.within(&floor.keeper) {
+            return now;
         }
-    })
+        assert!(
+            start.elapsed() < DEADLINE,
+            "fds or threads never came back down: {now:?}, before any load {floor:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
 }

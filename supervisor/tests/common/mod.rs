@@ -412,3 +412,19 @@ pub fn wait_for_output(daemon: &Daemon, id: &str, text: &str) {
         out.contains(text).then_some(())
     });
 }
+
+/// Called by a check this host cannot run (a tool missing, the other cgroup version): it fails,
+/// naming `check` and why, so a check that did not run never looks like a pass. An operator who
+/// knows can let it through with `CTRD_ALLOW_SKIP=check[,check…]`; it then says `SKIPPED` on
+/// stderr and returns, and the caller returns too.
+pub fn cannot_run_here(check: &str, reason: &str) {
+    let allowed = std::env::var("CTRD_ALLOW_SKIP").unwrap_or_default();
+    if allowed.split(',').any(|c| c.trim() == check) {
+        eprintln!("SKIPPED {check}: {reason} (CTRD_ALLOW_SKIP names it)");
+        return;
+    }
+    panic!(
+        "{check} cannot run on this host: {reason}. scripts/setup.sh installs what the tests \
+         need; to skip this check knowingly, set CTRD_ALLOW_SKIP={check}"
+    );
+}
