@@ -5,6 +5,7 @@
 //! An exec's exit is found like the init's: the keeper's `Exit` for its pid, through `by_pid`.
 //! An exec that exits before `runc exec` returns is held among the unclaimed exits (while any
 //! start or exec is in flight) and claimed by pid when its result arrives, so it is reported once.
+//! Someone waiting for an exec that fails to start is told so, with the reason.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -121,6 +122,9 @@ impl Handler<ExecDone> for Supervisor {
                 let what = format!("cannot exec process \"{name}\" in container \"{}\"", key.1);
                 let error = runtime_error(what, &err);
                 log::info!("{}", error.message);
+                // A `wait` for it came while it was starting; it will never exit.
+                self.journal
+                    .abandon(&key.0, &key.1, Some(&name), error.message.clone());
                 let _ = reply.send(Response::Error(error));
                 self.prune_unclaimed();
                 self.finish(&key);

@@ -145,7 +145,8 @@ impl Handler<StartDone> for Supervisor {
                 self.telemetry.start_failed(Instant::now());
                 let error = runtime_error(format!("cannot start container \"{}\"", key.1), &err);
                 log::info!("{}", error.message);
-                self.journal.abandon(&key.0, &key.1, error.message.clone());
+                self.journal
+                    .abandon(&key.0, &key.1, None, error.message.clone());
                 self.keeper.release(runtime::record::token(
                     key.0.as_str(),
                     key.1.as_str(),

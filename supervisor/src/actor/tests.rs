@@ -432,6 +432,38 @@ fn a_start_during_a_hand_over_is_refused_and_queues_nothing() {
 }
 
 #[test]
+fn a_waiter_on_an_exec_that_fails_to_start_is_told_why() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        h.running().await;
+        let answer = h.add_process("p1").await;
+        let waiter = h.wait("p1").await;
+        let not_found = RuntimeError::CommandNotFound {
+            id: ID.into(),
+            message: "exec: \"/bin/sleep\": no such file".into(),
+        };
+        h.complete_exec(Err(not_found)).await;
+        match answered(answer).await {
+            Response::Error(e) => assert_eq!(e.kind, ErrorKind::CommandNotFound),
+            other => panic!("a failed exec answered {other:?}"),
+        }
+        match answered(waiter).await {
+            Response::Error(e) => {
+                assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+                assert!(
+                    e.message.contains("cannot exec process \"p1\""),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("the waiter on a failed exec got {other:?}"),
+        }
+        let (events, _) = h.journaled().await;
+        assert_eq!(events, ["start-container init"]);
+    });
+}
+
+#[test]
 fn a_waiter_on_a_start_that_fails_is_told_why() {
     in_system(async {
         let mut h = Harness::new().await;
