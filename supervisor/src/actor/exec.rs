@@ -153,12 +153,19 @@ impl Handler<ExecDone> for Supervisor {
         );
         self.by_pid
             .insert(pid, (key.clone(), Member::Exec(name.clone())));
-        let _ = reply.send(Response::Started(Started { pid }));
+        let started = Response::Started(Started { pid });
         if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
+            let _ = reply.send(started);
             self.by_pid.remove(&pid);
             <Self as Handler<ExecExit>>::handle(self, ExecExit { key, name, exit }, ctx);
         } else {
             self.persist(&key);
+            // The client learns the pid once the container's record names the process: a daemon
+            // killed right after the answer leaves its successor the exec to take over, and so
+            // its exit to report.
+            self.journal.after_write(move || {
+                let _ = reply.send(started);
+            });
         }
         self.prune_unclaimed();
     }

@@ -75,7 +75,7 @@ struct Harness {
     jobs: HeldJobs,
     keeper: Arc<RecordingKeeper>,
     events: mpsc::Receiver<Event>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Harness {
@@ -106,7 +106,7 @@ impl Harness {
             jobs,
             keeper,
             events,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -491,5 +491,26 @@ fn a_waiter_on_a_start_that_fails_is_told_why() {
         }
         let (events, _) = h.journaled().await;
         assert!(events.is_empty(), "{events:?}");
+    });
+}
+
+#[test]
+fn an_exec_is_answered_once_the_record_names_it() {
+    in_system(async {
+        let h = Harness::new().await;
+        h.running().await;
+        let answer = h.add_process("p1").await;
+        h.complete_exec(Ok(execed(EXEC_PID))).await;
+        assert_eq!(answered(answer).await, started_reply(EXEC_PID));
+        // A daemon killed now leaves its successor a record that names the exec.
+        let dir = h.dir.path().join("state/default");
+        let records: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .map(|path| std::fs::read_to_string(path).unwrap())
+            .collect();
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert!(records[0].contains("\"p1\""), "{}", records[0]);
     });
 }
