@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use protocol::{Checkpoint, CheckpointOptions, CheckpointRequest, DeleteCheckpointRequest};
+use protocol::{CheckpointInfo, CheckpointOptions, CheckpointRequest, DeleteCheckpointRequest};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -21,8 +21,8 @@ struct CheckpointView<'a> {
     created: String,
 }
 
-impl<'a> From<&'a Checkpoint> for CheckpointView<'a> {
-    fn from(c: &'a Checkpoint) -> Self {
+impl<'a> From<&'a CheckpointInfo> for CheckpointView<'a> {
+    fn from(c: &'a CheckpointInfo) -> Self {
         CheckpointView {
             name: &c.name,
             tcp: c.options.tcp,
@@ -47,7 +47,7 @@ pub fn list(global: &Global, id: &str, format: Format, out: &mut impl Write) -> 
 }
 
 /// The original ctr's columns, and when each was taken.
-fn list_table(checkpoints: &[Checkpoint]) -> String {
+fn list_table(checkpoints: &[CheckpointInfo]) -> String {
     let mut table = Table::with_header(&["NAME", "TCP", "UNIX SOCKETS", "SHELL", "CREATED"]);
     for c in checkpoints {
         table.row([
@@ -92,8 +92,8 @@ pub fn delete(global: &Global, args: &DeleteCheckpointArgs) -> Result<(), Error>
 mod tests {
     use super::*;
 
-    fn checkpoint(name: &str, tcp: bool) -> Checkpoint {
-        Checkpoint {
+    fn checkpoint(name: &str, tcp: bool) -> CheckpointInfo {
+        CheckpointInfo {
             name: name.into(),
             options: CheckpointOptions {
                 tcp,

@@ -213,7 +213,7 @@ impl Client {
         &mut self,
         namespace: &str,
         id: &str,
-    ) -> Result<Vec<Checkpoint>, ClientError> {
+    ) -> Result<Vec<CheckpointInfo>, ClientError> {
         let req = ListCheckpointsRequest {
             namespace: namespace.into(),
             id: id.into(),

@@ -346,7 +346,7 @@ pub enum Response {
     Event(Event),
     Info(DaemonInfo),
     Error(ErrorResponse),
-    Checkpoints(Vec<Checkpoint>),
+    Checkpoints(Vec<CheckpointInfo>),
     /// On an event stream: the replay has ended, the events that follow are live.
     Live,
     /// On an event stream, its last frame: the subscriber fell behind and was dropped.
@@ -490,7 +490,7 @@ pub struct Process {
 
 /// A checkpoint kept in a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub struct CheckpointInfo {
     pub name: String,
     pub options: CheckpointOptions,
     /// Whether the container was stopped when it was dumped.

@@ -27,7 +27,10 @@ use runtime::{
 use tokio::sync::oneshot;
 use worker::Relay;
 
-use crate::keeper_link::Exit;
+use crate::keeper_link::ProcessExit;
+
+/// The name of a container's main process in events.
+pub const INIT: &str = "init";
 
 /// Containers are unique by id within a namespace.
 pub type Key = (Namespace, ContainerId);
@@ -41,7 +44,7 @@ pub struct Container {
     pub stderr: PathBuf,
     /// Nanoseconds since the epoch when the start was accepted.
     pub created: u64,
-    pub phase: Phase,
+    pub phase: ContainerPhase,
     /// OOM kills already reported as `oom` events.
     pub oom_kills: u64,
     /// The pause, resume or update whose runc command is running: one at a time, or two could
@@ -94,7 +97,7 @@ impl ExecPhase {
     }
 }
 
-pub enum Phase {
+pub enum ContainerPhase {
     Starting {
         /// When the start was queued: an exit reaped before this cannot be this container's.
         since: Instant,
@@ -111,7 +114,7 @@ pub enum Phase {
         paused: bool,
     },
     Stopped {
-        exit: Exit,
+        exit: ProcessExit,
         /// runc has deleted it; it goes once its last exec has gone too.
         deleted: bool,
     },
@@ -124,38 +127,41 @@ pub enum Phase {
         name: CheckpointName,
         /// The init's exit, when it came during the dump (always, for a checkpoint with exit):
         /// handled once the checkpoint's result is in, so `checkpoint` precedes `exit`.
-        exited: Option<Exit>,
+        exited: Option<ProcessExit>,
         /// Answers the client that asked for the checkpoint.
         reply: oneshot::Sender<Response>,
     },
 }
 
-impl Phase {
+impl ContainerPhase {
     pub fn status(&self) -> Status {
         match self {
-            Phase::Starting { .. } => Status::Starting,
-            Phase::Running { paused: true, .. } => Status::Paused,
-            Phase::Running { .. } => Status::Running,
-            Phase::Stopped { .. } => Status::Stopped,
-            Phase::Checkpointing { .. } => Status::Checkpointing,
+            ContainerPhase::Starting { .. } => Status::Starting,
+            ContainerPhase::Running { paused: true, .. } => Status::Paused,
+            ContainerPhase::Running { .. } => Status::Running,
+            ContainerPhase::Stopped { .. } => Status::Stopped,
+            ContainerPhase::Checkpointing { .. } => Status::Checkpointing,
         }
     }
 
     pub fn pid(&self) -> Option<u32> {
         match self {
-            Phase::Starting { .. } => None,
-            Phase::Running { pid, .. } | Phase::Checkpointing { pid, .. } => Some(*pid),
-            Phase::Stopped { exit, .. } => Some(exit.pid),
+            ContainerPhase::Starting { .. } => None,
+            ContainerPhase::Running { pid, .. } | ContainerPhase::Checkpointing { pid, .. } => {
+                Some(*pid)
+            }
+            ContainerPhase::Stopped { exit, .. } => Some(exit.pid),
         }
     }
 
     pub fn is_paused(&self) -> bool {
-        matches!(self, Phase::Running { paused: true, .. })
+        matches!(self, ContainerPhase::Running { paused: true, .. })
     }
 
     pub fn cgroup(&self) -> Option<&Cgroup> {
         match self {
-            Phase::Running { cgroup, .. } | Phase::Checkpointing { cgroup, .. } => cgroup.as_ref(),
+            ContainerPhase::Running { cgroup, .. }
+            | ContainerPhase::Checkpointing { cgroup, .. } => cgroup.as_ref(),
             _ => None,
         }
     }
@@ -171,13 +177,13 @@ impl Container {
             )
         };
         match &self.phase {
-            Phase::Running {
+            ContainerPhase::Running {
                 pidfd: Some(pidfd), ..
             } => Ok(pidfd),
-            Phase::Running { pidfd: None, .. } => Err(not("exiting")),
-            Phase::Starting { .. } => Err(not("still starting; signal it once it runs")),
-            Phase::Stopped { .. } => Err(not("stopped")),
-            Phase::Checkpointing { .. } => Err(not(
+            ContainerPhase::Running { pidfd: None, .. } => Err(not("exiting")),
+            ContainerPhase::Starting { .. } => Err(not("still starting; signal it once it runs")),
+            ContainerPhase::Stopped { .. } => Err(not("stopped")),
+            ContainerPhase::Checkpointing { .. } => Err(not(
                 "being checkpointed; try again once the checkpoint is done",
             )),
         }
@@ -240,7 +246,7 @@ impl Container {
     /// The init (once it runs), then the execs by name.
     fn processes(&self) -> Vec<Process> {
         let init = self.phase.pid().map(|pid| Process {
-            name: crate::supervisor::INIT.to_string(),
+            name: INIT.to_string(),
             pid: Some(pid),
             args: self.args.clone(),
         });

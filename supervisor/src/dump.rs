@@ -6,11 +6,14 @@
 
 use std::time::Duration;
 
-use actix::Addr;
+use actix::{Message, Recipient};
 use protocol::Status;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::supervisor::{Dump, Supervisor};
+/// What the actor holds and the pool is doing; the actor answers it (see [`crate::actor`]).
+#[derive(Message)]
+#[rtype(result = "StateDump")]
+pub struct Dump;
 
 /// One container as the dump shows it.
 #[derive(Debug)]
@@ -87,7 +90,7 @@ pub fn listen() -> std::io::Result<Signal> {
 }
 
 /// Logs a dump on every SIGUSR1 until the task is dropped or the actor stops.
-pub async fn log_on(mut usr1: Signal, supervisor: Addr<Supervisor>) {
+pub async fn log_on(mut usr1: Signal, supervisor: Recipient<Dump>) {
     while usr1.recv().await.is_some() {
         let Ok(dump) = supervisor.send(Dump).await else {
             return;

@@ -36,7 +36,7 @@ pub enum LinkError {
 
 /// A process the keeper reaped (or one that ended where no keeper could reap it).
 #[derive(Debug, Clone, Copy)]
-pub struct Exit {
+pub struct ProcessExit {
     pub pid: u32,
     /// With the pid, names the process (see [`runtime::procstat`]); `None` if unknown.
     pub start_time: Option<u64>,
@@ -64,12 +64,12 @@ impl Outcome {
     }
 }
 
-impl Exit {
-    fn from_record(record: &ExitRecord) -> Option<Exit> {
+impl ProcessExit {
+    fn from_record(record: &ExitRecord) -> Option<ProcessExit> {
         let status = ExitStatus::from_wait_status(record.status)?;
         let now_mono = clock_ns(libc::CLOCK_MONOTONIC);
         let ago = Duration::from_nanos(now_mono.saturating_sub(record.mono_ns));
-        Some(Exit {
+        Some(ProcessExit {
             pid: record.pid,
             start_time: record.start_time,
             outcome: Outcome::Status(status),
@@ -85,13 +85,13 @@ pub struct Handshake {
     /// Kept output pipes by token.
     pub outputs: HashMap<String, RelayPipes>,
     /// Exits not acknowledged by an earlier daemon, oldest first.
-    pub exits: Vec<Exit>,
+    pub exits: Vec<ProcessExit>,
 }
 
 /// What the keeper tells a running daemon.
 #[derive(Debug)]
 pub enum Incoming {
-    Exit(Exit),
+    Exit(ProcessExit),
     /// Exit without touching the containers: a new daemon takes over.
     Handover,
     /// The keeper is gone: no exit can be reaped or recorded any more.
@@ -134,10 +134,12 @@ impl KeeperLink {
             .name("keeper-link".into())
             .spawn(move || loop {
                 match wire::recv::<ToDaemon>(this.socket.as_fd()) {
-                    Ok(Some((ToDaemon::Exit(record), _))) => match Exit::from_record(&record) {
-                        Some(exit) => on(Incoming::Exit(exit)),
-                        None => this.ack(record.seq),
-                    },
+                    Ok(Some((ToDaemon::Exit(record), _))) => {
+                        match ProcessExit::from_record(&record) {
+                            Some(exit) => on(Incoming::Exit(exit)),
+                            None => this.ack(record.seq),
+                        }
+                    }
                     Ok(Some((ToDaemon::Handover, _))) => on(Incoming::Handover),
                     Ok(Some((other, _))) => {
                         log::warn!("the keeper sent {other:?} after its replay; ignored");
@@ -213,7 +215,7 @@ fn replay(socket: &OwnedFd) -> Result<Handshake, LinkError> {
     loop {
         match next()? {
             (ToDaemon::ReplayDone, _) => return Ok(handshake),
-            (ToDaemon::Exit(record), _) => match Exit::from_record(&record) {
+            (ToDaemon::Exit(record), _) => match ProcessExit::from_record(&record) {
                 Some(exit) => handshake.exits.push(exit),
                 None => log::warn!("the keeper replayed exit {record:?}, which is no exit"),
             },

@@ -11,6 +11,7 @@
 //! written order too, in [`shutdown`]; a hand-over to a new daemon, in [`hand_over`].
 
 mod access;
+mod actor;
 mod cli;
 mod config;
 mod container;
@@ -27,7 +28,6 @@ mod socket;
 mod stats;
 mod stream;
 mod subscribers;
-mod supervisor;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -50,13 +50,13 @@ use tokio::sync::oneshot;
 use worker::{Pool, Priority};
 
 use crate::access::Access;
+use crate::actor::{
+    CloseSubscriptions, Exit, Flushed, HandOver, Settled, Shutdown, Supervisor, WaitEmpty,
+};
 use crate::cli::Args;
 use crate::journal::Journal;
 use crate::keeper_link::{Incoming, KeeperLink, LinkError};
 use crate::server::Limits;
-use crate::supervisor::{
-    CloseSubscriptions, ExitMsg, Flushed, HandOver, Settled, Shutdown, Supervisor, WaitEmpty,
-};
 
 /// How long containers get after KILL, once the grace period is over, before ctrd gives up on them.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -281,7 +281,7 @@ fn run(
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sup);
         let (stop_tx, stop_rx) = tokio::sync::mpsc::unbounded_channel();
         forward_incoming(incoming_rx, addr.clone(), stop_tx)?;
-        actix_rt::spawn(dump::log_on(usr1, addr.clone()));
+        actix_rt::spawn(dump::log_on(usr1, addr.clone().recipient()));
         if !args.metrics_interval.is_zero() {
             actix_rt::spawn(metrics::log_every(addr.clone(), args.metrics_interval));
         }
@@ -441,7 +441,7 @@ fn forward_incoming(
         .spawn(move || {
             for message in incoming {
                 match message {
-                    Incoming::Exit(exit) => addr.do_send(ExitMsg(exit)),
+                    Incoming::Exit(exit) => addr.do_send(Exit(exit)),
                     Incoming::Handover => {
                         let _ = stop.send(Stop::HandOver);
                     }

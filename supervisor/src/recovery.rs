@@ -22,7 +22,7 @@ use runtime::{
 use worker::{Relay, RelayPipes};
 
 use crate::journal::{LastExit, ProcessKey};
-use crate::keeper_link::{Exit, Handshake, KeeperLink, Outcome};
+use crate::keeper_link::{Handshake, KeeperLink, Outcome, ProcessExit};
 
 /// Why the status of a process that ended while no keeper ran is unknown.
 const ENDED_WITHOUT_KEEPER: &str =
@@ -44,7 +44,7 @@ pub struct Recovery {
     pub containers: Vec<Adopted>,
     /// The keeper's replayed exits, then the unknown exits of processes found gone: handled once
     /// the containers are in place.
-    pub exits: Vec<Exit>,
+    pub exits: Vec<ProcessExit>,
     /// Processes no keeper will reap: their exit is seen through these pidfds.
     pub orphans: Vec<(PidFd, Option<u64>)>,
 }
@@ -94,7 +94,7 @@ pub fn recover(
             }
             None => {
                 if !logged.contains(&(process.pid, process.start_time)) {
-                    recovery.exits.push(Exit {
+                    recovery.exits.push(ProcessExit {
                         pid: process.pid,
                         start_time: process.start_time,
                         outcome: Outcome::Unknown(ENDED_WITHOUT_KEEPER),
@@ -117,7 +117,7 @@ pub fn recover(
                 .get(&key)
                 .is_some_and(|exit| exit.pid == pid && exit.time >= record.created)
         };
-        if was_reported(crate::supervisor::INIT, record.init.pid) {
+        if was_reported(crate::container::INIT, record.init.pid) {
             log::info!(
                 "container {}/{}: its exit was reported before the restart; forgetting it",
                 record.namespace,

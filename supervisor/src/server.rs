@@ -18,12 +18,12 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::access::Access;
+use crate::actor::{
+    AddProcess, Checkpoint, DeleteCheckpoint, Info, KillProcess, List, ListCheckpoints, Logs,
+    Pause, Resize, Resume, Signal, Start, State, Stats, Supervisor, Update, Wait,
+};
 use crate::stats;
 use crate::stream;
-use crate::supervisor::{
-    Checkpoint, Control, ControlOp, DeleteCheckpoint, Exec, Info, KillProcess, List,
-    ListCheckpoints, Logs, Resize, Signal, Start, State, StatsTargets, Supervisor, Wait,
-};
 
 /// Held by every event stream while it runs; shutdown waits for all of them to be dropped, so
 /// the last events reach their subscribers before the daemon exits.
@@ -180,7 +180,7 @@ async fn connection(
             }
             Request::Exec(req) => {
                 let (reply, answer) = oneshot::channel();
-                send_then_await(&supervisor, Exec { req, reply }, answer).await
+                send_then_await(&supervisor, AddProcess { req, reply }, answer).await
             }
             Request::KillProcess(req) => ask(&supervisor, KillProcess(req)).await,
             Request::Resize(req) => ask(&supervisor, Resize(req)).await,
@@ -195,14 +195,32 @@ async fn connection(
                 .await
             }
             Request::Pause(req) => {
-                control(&supervisor, req.namespace, req.id, ControlOp::Pause).await
+                let (reply, answer) = oneshot::channel();
+                let msg = Pause {
+                    namespace: req.namespace,
+                    id: req.id,
+                    reply,
+                };
+                send_then_await(&supervisor, msg, answer).await
             }
             Request::Resume(req) => {
-                control(&supervisor, req.namespace, req.id, ControlOp::Resume).await
+                let (reply, answer) = oneshot::channel();
+                let msg = Resume {
+                    namespace: req.namespace,
+                    id: req.id,
+                    reply,
+                };
+                send_then_await(&supervisor, msg, answer).await
             }
             Request::Update(req) => {
-                let op = ControlOp::Update(resource_update(req.resources));
-                control(&supervisor, req.namespace, req.id, op).await
+                let (reply, answer) = oneshot::channel();
+                let msg = Update {
+                    namespace: req.namespace,
+                    id: req.id,
+                    resources: resource_update(req.resources),
+                    reply,
+                };
+                send_then_await(&supervisor, msg, answer).await
             }
             Request::Stats(req) => stats(&supervisor, req).await,
             Request::Metrics(_) => crate::metrics::respond(&supervisor).await,
@@ -248,26 +266,10 @@ async fn state(supervisor: &Addr<Supervisor>, req: protocol::StateRequest) -> Re
     Response::Container(container)
 }
 
-async fn control(
-    supervisor: &Addr<Supervisor>,
-    namespace: String,
-    id: String,
-    op: ControlOp,
-) -> Response {
-    let (reply, answer) = oneshot::channel();
-    let msg = Control {
-        namespace,
-        id,
-        op,
-        reply,
-    };
-    send_then_await(supervisor, msg, answer).await
-}
-
 /// The actor names the containers; their cgroup files are read on a blocking thread.
 async fn stats(supervisor: &Addr<Supervisor>, req: protocol::StatsRequest) -> Response {
     let all = req.ids.is_empty();
-    let msg = StatsTargets {
+    let msg = Stats {
         namespace: req.namespace,
         ids: req.ids,
     };

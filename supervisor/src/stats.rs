@@ -7,7 +7,7 @@ use std::thread;
 use protocol::{ContainerStats, ErrorKind, ErrorResponse};
 use runtime::{cgroup, netdev};
 
-use crate::supervisor::{now_ns, StatsTarget};
+use crate::actor::{now_ns, StatsTarget};
 
 /// Threads reading at once: the files are small and in memory, so a few threads saturate it.
 const READERS: usize = 4;

@@ -23,9 +23,9 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::actor::{now_ns, Subscribe, Supervisor};
 use crate::journal::{Registration, Replay};
 use crate::server::{ask, gone, write_frame};
-use crate::supervisor::{now_ns, Subscribe, Supervisor};
 
 /// Replayed events read ahead of the socket.
 const REPLAY_AHEAD: usize = 256;

@@ -51,7 +51,7 @@ pub struct StartJob {
 }
 
 #[derive(Debug)]
-pub struct Started {
+pub struct StartedContainer {
     pub pid: u32,
     /// The init's start time, which tells it from a later process with its pid.
     pub start_time: Option<u64>,
@@ -72,7 +72,7 @@ pub fn start_container(
     runc: &Runc,
     job: &StartJob,
     keeper: &dyn OutputKeeper,
-) -> Result<Started, RuntimeError> {
+) -> Result<StartedContainer, RuntimeError> {
     let started = run(runc, job, keeper)?;
     let record = ContainerRecord {
         namespace: job.namespace.to_string(),
@@ -100,7 +100,11 @@ pub fn start_container(
     Ok(started)
 }
 
-fn run(runc: &Runc, job: &StartJob, keeper: &dyn OutputKeeper) -> Result<Started, RuntimeError> {
+fn run(
+    runc: &Runc,
+    job: &StartJob,
+    keeper: &dyn OutputKeeper,
+) -> Result<StartedContainer, RuntimeError> {
     let bundle = Bundle::open(&job.bundle)?;
     let dir = runc.state_dir().container_dir(&job.namespace, &job.id);
     // A new start with this id replaces the logs of the one before it; a restore continues the
@@ -177,7 +181,7 @@ fn run(runc: &Runc, job: &StartJob, keeper: &dyn OutputKeeper) -> Result<Started
     let started = started(runc, job, &bundle, pid, None);
     // The bundle fixes the terminal's first size; the client's is set as soon as it is ours.
     match console::attach(&socket, stdin, client_out, Some(size), job.id.to_string()) {
-        Ok(master) => Ok(Started {
+        Ok(master) => Ok(StartedContainer {
             console: Some(master),
             ..started
         }),
@@ -220,7 +224,7 @@ fn started(
     bundle: &Bundle,
     pid: u32,
     relay: Option<Relay>,
-) -> Started {
+) -> StartedContainer {
     let pidfd = match PidFd::open(pid) {
         Ok(fd) => Some(fd),
         Err(e) => {
@@ -233,7 +237,7 @@ fn started(
     let args = fs::read(bundle.path().join("config.json"))
         .map(|config| runtime::process::bundle_args(&config))
         .unwrap_or_default();
-    Started {
+    StartedContainer {
         pid,
         start_time: runc.init_start_time(&job.namespace, &job.id),
         pidfd,

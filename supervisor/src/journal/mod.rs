@@ -106,10 +106,12 @@ enum Command {
         liveness: Liveness,
         reply: oneshot::Sender<Response>,
     },
-    /// The container never started: its waiters get `message` as an error.
+    /// The container, or with `process` only that process of it, never started: its waiters
+    /// get `message` as an error.
     Abandon {
         namespace: String,
         id: String,
+        process: Option<String>,
         message: String,
     },
     CloseSubscriptions,
@@ -193,10 +195,19 @@ impl Journal {
         });
     }
 
-    pub fn abandon(&self, namespace: &Namespace, id: &runtime::ContainerId, message: String) {
+    /// Answers, with `message` as an error, whoever waits for a process that will never exit
+    /// because it never started: every process of the container, or only `process`.
+    pub fn abandon(
+        &self,
+        namespace: &Namespace,
+        id: &runtime::ContainerId,
+        process: Option<&runtime::ProcessName>,
+        message: String,
+    ) {
         self.send(Command::Abandon {
             namespace: namespace.to_string(),
             id: id.to_string(),
+            process: process.map(|name| name.to_string()),
             message,
         });
     }
@@ -463,6 +474,7 @@ mod tests {
         journal.abandon(
             &Namespace::new("default").unwrap(),
             &runtime::ContainerId::new(&never.id).unwrap(),
+            None,
             "it did not start".into(),
         );
         match abandoned.blocking_recv().unwrap() {

@@ -196,9 +196,14 @@ impl Writer {
             Command::Abandon {
                 namespace,
                 id,
+                process,
                 message,
             } => self.waiters.retain(|key, waiters| {
-                if key.namespace != namespace || key.id != id {
+                let named = match &process {
+                    Some(name) => *name == key.process,
+                    None => true,
+                };
+                if key.namespace != namespace || key.id != id || !named {
                     return true;
                 }
                 for reply in waiters.drain(..) {

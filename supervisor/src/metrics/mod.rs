@@ -19,17 +19,9 @@ use std::time::Duration;
 use actix::Addr;
 use protocol::{ErrorKind, ErrorResponse, MetricsReport, Response};
 
-use crate::supervisor::{Supervisor, TakeMetrics};
+use crate::actor::{Supervisor, TakeMetrics};
+pub use telemetry::RunningContainer;
 use telemetry::Snapshot;
-
-/// A container whose init runs, as a scrape needs it.
-#[derive(Debug, Clone)]
-pub struct RunningContainer {
-    pub namespace: String,
-    pub id: String,
-    /// Read at scrape time for the per-container gauges; `None` when none was found at start.
-    pub cgroup: Option<runtime::Cgroup>,
-}
 
 /// The actor's numbers, and its running containers when `with_containers`; `None` once the
 /// actor has stopped.

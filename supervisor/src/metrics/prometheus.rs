@@ -16,8 +16,8 @@ use runtime::Cgroup;
 
 use crate::metrics::telemetry::Snapshot;
 
+use crate::actor::Supervisor;
 use crate::metrics::{self, RunningContainer};
-use crate::supervisor::Supervisor;
 
 /// How long a client may take to send its request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

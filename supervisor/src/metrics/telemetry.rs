@@ -20,6 +20,15 @@ pub const BUCKETS_S: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// A container whose init runs, as a scrape needs it.
+#[derive(Debug, Clone)]
+pub struct RunningContainer {
+    pub namespace: String,
+    pub id: String,
+    /// Read at scrape time for the per-container gauges; `None` when none was found at start.
+    pub cgroup: Option<runtime::Cgroup>,
+}
+
 /// When a worker took a start off the queue and when its runtime call finished; the actor
 /// knows when the start was accepted.
 #[derive(Debug, Clone, Copy)]

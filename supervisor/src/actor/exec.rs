@@ -1,45 +1,54 @@
-//! Exec processes, as the supervisor actor owns them: admitting an exec, taking its result back
-//! from the worker, its exit, signalling and resizing one, and where a container's logs are.
+//! Exec processes, as the supervisor actor owns them: adding one ([`AddProcess`]), taking its
+//! result back from the worker ([`ExecDone`]), its exit ([`ExecExit`]), and signalling and
+//! resizing one.
 //!
 //! An exec's exit is found like the init's: the keeper's `Exit` for its pid, through `by_pid`.
 //! An exec that exits before `runc exec` returns is held among the unclaimed exits (while any
 //! start or exec is in flight) and claimed by pid when its result arrives, so it is reported once.
+//! Someone waiting for an exec that fails to start is told so, with the reason.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use actix::prelude::*;
 use protocol::{
-    ErrorKind, ErrorResponse, EventKind, ExecRequest, KillProcessRequest, LogFiles, ResizeRequest,
-    Response, Started,
+    ErrorKind, ErrorResponse, EventKind, ExecRequest, KillProcessRequest, ResizeRequest, Response,
+    Started,
 };
-use runtime::{ExecProcess, ProcessName, RuntimeError};
+use runtime::{ExecProcess, ProcessName};
 use tokio::sync::oneshot;
 use worker::console::{self, Winsize};
-use worker::{exec_process, ExecIo, ExecJob, Execed, Priority};
+use worker::{ExecIo, ExecJob};
 
-use super::{absolute, key, not_found, valid_signal, Member, Supervisor, INIT};
-use crate::container::{self, Container, ExecPhase, Key, Phase};
-use crate::keeper_link::Exit;
+use super::errors::{
+    absolute, container_state, invalid, key, not_found, pool_gone, process_name, process_state,
+    runtime_error, valid_signal,
+};
+use super::jobs::{ExecDone, Job};
+use super::supervisor::{Member, Supervisor};
+use crate::container::{self, Container, ContainerPhase, ExecPhase, Key, INIT};
+use crate::keeper_link::ProcessExit;
 
 // ---- messages -------------------------------------------------------------------------------
 
-/// Start a process in a running container; `reply` is answered once it runs or has failed.
+/// Add a process to a running container (`ctr exec`); `reply` is answered once it runs or has
+/// failed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Exec {
+pub struct AddProcess {
     pub req: ExecRequest,
     pub reply: oneshot::Sender<Response>,
 }
 
-/// A worker finished an exec.
+/// An exec process of `key` exited: report it and forget it. Handled in place by whoever found
+/// the exit (the keeper's `Exit`, or an [`ExecDone`] that claims an early one), never queued, so
+/// it is reported in the order the actor decided.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct ExecDone {
-    key: Key,
-    name: ProcessName,
-    result: Result<Execed, RuntimeError>,
+pub struct ExecExit {
+    pub key: Key,
+    pub name: ProcessName,
+    pub exit: ProcessExit,
 }
 
 /// Signal one named process of a container.
@@ -52,20 +61,12 @@ pub struct KillProcess(pub KillProcessRequest);
 #[rtype(result = "Response")]
 pub struct Resize(pub ResizeRequest);
 
-/// Where a container's logs are, also once it is gone.
-#[derive(Message)]
-#[rtype(result = "Response")]
-pub struct Logs {
-    pub namespace: String,
-    pub id: String,
-}
-
 // ---- handlers -------------------------------------------------------------------------------
 
-impl Handler<Exec> for Supervisor {
+impl Handler<AddProcess> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, Exec { req, reply }: Exec, ctx: &mut Context<Self>) {
+    fn handle(&mut self, AddProcess { req, reply }: AddProcess, ctx: &mut Context<Self>) {
         let job = match self.admit_exec(req) {
             Ok(job) => job,
             Err(err) => {
@@ -77,18 +78,12 @@ impl Handler<Exec> for Supervisor {
         let args = job.process.args.clone();
         // Taken before the job can run: its process's exit cannot be reaped earlier.
         let since = Instant::now();
-        let addr = ctx.address();
-        let submitted = self.pool.submit(Priority::Normal, move |runc| {
-            let result = exec_process(runc, &job);
-            addr.do_send(ExecDone {
-                key: (job.namespace, job.id),
-                name: job.name,
-                result,
-            });
+        let submitted = self.workers.submit(Job::Exec {
+            job,
+            done: ctx.address().recipient(),
         });
         if submitted.is_err() {
-            let err = ErrorResponse::new(ErrorKind::Internal, "the worker pool is gone");
-            let _ = reply.send(Response::Error(err));
+            let _ = reply.send(Response::Error(pool_gone()));
             return;
         }
         if let Some(container) = self.containers.get_mut(&key) {
@@ -102,7 +97,7 @@ impl Handler<Exec> for Supervisor {
 impl Handler<ExecDone> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: ExecDone, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ExecDone, ctx: &mut Context<Self>) {
         let ExecDone { key, name, result } = msg;
         let Some(container) = self.containers.get_mut(&key) else {
             log::error!(
@@ -124,27 +119,20 @@ impl Handler<ExecDone> for Supervisor {
         let execed = match result {
             Ok(execed) => execed,
             Err(err) => {
-                let kind = match err {
-                    RuntimeError::CommandNotFound { .. } => ErrorKind::CommandNotFound,
-                    RuntimeError::CommandNotExecutable { .. } => ErrorKind::CommandNotExecutable,
-                    RuntimeError::InvalidName { .. }
-                    | RuntimeError::InvalidBundle { .. }
-                    | RuntimeError::InvalidProcess { .. } => ErrorKind::InvalidArgument,
-                    _ => ErrorKind::Runtime,
-                };
-                let message = format!(
-                    "cannot exec process \"{name}\" in container \"{}\": {err}",
-                    key.1
-                );
-                log::info!("{message}");
-                let _ = reply.send(Response::Error(ErrorResponse::new(kind, message)));
+                let what = format!("cannot exec process \"{name}\" in container \"{}\"", key.1);
+                let error = runtime_error(what, &err);
+                log::info!("{}", error.message);
+                // A `wait` for it came while it was starting; it will never exit.
+                self.journal
+                    .abandon(&key.0, &key.1, Some(&name), error.message.clone());
+                let _ = reply.send(Response::Error(error));
                 self.prune_unclaimed();
                 self.finish(&key);
                 return;
             }
         };
         let pid = execed.pid;
-        if !matches!(container.phase, Phase::Running { .. }) {
+        if !matches!(container.phase, ContainerPhase::Running { .. }) {
             // The init exited while runc exec ran: this one goes with it.
             if let Some(pidfd) = &execed.pidfd {
                 let _ = pidfd.send_signal(libc::SIGKILL);
@@ -165,14 +153,45 @@ impl Handler<ExecDone> for Supervisor {
         );
         self.by_pid
             .insert(pid, (key.clone(), Member::Exec(name.clone())));
-        let _ = reply.send(Response::Started(Started { pid }));
+        let started = Response::Started(Started { pid });
         if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
+            let _ = reply.send(started);
             self.by_pid.remove(&pid);
-            self.exec_exited(&key, &name, exit);
+            <Self as Handler<ExecExit>>::handle(self, ExecExit { key, name, exit }, ctx);
         } else {
             self.persist(&key);
+            // The client learns the pid once the container's record names the process: a daemon
+            // killed right after the answer leaves its successor the exec to take over, and so
+            // its exit to report.
+            self.journal.after_write(move || {
+                let _ = reply.send(started);
+            });
         }
         self.prune_unclaimed();
+    }
+}
+
+impl Handler<ExecExit> for Supervisor {
+    type Result = ();
+
+    /// Reports the exec's exit and forgets it; a stopped container may then be finished too.
+    fn handle(&mut self, ExecExit { key, name, exit }: ExecExit, _: &mut Context<Self>) {
+        let Some(container) = self.containers.get_mut(&key) else {
+            return;
+        };
+        if container.execs.remove(&name).is_none() {
+            return;
+        }
+        self.emit(
+            EventKind::Exit,
+            &key,
+            name.as_str(),
+            exit.pid,
+            exit.outcome.code(),
+        );
+        self.persist(&key);
+        self.acknowledge(exit.ack);
+        self.finish(&key);
     }
 }
 
@@ -198,58 +217,9 @@ impl Handler<Resize> for Supervisor {
     }
 }
 
-impl Handler<Logs> for Supervisor {
-    type Result = MessageResult<Logs>;
-
-    fn handle(&mut self, msg: Logs, _: &mut Context<Self>) -> Self::Result {
-        let key = match key(&msg.namespace, &msg.id) {
-            Ok(key) => key,
-            Err(err) => return MessageResult(Response::Error(err)),
-        };
-        let files = match self.containers.get(&key) {
-            Some(c) => LogFiles {
-                stdout: c.stdout.to_string_lossy().into_owned(),
-                stderr: c.stderr.to_string_lossy().into_owned(),
-                running: !matches!(c.phase, Phase::Stopped { .. }),
-            },
-            // Gone: its logs stay in its directory until a new start with its id.
-            None => {
-                let dir = self.state_dir.container_dir(&key.0, &key.1);
-                let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-                LogFiles {
-                    stdout: path("stdout.log"),
-                    stderr: path("stderr.log"),
-                    running: false,
-                }
-            }
-        };
-        MessageResult(Response::Logs(files))
-    }
-}
-
 // ---- the rest -------------------------------------------------------------------------------
 
 impl Supervisor {
-    /// Reports an exec's exit and forgets it; a stopped container may then be finished too.
-    pub(super) fn exec_exited(&mut self, key: &Key, name: &ProcessName, exit: Exit) {
-        let Some(container) = self.containers.get_mut(key) else {
-            return;
-        };
-        if container.execs.remove(name).is_none() {
-            return;
-        }
-        self.emit(
-            EventKind::Exit,
-            key,
-            name.as_str(),
-            exit.pid,
-            exit.outcome.code(),
-        );
-        self.persist(key);
-        self.acknowledge(exit.ack);
-        self.finish(key);
-    }
-
     /// Checks an exec request against the container's state and makes it a worker's job.
     fn admit_exec(&self, req: ExecRequest) -> Result<ExecJob, ErrorResponse> {
         self.accepting()?;
@@ -262,15 +232,22 @@ impl Supervisor {
         }
         let container = self.containers.get(&key).ok_or_else(|| not_found(&key.1))?;
         let init_pid = match container.phase {
-            Phase::Running { paused: true, .. } => {
-                return Err(state_error(container, "paused; resume it to exec into it"))
+            ContainerPhase::Running { paused: true, .. } => {
+                return Err(container_state(
+                    &container.id,
+                    "paused; resume it to exec into it",
+                ))
             }
-            Phase::Running { pid, .. } => pid,
-            Phase::Starting { .. } => return Err(state_error(container, "still starting")),
-            Phase::Stopped { .. } => return Err(state_error(container, "stopped")),
-            Phase::Checkpointing { .. } => {
-                return Err(state_error(
-                    container,
+            ContainerPhase::Running { pid, .. } => pid,
+            ContainerPhase::Starting { .. } => {
+                return Err(container_state(&container.id, "still starting"))
+            }
+            ContainerPhase::Stopped { .. } => {
+                return Err(container_state(&container.id, "stopped"))
+            }
+            ContainerPhase::Checkpointing { .. } => {
+                return Err(container_state(
+                    &container.id,
                     "being checkpointed; exec once CRIU is done",
                 ))
             }
@@ -289,7 +266,7 @@ impl Supervisor {
         }
         for entry in &req.env {
             if !matches!(entry.split_once('='), Some((k, _)) if !k.is_empty()) {
-                return Err(invalid(&format!(
+                return Err(invalid(format!(
                     "invalid environment entry {entry:?}: expected KEY=VALUE"
                 )));
             }
@@ -429,33 +406,4 @@ fn exec_of<'a>(
             ),
         )),
     }
-}
-
-fn process_name(name: &str) -> Result<ProcessName, ErrorResponse> {
-    if name.is_empty() {
-        return Err(invalid("a process name is required (--pid NAME)"));
-    }
-    ProcessName::new(name).map_err(|e| invalid(&e.to_string()))
-}
-
-fn invalid(message: &str) -> ErrorResponse {
-    ErrorResponse::new(ErrorKind::InvalidArgument, message)
-}
-
-fn state_error(container: &Container, what: &str) -> ErrorResponse {
-    ErrorResponse::new(
-        ErrorKind::FailedPrecondition,
-        format!("container \"{}\" is {what}", container.id),
-    )
-}
-
-fn process_state(
-    id: &impl fmt::Display,
-    name: &(impl fmt::Display + ?Sized),
-    what: &str,
-) -> ErrorResponse {
-    ErrorResponse::new(
-        ErrorKind::FailedPrecondition,
-        format!("process \"{name}\" of container \"{id}\" is {what}"),
-    )
 }

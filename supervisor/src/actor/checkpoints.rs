@@ -2,7 +2,7 @@
 //! checkpoints in its bundle.
 //!
 //! CRIU runs in a worker and can take seconds. Meanwhile the container is
-//! [`Phase::Checkpointing`]: a kill or a second checkpoint gets a clear error instead of racing
+//! [`ContainerPhase::Checkpointing`]: a kill or a second checkpoint gets a clear error instead of racing
 //! the dump. An exit that arrives during the dump (always, with `exit`) waits in the phase until
 //! the dump's result is in, so the `checkpoint` event precedes the `exit` event. Listing and
 //! deleting read and remove files, so they run in a worker too; the actor only looks up the
@@ -13,14 +13,14 @@ use protocol::{
     CheckpointRequest, DeleteCheckpointRequest, ErrorKind, ErrorResponse, EventKind,
     ListCheckpointsRequest, Response,
 };
-use runtime::{
-    checkpoint, Bundle, CheckpointMeta, CheckpointName, CheckpointOptions, RuntimeError,
-};
+use runtime::{CheckpointName, CheckpointOptions};
 use tokio::sync::oneshot;
-use worker::{checkpoint_container, CheckpointJob, Priority};
+use worker::CheckpointJob;
 
-use super::{invalid, key, Supervisor, INIT};
-use crate::container::{Key, Phase};
+use super::errors::{invalid, key, pool_gone, runtime_error};
+use super::jobs::{CheckpointDone, Job};
+use super::supervisor::Supervisor;
+use crate::container::{ContainerPhase, INIT};
 
 // ---- messages -------------------------------------------------------------------------------
 
@@ -30,14 +30,6 @@ use crate::container::{Key, Phase};
 pub struct Checkpoint {
     pub req: CheckpointRequest,
     pub reply: oneshot::Sender<Response>,
-}
-
-/// A worker finished a checkpoint.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CheckpointDone {
-    key: Key,
-    result: Result<CheckpointMeta, RuntimeError>,
 }
 
 /// The checkpoints in a container's bundle; `reply` is answered by the worker that reads them.
@@ -71,27 +63,21 @@ impl Handler<Checkpoint> for Supervisor {
         };
         let key = (job.namespace.clone(), job.id.clone());
         let name = job.name.clone();
-        let addr = ctx.address();
-        let job_key = key.clone();
-        let submitted = self.pool.submit(Priority::Normal, move |runc| {
-            let result = checkpoint_container(runc, &job);
-            addr.do_send(CheckpointDone {
-                key: job_key,
-                result,
-            });
+        let submitted = self.workers.submit(Job::Checkpoint {
+            job,
+            done: ctx.address().recipient(),
         });
         if submitted.is_err() {
-            let err = ErrorResponse::new(ErrorKind::Internal, "the worker pool is gone");
-            let _ = reply.send(Response::Error(err));
+            let _ = reply.send(Response::Error(pool_gone()));
             return;
         }
         let Some(mut container) = self.containers.remove(&key) else {
             return;
         };
         container.phase = match container.phase {
-            Phase::Running {
+            ContainerPhase::Running {
                 pid, pidfd, cgroup, ..
-            } => Phase::Checkpointing {
+            } => ContainerPhase::Checkpointing {
                 pid,
                 pidfd,
                 cgroup,
@@ -118,7 +104,7 @@ impl Handler<CheckpointDone> for Supervisor {
             );
             return;
         };
-        let Phase::Checkpointing {
+        let ContainerPhase::Checkpointing {
             pid,
             pidfd,
             cgroup,
@@ -134,7 +120,7 @@ impl Handler<CheckpointDone> for Supervisor {
         if let (Some(signal), Some(pidfd)) = (self.shutdown, &pidfd) {
             let _ = pidfd.send_signal(signal);
         }
-        container.phase = Phase::Running {
+        container.phase = ContainerPhase::Running {
             pid,
             pidfd,
             cgroup,
@@ -148,9 +134,10 @@ impl Handler<CheckpointDone> for Supervisor {
                 Response::Done
             }
             Err(err) => {
-                let message = format!("cannot checkpoint container \"{}\": {err}", key.1);
-                log::info!("{message}");
-                Response::Error(ErrorResponse::new(error_kind(&err), message))
+                let error =
+                    runtime_error(format!("cannot checkpoint container \"{}\"", key.1), &err);
+                log::info!("{}", error.message);
+                Response::Error(error)
             }
         };
         let _ = reply.send(response);
@@ -171,16 +158,10 @@ impl Handler<ListCheckpoints> for Supervisor {
                 return;
             }
         };
-        let submitted = self.pool.submit(Priority::Normal, move |_| {
-            let listed = Bundle::open(&bundle).and_then(|bundle| checkpoint::list(&bundle));
-            let response = match listed {
-                Ok(list) => Response::Checkpoints(list.into_iter().map(to_wire).collect()),
-                Err(err) => Response::Error(ErrorResponse::new(
-                    error_kind(&err),
-                    format!("cannot list checkpoints of container \"{}\": {err}", req.id),
-                )),
-            };
-            let _ = reply.send(response);
+        let submitted = self.workers.submit(Job::ListCheckpoints {
+            id: req.id,
+            bundle,
+            reply,
         });
         if submitted.is_err() {
             log::error!("worker pool is gone; checkpoints not listed");
@@ -193,10 +174,10 @@ impl Handler<DeleteCheckpoint> for Supervisor {
 
     fn handle(&mut self, DeleteCheckpoint { req, reply }: DeleteCheckpoint, _: &mut Context<Self>) {
         let target = CheckpointName::new(&req.name)
-            .map_err(invalid)
+            .map_err(|e| invalid(e.to_string()))
             .and_then(|name| {
                 let (_, container) = self.find(&req.namespace, &req.id)?;
-                if let Phase::Checkpointing { name: taking, .. } = &container.phase {
+                if let ContainerPhase::Checkpointing { name: taking, .. } = &container.phase {
                     if *taking == name {
                         return Err(ErrorResponse::new(
                             ErrorKind::FailedPrecondition,
@@ -216,14 +197,10 @@ impl Handler<DeleteCheckpoint> for Supervisor {
                 return;
             }
         };
-        let submitted = self.pool.submit(Priority::Normal, move |_| {
-            let deleted =
-                Bundle::open(&bundle).and_then(|bundle| checkpoint::delete(&bundle, &name));
-            let response = match deleted {
-                Ok(()) => Response::Done,
-                Err(err) => Response::Error(ErrorResponse::new(error_kind(&err), err.to_string())),
-            };
-            let _ = reply.send(response);
+        let submitted = self.workers.submit(Job::DeleteCheckpoint {
+            bundle,
+            name,
+            reply,
         });
         if submitted.is_err() {
             log::error!("worker pool is gone; checkpoint not deleted");
@@ -238,7 +215,7 @@ impl Supervisor {
     fn admit_checkpoint(&self, req: &CheckpointRequest) -> Result<CheckpointJob, ErrorResponse> {
         self.accepting()?;
         let (namespace, id) = key(&req.namespace, &req.id)?;
-        let name = CheckpointName::new(&req.name).map_err(invalid)?;
+        let name = CheckpointName::new(&req.name).map_err(|e| invalid(e.to_string()))?;
         let (_, container) = self.find(&req.namespace, &req.id)?;
         let not = |what: &str| {
             Err(ErrorResponse::new(
@@ -251,12 +228,12 @@ impl Supervisor {
         }
         match &container.phase {
             // CRIU would find its processes frozen; resume it first.
-            Phase::Running { paused: true, .. } => return not("paused; resume it first"),
-            Phase::Running { pidfd: Some(_), .. } => {}
-            Phase::Running { pidfd: None, .. } => return not("exiting"),
-            Phase::Starting { .. } => return not("still starting"),
-            Phase::Stopped { .. } => return not("stopped"),
-            Phase::Checkpointing { name, .. } => {
+            ContainerPhase::Running { paused: true, .. } => return not("paused; resume it first"),
+            ContainerPhase::Running { pidfd: Some(_), .. } => {}
+            ContainerPhase::Running { pidfd: None, .. } => return not("exiting"),
+            ContainerPhase::Starting { .. } => return not("still starting"),
+            ContainerPhase::Stopped { .. } => return not("stopped"),
+            ContainerPhase::Checkpointing { name, .. } => {
                 return not(&format!("already being checkpointed as \"{name}\""))
             }
         }
@@ -272,29 +249,5 @@ impl Supervisor {
             },
             exit: req.exit,
         })
-    }
-}
-
-fn to_wire(meta: CheckpointMeta) -> protocol::Checkpoint {
-    protocol::Checkpoint {
-        name: meta.name,
-        options: protocol::CheckpointOptions {
-            tcp: meta.options.tcp_established,
-            unix_sockets: meta.options.ext_unix_sk,
-            shell: meta.options.shell_job,
-        },
-        exit: meta.exit,
-        created: meta.created,
-    }
-}
-
-fn error_kind(err: &RuntimeError) -> ErrorKind {
-    match err {
-        RuntimeError::InvalidName { .. } | RuntimeError::InvalidBundle { .. } => {
-            ErrorKind::InvalidArgument
-        }
-        RuntimeError::CheckpointExists { .. } => ErrorKind::AlreadyExists,
-        RuntimeError::NoCheckpoint { .. } => ErrorKind::NotFound,
-        _ => ErrorKind::Runtime,
     }
 }

@@ -8,9 +8,10 @@ use runtime::{ContainerId, Namespace, PidFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::{ExitMsg, Member, Supervisor};
-use crate::container::{Container, Exec, ExecPhase, Phase};
-use crate::keeper_link::{Exit, Outcome};
+use super::lifecycle::Exit;
+use super::supervisor::{Member, Supervisor};
+use crate::container::{Container, ContainerPhase, Exec, ExecPhase};
+use crate::keeper_link::{Outcome, ProcessExit};
 use crate::recovery::{Adopted, Recovery};
 
 /// Why the status of a process watched through its pidfd is unknown.
@@ -29,7 +30,7 @@ impl Supervisor {
             self.adopt_container(adopted);
         }
         for exit in exits {
-            <Self as Handler<ExitMsg>>::handle(self, ExitMsg(exit), ctx);
+            <Self as Handler<Exit>>::handle(self, Exit(exit), ctx);
         }
         for (pidfd, start_time) in orphans {
             watch_orphan(pidfd, start_time, ctx);
@@ -88,7 +89,7 @@ impl Supervisor {
             stdout: record.stdout,
             stderr: record.stderr,
             created: record.created,
-            phase: Phase::Running {
+            phase: ContainerPhase::Running {
                 pid,
                 pidfd: init,
                 cgroup,
@@ -125,7 +126,7 @@ fn watch_orphan(pidfd: PidFd, start_time: Option<u64>, ctx: &mut Context<Supervi
         if let Err(e) = watched.readable().await {
             log::warn!("waiting for pid {pid} to exit: {e}");
         }
-        addr.do_send(ExitMsg(Exit {
+        addr.do_send(Exit(ProcessExit {
             pid,
             start_time,
             outcome: Outcome::Unknown(REPARENTED),

@@ -1,0 +1,540 @@
+//! A container's life as the actor sees it: [`Start`] (admitted, then run by a worker, back as
+//! [`StartDone`]), [`Signal`], the keeper's [`Exit`] of its init, the cleanup that follows
+//! ([`Deleted`]), and the `exit` event once runc has deleted it and every exec of it is reported.
+//!
+//! An exit can reach the actor before the result of the start (or exec) whose process it is:
+//! such exits wait among the unclaimed while any start or exec is in flight, and the start's
+//! result claims its own by pid and start time, so `start-container` still precedes its one
+//! `exit`. An exit that comes during a checkpoint waits in the container's phase (see
+//! [`super::checkpoints`]).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use actix::prelude::*;
+use protocol::{ErrorKind, ErrorResponse, EventKind, KillRequest, Response, StartRequest};
+use runtime::CheckpointName;
+use tokio::sync::oneshot;
+use worker::console::Winsize;
+use worker::StartJob;
+
+use super::errors::{absolute, invalid, key, pool_gone, runtime_error, valid_signal};
+use super::exec::ExecExit;
+use super::jobs::{Deleted, Job, StartDone};
+use super::supervisor::{now_ns, Member, Supervisor};
+use crate::container::{Container, ContainerPhase, ExecPhase, Key, INIT};
+use crate::keeper_link::{Outcome, ProcessExit};
+
+// ---- messages -------------------------------------------------------------------------------
+
+/// Start a container; `reply` is answered once it runs or has failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Start {
+    pub req: StartRequest,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// The keeper reaped a process, or a process ended where no keeper could reap it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Exit(pub ProcessExit);
+
+/// Signal a container's init (through its pidfd) or, with `all`, all its processes (through runc).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Signal {
+    pub req: KillRequest,
+    pub reply: oneshot::Sender<Response>,
+}
+
+// ---- handlers -------------------------------------------------------------------------------
+
+impl Handler<Start> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Start { req, reply }: Start, ctx: &mut Context<Self>) {
+        let Admitted {
+            key,
+            stdout,
+            stderr,
+            checkpoint,
+        } = match self.admit(&req) {
+            Ok(admitted) => admitted,
+            Err(err) => {
+                let _ = reply.send(Response::Error(err));
+                return;
+            }
+        };
+        let job = StartJob {
+            namespace: key.0.clone(),
+            id: key.1.clone(),
+            bundle: req.bundle.clone().into(),
+            stdin: req.stdin.as_ref().map(PathBuf::from),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            checkpoint,
+            terminal: req.terminal.map(|size| Winsize {
+                rows: size.rows,
+                cols: size.cols,
+            }),
+            labels: req.labels.clone(),
+            created: now_ns(),
+        };
+        let created = job.created;
+        let since = Instant::now();
+        let submitted = self.workers.submit(Job::Start {
+            job,
+            cancelled: self.stopping.clone(),
+            done: ctx.address().recipient(),
+        });
+        if submitted.is_err() {
+            let _ = reply.send(Response::Error(pool_gone()));
+            return;
+        }
+        let container = Container {
+            namespace: key.0.clone(),
+            id: key.1.clone(),
+            bundle: req.bundle,
+            labels: req.labels,
+            stdout,
+            stderr,
+            created,
+            phase: ContainerPhase::Starting { since, reply },
+            oom_kills: 0,
+            control: None,
+            relay: None,
+            relayed: false,
+            init_start: None,
+            args: Vec::new(),
+            console: None,
+            execs: Default::default(),
+        };
+        self.containers.insert(key, container);
+    }
+}
+
+impl Handler<StartDone> for Supervisor {
+    type Result = ();
+
+    fn handle(
+        &mut self,
+        StartDone {
+            key,
+            result,
+            timing,
+        }: StartDone,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(container) = self.containers.remove(&key) else {
+            log::error!(
+                "start of {}/{} finished for no known container",
+                key.0,
+                key.1
+            );
+            return;
+        };
+        let ContainerPhase::Starting { since, reply } = container.phase else {
+            log::error!("start of {}/{} finished twice", key.0, key.1);
+            self.containers.insert(key, container);
+            return;
+        };
+        let started = match result {
+            Ok(started) => started,
+            Err(err) => {
+                self.telemetry.start_failed(Instant::now());
+                let error = runtime_error(format!("cannot start container \"{}\"", key.1), &err);
+                log::info!("{}", error.message);
+                self.journal
+                    .abandon(&key.0, &key.1, None, error.message.clone());
+                self.keeper.release(runtime::record::token(
+                    key.0.as_str(),
+                    key.1.as_str(),
+                    container.created,
+                ));
+                let _ = reply.send(Response::Error(error));
+                self.prune_unclaimed();
+                self.notify_if_empty();
+                return;
+            }
+        };
+        let pid = started.pid;
+        self.telemetry
+            .start_succeeded(since, timing, Instant::now());
+        if let (Some(signal), Some(pidfd)) = (self.shutdown, &started.pidfd) {
+            let _ = pidfd.send_signal(signal);
+        }
+        if let (Some(oom), Some(cgroup)) = (&self.oom, &started.cgroup) {
+            oom.watch(key.clone(), cgroup.clone());
+        }
+        self.containers.insert(
+            key.clone(),
+            Container {
+                phase: ContainerPhase::Running {
+                    pid,
+                    pidfd: started.pidfd,
+                    cgroup: started.cgroup,
+                    paused: false,
+                },
+                relayed: started.relay.is_some(),
+                relay: started.relay,
+                init_start: started.start_time,
+                args: started.args,
+                console: started.console,
+                ..container
+            },
+        );
+        self.by_pid.insert(pid, (key.clone(), Member::Init));
+        self.emit(EventKind::StartContainer, &key, INIT, pid, None);
+        let _ = reply.send(Response::Started(protocol::Started { pid }));
+        if let Some(exit) = self.claim_unclaimed_exit(pid, since) {
+            self.by_pid.remove(&pid);
+            self.init_exited(key, exit, ctx);
+        }
+        self.prune_unclaimed();
+    }
+}
+
+impl Handler<Exit> for Supervisor {
+    type Result = ();
+
+    /// Finds whose exit it is by pid (and start time): the init's ends its container, an
+    /// exec's is an [`ExecExit`]; one nobody claims may belong to a start or exec in flight.
+    fn handle(&mut self, Exit(exit): Exit, ctx: &mut Context<Self>) {
+        let member = self
+            .by_pid
+            .get(&exit.pid)
+            .filter(|(key, member)| self.is_same_process(key, member, exit.start_time))
+            .cloned();
+        if member.is_some() {
+            self.by_pid.remove(&exit.pid);
+        }
+        match member {
+            Some((key, Member::Init)) => self.init_exited(key, exit, ctx),
+            Some((key, Member::Exec(name))) => {
+                let exec_exit = ExecExit { key, name, exit };
+                <Self as Handler<ExecExit>>::handle(self, exec_exit, ctx);
+            }
+            None => {
+                if self.oldest_in_flight().is_some() {
+                    log::debug!(
+                        "pid {} exited before any start or exec claimed it; holding it",
+                        exit.pid
+                    );
+                    self.unclaimed.push(exit);
+                } else {
+                    log::debug!("reaped pid {} that is no container's process", exit.pid);
+                    if let Some(seq) = exit.ack {
+                        self.keeper.ack(seq);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Deleted> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deleted, _: &mut Context<Self>) {
+        if let Err(err) = &msg.result {
+            log::warn!(
+                "container {}/{} exited but runc could not delete it: {err}",
+                msg.key.0,
+                msg.key.1
+            );
+        }
+        if let Some(container) = self.containers.get_mut(&msg.key) {
+            if let ContainerPhase::Stopped { deleted, .. } = &mut container.phase {
+                *deleted = true;
+            }
+            let reported = container.oom_kills;
+            container.oom_kills = reported.max(msg.oom_kills);
+            if msg.oom_kills > reported {
+                let pid = container.phase.pid().unwrap_or(0);
+                self.emit(EventKind::Oom, &msg.key, INIT, pid, None);
+            }
+        }
+        self.finish(&msg.key);
+    }
+}
+
+impl Handler<Signal> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Signal { req, reply }: Signal, ctx: &mut Context<Self>) {
+        let target = valid_signal(req.signal).and_then(|signal| {
+            let (key, container) = self.find(&req.namespace, &req.id)?;
+            let paused = container.phase.is_paused();
+            Ok((signal, key.clone(), container.signal_target()?, paused))
+        });
+        let (signal, key, pidfd, paused) = match target {
+            Ok(target) => target,
+            Err(err) => {
+                let _ = reply.send(Response::Error(err));
+                return;
+            }
+        };
+        if !req.all {
+            let response = match pidfd.send_signal(signal) {
+                Ok(()) if paused => Response::Noted(format!(
+                    "container \"{}\" is paused: signal {signal} is delivered when it is resumed",
+                    key.1
+                )),
+                Ok(()) => Response::Done,
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                    Response::Error(ErrorResponse::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("container \"{}\" is exiting", key.1),
+                    ))
+                }
+                Err(e) => Response::Error(ErrorResponse::new(
+                    ErrorKind::Internal,
+                    format!("cannot signal container \"{}\": {e}", key.1),
+                )),
+            };
+            let _ = reply.send(response);
+            return;
+        }
+        let submitted = self.workers.submit(Job::KillAll {
+            key,
+            signal,
+            paused,
+            reply,
+            thawed: ctx.address().recipient(),
+        });
+        if submitted.is_err() {
+            log::error!("worker pool is gone; kill --all not sent");
+        }
+    }
+}
+
+// ---- the init's exit ------------------------------------------------------------------------
+
+impl Supervisor {
+    /// The init of a running container exited: delete it through runc, then report the exit
+    /// (once its execs' exits are reported, see [`Supervisor::finish`]).
+    pub(super) fn init_exited(&mut self, key: Key, exit: ProcessExit, ctx: &mut Context<Self>) {
+        let Some(container) = self.containers.get_mut(&key) else {
+            return;
+        };
+        if let ContainerPhase::Checkpointing { exited, .. } = &mut container.phase {
+            *exited = Some(exit);
+            return;
+        }
+        let Some(pid) = container.phase.pid() else {
+            return;
+        };
+        if let Outcome::Unknown(why) = exit.outcome {
+            log::warn!(
+                "container {}/{} (pid {pid}) exited with an unknown status: {why}",
+                key.0,
+                key.1
+            );
+        }
+        let cgroup = container
+            .phase
+            .cgroup()
+            .cloned()
+            .filter(|_| self.oom_notify);
+        container.phase = ContainerPhase::Stopped {
+            exit,
+            deleted: false,
+        };
+        // They die with the init's pid namespace; this ends them in a container without one.
+        for exec in container.execs.values() {
+            if let ExecPhase::Running {
+                pidfd: Some(pidfd), ..
+            } = &exec.phase
+            {
+                let _ = pidfd.send_signal(libc::SIGKILL);
+            }
+        }
+        if let Some(oom) = &self.oom {
+            oom.unwatch(key.clone());
+        }
+        let relay = container.relay.take();
+        let submitted = self.workers.submit(Job::Delete {
+            key,
+            cgroup,
+            relay,
+            done: ctx.address().recipient(),
+        });
+        if submitted.is_err() {
+            log::error!("worker pool is gone; container {pid} left to runc");
+        }
+    }
+
+    /// Reports a stopped container's exit and forgets it, once runc has deleted it and every exec
+    /// of it has been reported.
+    pub(super) fn finish(&mut self, key: &Key) {
+        let Some(container) = self.containers.get(key) else {
+            return;
+        };
+        let ContainerPhase::Stopped {
+            exit,
+            deleted: true,
+        } = container.phase
+        else {
+            return;
+        };
+        if !container.execs.is_empty() {
+            return;
+        }
+        let oom_killed = container.oom_kills > 0;
+        let record = container.record();
+        let relayed = container.relayed;
+        self.publish(
+            EventKind::Exit,
+            key,
+            INIT,
+            exit.pid,
+            exit.outcome.code(),
+            oom_killed,
+        );
+        // The record goes only once the exit is on disk: a daemon killed in between finds the
+        // exit in the journal and does not report it again.
+        let state = self.state_dir.clone();
+        let keeper = self.keeper.clone();
+        self.journal.after_write(move || {
+            let Some(record) = record else {
+                return;
+            };
+            if let Err(e) = record.remove(&state) {
+                log::warn!(
+                    "cannot remove the record of {}/{}: {e}",
+                    record.namespace,
+                    record.id
+                );
+            }
+            if relayed {
+                keeper.release(record.token());
+            }
+        });
+        self.acknowledge(exit.ack);
+        self.containers.remove(key);
+        self.notify_if_empty();
+    }
+}
+
+// ---- exits no process claimed yet -----------------------------------------------------------
+
+impl Supervisor {
+    /// The exit of `pid` held since the start or exec that began at `since`, if one came.
+    pub(super) fn claim_unclaimed_exit(&mut self, pid: u32, since: Instant) -> Option<ProcessExit> {
+        let at = self
+            .unclaimed
+            .iter()
+            .position(|e| e.pid == pid && e.reaped_at >= since)?;
+        Some(self.unclaimed.swap_remove(at))
+    }
+
+    /// When the oldest start or exec still in flight was queued.
+    fn oldest_in_flight(&self) -> Option<Instant> {
+        self.containers
+            .values()
+            .flat_map(|c| {
+                let start = match c.phase {
+                    ContainerPhase::Starting { since, .. } => Some(since),
+                    _ => None,
+                };
+                let execs = c.execs.values().filter_map(|e| match e.phase {
+                    ExecPhase::Starting { since, .. } => Some(since),
+                    ExecPhase::Running { .. } => None,
+                });
+                start.into_iter().chain(execs)
+            })
+            .min()
+    }
+
+    /// Keeps only exits that a start or exec still in flight could claim; the keeper may forget
+    /// the others.
+    pub(super) fn prune_unclaimed(&mut self) {
+        if self.unclaimed.is_empty() {
+            return;
+        }
+        let oldest = self.oldest_in_flight();
+        let keeper = &self.keeper;
+        self.unclaimed.retain(|e| {
+            let keep = oldest.is_some_and(|oldest| e.reaped_at >= oldest);
+            if !keep {
+                if let Some(seq) = e.ack {
+                    keeper.ack(seq);
+                }
+            }
+            keep
+        });
+    }
+
+    /// Whether an exit with this start time can be the process `member` of `key`: a pid seen
+    /// again with another start time is another process (a stale exit replayed by the keeper).
+    fn is_same_process(&self, key: &Key, member: &Member, start_time: Option<u64>) -> bool {
+        let Some(container) = self.containers.get(key) else {
+            return false;
+        };
+        let known = match member {
+            Member::Init => container.init_start,
+            Member::Exec(name) => container.execs.get(name).and_then(|e| match e.phase {
+                ExecPhase::Running { start_time, .. } => start_time,
+                ExecPhase::Starting { .. } => None,
+            }),
+        };
+        match (known, start_time) {
+            (Some(known), Some(reaped)) => known == reaped,
+            _ => true,
+        }
+    }
+}
+
+// ---- admission ------------------------------------------------------------------------------
+
+/// A start that passed every check the actor can make without touching the disk.
+struct Admitted {
+    key: Key,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    checkpoint: Option<CheckpointName>,
+}
+
+impl Supervisor {
+    /// Checks a start request: names, paths, the id's availability. The bundle's contents are
+    /// the worker's to check, off the actor.
+    fn admit(&self, req: &StartRequest) -> Result<Admitted, ErrorResponse> {
+        self.accepting()?;
+        let key = key(&req.namespace, &req.id)?;
+        if self.containers.contains_key(&key) {
+            return Err(ErrorResponse::new(
+                ErrorKind::AlreadyExists,
+                format!("container \"{}\" already exists", key.1),
+            ));
+        }
+        absolute("bundle", &req.bundle)?;
+        let dir = self.state_dir.container_dir(&key.0, &key.1);
+        let output = |given: &Option<String>, name: &str| match given {
+            Some(path) => absolute(name, path).map(|()| PathBuf::from(path)),
+            None => Ok(dir.join(format!("{name}.log"))),
+        };
+        if let Some(stdin) = &req.stdin {
+            absolute("stdin", stdin)?;
+        }
+        if req.terminal.is_some() && (req.stdin.is_none() || req.stdout.is_none()) {
+            return Err(invalid(
+                "a terminal needs the client's stdin and stdout fifos (start --attach --tty)",
+            ));
+        }
+        let stdout = output(&req.stdout, "stdout")?;
+        let stderr = output(&req.stderr, "stderr")?;
+        let checkpoint = req
+            .checkpoint
+            .as_deref()
+            .map(CheckpointName::new)
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Admitted {
+            key,
+            stdout,
+            stderr,
+            checkpoint,
+        })
+    }
+}

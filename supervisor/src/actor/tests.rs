@@ -1,0 +1,518 @@
+//! The actor driven in-process, with the interleavings real runc produces only by chance forced
+//! here: no root, no runc, no keeper process. The actor runs in an `actix::System` with a real
+//! journal in a temp dir; its two edges are fakes. [`HeldJobs`] keeps every job the actor
+//! submits until the test completes it with the result it chooses; [`RecordingKeeper`] records
+//! the acknowledgements. Each test asserts the events in the order the journal delivers them.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use protocol::{
+    CheckpointOptions, CheckpointRequest, ErrorKind, Event, ExecRequest, Filter, Response,
+    StartRequest, WaitRequest,
+};
+use runtime::{CheckpointMeta, ExitStatus, PidFd, RuntimeError, StateDir};
+use tokio::sync::{mpsc, oneshot};
+use worker::pool::PoolClosed;
+use worker::{Execed, StartedContainer};
+
+use super::jobs::{CheckpointDone, Deleted, ExecDone, Job, Load, StartDone, Workers};
+use super::keeper::Keeper;
+use super::{AddProcess, Checkpoint, Exit, Flushed, HandOver, Start, Subscribe, Supervisor, Wait};
+use crate::journal::Journal;
+use crate::keeper_link::{Outcome, ProcessExit};
+use crate::metrics::telemetry::StartTiming;
+
+/// How long a test waits for an answer that must come; reached only when the actor is wrong.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+const ID: &str = "c1";
+const INIT_PID: u32 = 100;
+const EXEC_PID: u32 = 200;
+
+/// Workers that run nothing: each job waits here for the test to complete it.
+#[derive(Clone, Default)]
+struct HeldJobs(Arc<Mutex<VecDeque<Job>>>);
+
+impl Workers for HeldJobs {
+    fn submit(&self, job: Job) -> Result<(), PoolClosed> {
+        self.0.lock().unwrap().push_back(job);
+        Ok(())
+    }
+
+    fn load(&self) -> Load {
+        let queued = self.0.lock().unwrap().len();
+        Load {
+            queued,
+            busy: 0,
+            workers: 1,
+            idle: queued == 0,
+        }
+    }
+}
+
+/// A keeper that remembers what it was told.
+#[derive(Default)]
+struct RecordingKeeper {
+    acks: Mutex<Vec<u64>>,
+}
+
+impl Keeper for RecordingKeeper {
+    fn ack(&self, seq: u64) {
+        self.acks.lock().unwrap().push(seq);
+    }
+
+    fn release(&self, _token: String) {}
+
+    fn pid(&self) -> u32 {
+        1
+    }
+}
+
+/// One actor, its fakes, and a subscriber to every event it emits.
+struct Harness {
+    actor: Addr<Supervisor>,
+    jobs: HeldJobs,
+    keeper: Arc<RecordingKeeper>,
+    events: mpsc::Receiver<Event>,
+    dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, opened) = Journal::open(&dir.path().join("events"), 1 << 20, 1024).unwrap();
+        let jobs = HeldJobs::default();
+        let keeper = Arc::new(RecordingKeeper::default());
+        let actor = Supervisor::with_edges(
+            StateDir::new(dir.path().join("state")),
+            Box::new(jobs.clone()),
+            journal,
+            opened.last_seq,
+            keeper.clone(),
+        )
+        .oom_notify(false)
+        .start();
+        let (registered, registration) = oneshot::channel();
+        let subscribe = Subscribe {
+            namespace: "default".into(),
+            filter: Arc::new(Filter::everything()),
+            registered,
+        };
+        assert_eq!(actor.send(subscribe).await.unwrap(), Response::Subscribed);
+        let events = registration.await.unwrap().subscription.events;
+        Harness {
+            actor,
+            jobs,
+            keeper,
+            events,
+            dir,
+        }
+    }
+
+    /// Sends `Start` for container [`ID`]; the answer comes once its job is completed.
+    async fn start(&self) -> oneshot::Receiver<Response> {
+        let (reply, answer) = oneshot::channel();
+        let req = StartRequest {
+            namespace: "default".into(),
+            id: ID.into(),
+            bundle: "/bundles/c1".into(),
+            labels: Default::default(),
+            stdout: None,
+            stderr: None,
+            checkpoint: None,
+            stdin: None,
+            terminal: None,
+        };
+        self.actor.send(Start { req, reply }).await.unwrap();
+        answer
+    }
+
+    /// Starts container [`ID`] with its init as [`INIT_PID`], all the way to running.
+    async fn running(&self) {
+        let answer = self.start().await;
+        self.complete_start(Ok(started(INIT_PID))).await;
+        assert_eq!(answer.await.unwrap(), started_reply(INIT_PID));
+    }
+
+    /// Asks for exec `name` in container [`ID`].
+    async fn add_process(&self, name: &str) -> oneshot::Receiver<Response> {
+        let (reply, answer) = oneshot::channel();
+        let req = ExecRequest {
+            namespace: "default".into(),
+            id: ID.into(),
+            process: name.into(),
+            args: vec!["/bin/sleep".into(), "1".into()],
+            env: Vec::new(),
+            cwd: None,
+            uid: None,
+            gid: None,
+            stdio: None,
+        };
+        self.actor.send(AddProcess { req, reply }).await.unwrap();
+        answer
+    }
+
+    async fn wait(&self, process: &str) -> oneshot::Receiver<Response> {
+        let (reply, answer) = oneshot::channel();
+        let req = WaitRequest {
+            namespace: "default".into(),
+            id: ID.into(),
+            process: process.into(),
+        };
+        self.actor.send(Wait { req, reply }).await.unwrap();
+        answer
+    }
+
+    /// The keeper reports `pid` exited with `code`; the keeper numbered the exit `seq`.
+    async fn exit(&self, pid: u32, code: i32, seq: u64) {
+        let exit = ProcessExit {
+            pid,
+            start_time: None,
+            outcome: Outcome::Status(ExitStatus::Exited(code)),
+            reaped_at: Instant::now(),
+            ack: Some(seq),
+        };
+        self.actor.send(Exit(exit)).await.unwrap();
+    }
+
+    fn next_job(&self) -> Job {
+        self.jobs
+            .0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("the actor submitted no job")
+    }
+
+    fn no_job(&self) {
+        let held = self.jobs.0.lock().unwrap().len();
+        assert_eq!(held, 0, "the actor submitted {held} job(s)");
+    }
+
+    async fn complete_start(&self, result: Result<StartedContainer, RuntimeError>) {
+        let Job::Start { job, done, .. } = self.next_job() else {
+            panic!("the next job is no start");
+        };
+        let now = Instant::now();
+        let timing = StartTiming {
+            picked_up: now,
+            finished: now,
+        };
+        let key = (job.namespace, job.id);
+        let msg = StartDone {
+            key,
+            result,
+            timing,
+        };
+        done.send(msg).await.unwrap();
+    }
+
+    async fn complete_exec(&self, result: Result<Execed, RuntimeError>) {
+        let Job::Exec { job, done } = self.next_job() else {
+            panic!("the next job is no exec");
+        };
+        let key = (job.namespace, job.id);
+        let name = job.name;
+        done.send(ExecDone { key, name, result }).await.unwrap();
+    }
+
+    /// Completes the cleanup after the init's exit: runc deleted the container.
+    async fn complete_delete(&self) {
+        let Job::Delete { key, done, .. } = self.next_job() else {
+            panic!("the next job is no delete");
+        };
+        let msg = Deleted {
+            key,
+            result: Ok(()),
+            oom_kills: 0,
+        };
+        done.send(msg).await.unwrap();
+    }
+
+    async fn complete_checkpoint(&self) {
+        let Job::Checkpoint { job, done } = self.next_job() else {
+            panic!("the next job is no checkpoint");
+        };
+        let meta = CheckpointMeta {
+            name: job.name.to_string(),
+            options: job.options,
+            exit: job.exit,
+            created: 0,
+        };
+        let key = (job.namespace, job.id);
+        let msg = CheckpointDone {
+            key,
+            result: Ok(meta),
+        };
+        done.send(msg).await.unwrap();
+    }
+
+    /// Every event emitted so far, as "kind process", in the journal's order; and the exits the
+    /// keeper was told are dealt with.
+    async fn journaled(&mut self) -> (Vec<String>, Vec<u64>) {
+        let (reply, flushed) = oneshot::channel();
+        self.actor.send(Flushed { reply }).await.unwrap();
+        flushed.await.unwrap();
+        let mut seen = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            seen.push(format!("{} {}", event.kind, event.process));
+        }
+        let acks = self.keeper.acks.lock().unwrap().clone();
+        (seen, acks)
+    }
+}
+
+fn started(pid: u32) -> StartedContainer {
+    StartedContainer {
+        pid,
+        start_time: None,
+        pidfd: None,
+        args: vec!["/bin/sleep".into()],
+        console: None,
+        cgroup: None,
+        relay: None,
+    }
+}
+
+fn execed(pid: u32) -> Execed {
+    Execed {
+        pid,
+        start_time: None,
+        pidfd: None,
+        console: None,
+    }
+}
+
+fn started_reply(pid: u32) -> Response {
+    Response::Started(protocol::Started { pid })
+}
+
+/// The answer to a request that must be answered by now.
+async fn answered(answer: oneshot::Receiver<Response>) -> Response {
+    tokio::time::timeout(DEADLINE, answer)
+        .await
+        .expect("no answer: the actor left the caller waiting")
+        .expect("the actor dropped the caller")
+}
+
+/// A process to hold a pidfd on, killed and reaped when the test ends, however it ends.
+struct StandIn(std::process::Child);
+
+impl StandIn {
+    fn spawn() -> StandIn {
+        StandIn(
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn in_system(test: impl std::future::Future<Output = ()>) {
+    System::new().block_on(test);
+}
+
+#[test]
+fn an_init_exit_before_its_start_done_follows_start_container() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        let answer = h.start().await;
+        h.exit(INIT_PID, 3, 7).await;
+        h.complete_start(Ok(started(INIT_PID))).await;
+        assert_eq!(answered(answer).await, started_reply(INIT_PID));
+        h.complete_delete().await;
+        let (events, acks) = h.journaled().await;
+        assert_eq!(events, ["start-container init", "exit init"]);
+        assert_eq!(acks, [7]);
+    });
+}
+
+#[test]
+fn an_exec_exit_before_its_exec_done_is_reported_once_after_the_reply() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        h.running().await;
+        let answer = h.add_process("p1").await;
+        h.exit(EXEC_PID, 0, 8).await;
+        h.complete_exec(Ok(execed(EXEC_PID))).await;
+        assert_eq!(answered(answer).await, started_reply(EXEC_PID));
+        let (events, acks) = h.journaled().await;
+        assert_eq!(events, ["start-container init", "exit p1"]);
+        assert_eq!(acks, [8]);
+    });
+}
+
+#[test]
+fn an_exec_exit_racing_the_init_exit_is_reported_first() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        h.running().await;
+        let answer = h.add_process("p1").await;
+        h.complete_exec(Ok(execed(EXEC_PID))).await;
+        assert_eq!(answered(answer).await, started_reply(EXEC_PID));
+        // The init's exit comes first, and runc deletes the container before the exec's exit
+        // arrives: the init's `exit` still waits for the exec's.
+        h.exit(INIT_PID, 0, 9).await;
+        h.complete_delete().await;
+        h.exit(EXEC_PID, 137, 10).await;
+        let (events, acks) = h.journaled().await;
+        assert_eq!(events, ["start-container init", "exit p1", "exit init"]);
+        assert_eq!(acks, [10, 9]);
+    });
+}
+
+#[test]
+fn an_init_exit_during_a_checkpoint_waits_for_the_checkpoint_event() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        // A checkpoint needs a handle on the init: a child of the test's own stands in for it,
+        // never signalled by the actor on this path.
+        let stand_in = StandIn::spawn();
+        let pidfd = PidFd::open(stand_in.0.id()).unwrap();
+        let answer = h.start().await;
+        let init = StartedContainer {
+            pidfd: Some(pidfd),
+            ..started(INIT_PID)
+        };
+        h.complete_start(Ok(init)).await;
+        assert_eq!(answered(answer).await, started_reply(INIT_PID));
+        let (reply, answer) = oneshot::channel();
+        let req = CheckpointRequest {
+            namespace: "default".into(),
+            id: ID.into(),
+            name: "cp1".into(),
+            options: CheckpointOptions::default(),
+            exit: true,
+        };
+        h.actor.send(Checkpoint { req, reply }).await.unwrap();
+        h.exit(INIT_PID, 0, 11).await;
+        // The exit waits for the dump's result: no cleanup yet.
+        assert!(matches!(
+            h.jobs.0.lock().unwrap().front(),
+            Some(Job::Checkpoint { .. })
+        ));
+        h.complete_checkpoint().await;
+        assert_eq!(answered(answer).await, Response::Done);
+        h.complete_delete().await;
+        let (events, acks) = h.journaled().await;
+        assert_eq!(
+            events,
+            ["start-container init", "checkpoint init", "exit init"]
+        );
+        assert_eq!(acks, [11]);
+    });
+}
+
+#[test]
+fn a_start_during_a_hand_over_is_refused_and_queues_nothing() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        h.actor.send(HandOver).await.unwrap();
+        let answer = h.start().await;
+        match answered(answer).await {
+            Response::Error(e) => {
+                assert_eq!(e.kind, ErrorKind::Unavailable);
+                assert!(e.message.contains("restarting"), "{}", e.message);
+            }
+            other => panic!("a start during a hand-over answered {other:?}"),
+        }
+        h.no_job();
+        let (events, _) = h.journaled().await;
+        assert!(events.is_empty(), "{events:?}");
+    });
+}
+
+#[test]
+fn a_waiter_on_an_exec_that_fails_to_start_is_told_why() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        h.running().await;
+        let answer = h.add_process("p1").await;
+        let waiter = h.wait("p1").await;
+        let not_found = RuntimeError::CommandNotFound {
+            id: ID.into(),
+            message: "exec: \"/bin/sleep\": no such file".into(),
+        };
+        h.complete_exec(Err(not_found)).await;
+        match answered(answer).await {
+            Response::Error(e) => assert_eq!(e.kind, ErrorKind::CommandNotFound),
+            other => panic!("a failed exec answered {other:?}"),
+        }
+        match answered(waiter).await {
+            Response::Error(e) => {
+                assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+                assert!(
+                    e.message.contains("cannot exec process \"p1\""),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("the waiter on a failed exec got {other:?}"),
+        }
+        let (events, _) = h.journaled().await;
+        assert_eq!(events, ["start-container init"]);
+    });
+}
+
+#[test]
+fn a_waiter_on_a_start_that_fails_is_told_why() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        let answer = h.start().await;
+        let waiter = h.wait("init").await;
+        let failed = RuntimeError::Failed {
+            op: "run",
+            id: ID.into(),
+            message: "no such bundle".into(),
+        };
+        h.complete_start(Err(failed)).await;
+        match answered(answer).await {
+            Response::Error(e) => assert_eq!(e.kind, ErrorKind::Runtime),
+            other => panic!("a failed start answered {other:?}"),
+        }
+        match answered(waiter).await {
+            Response::Error(e) => {
+                assert!(
+                    e.message.contains("cannot start container"),
+                    "{}",
+                    e.message
+                )
+            }
+            other => panic!("the waiter on a failed start got {other:?}"),
+        }
+        let (events, _) = h.journaled().await;
+        assert!(events.is_empty(), "{events:?}");
+    });
+}
+
+#[test]
+fn an_exec_is_answered_once_the_record_names_it() {
+    in_system(async {
+        let h = Harness::new().await;
+        h.running().await;
+        let answer = h.add_process("p1").await;
+        h.complete_exec(Ok(execed(EXEC_PID))).await;
+        assert_eq!(answered(answer).await, started_reply(EXEC_PID));
+        // A daemon killed now leaves its successor a record that names the exec.
+        let dir = h.dir.path().join("state/default");
+        let records: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .map(|path| std::fs::read_to_string(path).unwrap())
+            .collect();
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert!(records[0].contains("\"p1\""), "{}", records[0]);
+    });
+}
