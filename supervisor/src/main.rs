@@ -25,7 +25,6 @@ mod recovery;
 mod server;
 mod socket;
 mod stats;
-mod stream;
 mod subscribers;
 mod supervisor;
 mod upgrade;
