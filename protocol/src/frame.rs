@@ -3,6 +3,10 @@
 //! The length is checked against the maximum before anything is allocated, and bincode's own
 //! allocation limit stops a payload that claims a huge collection. A clean EOF between frames is
 //! `Ok(None)`; an EOF inside a frame is [`FrameError::Truncated`].
+//!
+//! Two readers share these rules: [`read_frame`] reads a blocking stream exactly (the client),
+//! and [`parse`] takes frames off a buffer that an async reader fills (the daemon's connection).
+//! Both end through [`at_end`], so they agree on what a stream that stops means.
 
 use std::io::{self, Read, Write};
 
@@ -83,22 +87,51 @@ pub fn read_frame<T: DeserializeOwned>(
 ) -> Result<Option<T>, FrameError> {
     let mut header = [0u8; HEADER_LEN];
     let got = read_full(r, &mut header)?;
-    if got == 0 {
-        return Ok(None);
-    }
     if got < HEADER_LEN {
-        return Err(FrameError::Truncated {
-            expected: HEADER_LEN,
-            got,
-        });
+        return at_end(&header[..got]);
     }
     let len = payload_len(header, max)?;
-    let mut payload = vec![0u8; len];
-    let got = read_full(r, &mut payload)?;
+    let mut frame = Vec::with_capacity(HEADER_LEN + len);
+    frame.extend_from_slice(&header);
+    frame.resize(HEADER_LEN + len, 0);
+    let got = read_full(r, &mut frame[HEADER_LEN..])?;
     if got < len {
-        return Err(FrameError::Truncated { expected: len, got });
+        return at_end(&frame[..HEADER_LEN + got]);
     }
-    decode(&payload).map(Some)
+    decode(&frame[HEADER_LEN..]).map(Some)
+}
+
+/// Takes one frame off the front of `buf`: the message and how many bytes it used, or
+/// `Ok(None)` while `buf` holds less than a whole frame. The length is checked as soon as the
+/// header is in, so a reader never waits for (or stores) a payload it would refuse.
+pub fn parse<T: DeserializeOwned>(
+    buf: &[u8],
+    max: usize,
+) -> Result<Option<(T, usize)>, FrameError> {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let end = HEADER_LEN + payload_len(*header, max)?;
+    match buf.get(HEADER_LEN..end) {
+        Some(payload) => decode(payload).map(|msg| Some((msg, end))),
+        None => Ok(None),
+    }
+}
+
+/// What the stream ending with `rest` read but not yet a whole frame means: nothing between
+/// frames (`Ok(None)`), [`FrameError::Truncated`] inside one.
+pub fn at_end<T>(rest: &[u8]) -> Result<Option<T>, FrameError> {
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let (expected, got) = match rest.first_chunk::<HEADER_LEN>() {
+        Some(header) => (
+            u32::from_be_bytes(*header) as usize,
+            rest.len() - HEADER_LEN,
+        ),
+        None => (HEADER_LEN, rest.len()),
+    };
+    Err(FrameError::Truncated { expected, got })
 }
 
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
@@ -191,6 +224,54 @@ mod tests {
             read_frame::<Request>(&mut r, DEFAULT),
             Err(FrameError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn parse_takes_whole_frames_off_a_buffer_and_waits_for_the_rest() {
+        let mut buf = encode(&start()).unwrap();
+        let first = buf.len();
+        buf.extend(encode(&Request::Info(InfoRequest {})).unwrap());
+        for cut in 0..first {
+            assert!(parse::<Request>(&buf[..cut], DEFAULT).unwrap().is_none());
+        }
+        let (msg, used) = parse::<Request>(&buf, DEFAULT).unwrap().unwrap();
+        assert_eq!((msg, used), (start(), first));
+        let (msg, used) = parse::<Request>(&buf[first..], DEFAULT).unwrap().unwrap();
+        assert_eq!(msg, Request::Info(InfoRequest {}));
+        assert_eq!(first + used, buf.len());
+    }
+
+    #[test]
+    fn parse_refuses_an_oversized_length_on_the_header_alone() {
+        let header = 100u32.to_be_bytes();
+        let err = parse::<Request>(&header, 64).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { len: 100, max: 64 }));
+    }
+
+    #[test]
+    fn at_end_is_clean_between_frames_and_truncated_inside_one() {
+        assert!(at_end::<Request>(&[]).unwrap().is_none());
+        assert!(matches!(
+            at_end::<Request>(&[0, 0]),
+            Err(FrameError::Truncated {
+                expected: 4,
+                got: 2
+            })
+        ));
+        let mut partial = 100u32.to_be_bytes().to_vec();
+        partial.extend([0u8; 10]);
+        let err = at_end::<Request>(&partial).unwrap_err();
+        assert!(matches!(
+            err,
+            FrameError::Truncated {
+                expected: 100,
+                got: 10
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "connection closed inside a frame (10 of 100 bytes)"
+        );
     }
 
     #[test]

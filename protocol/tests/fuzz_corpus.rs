@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use protocol::frame::{decode, read_frame};
+use protocol::frame::{at_end, decode, parse, read_frame, FrameError};
 use protocol::{Hello, Request, Response};
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
@@ -27,6 +27,50 @@ fn the_frame_corpus_decodes_or_fails_cleanly() {
         let _ = read_frame::<Hello>(&mut &data[..], 1 << 20);
         let _ = read_frame::<Response>(&mut &data[..], 1 << 20);
     }
+}
+
+/// Every frame in `data` and how the input ended, read the way the client reads: exactly.
+fn read_exactly(data: &[u8]) -> (Vec<Request>, Result<(), String>) {
+    let mut input = data;
+    let mut frames = Vec::new();
+    loop {
+        match read_frame::<Request>(&mut input, 1 << 20) {
+            Ok(Some(request)) => frames.push(request),
+            Ok(None) => return (frames, Ok(())),
+            Err(e) => return (frames, Err(e.to_string())),
+        }
+    }
+}
+
+/// The same, read the way the daemon reads: frames taken off a buffer.
+fn read_buffered(data: &[u8]) -> (Vec<Request>, Result<(), String>) {
+    let mut rest = data;
+    let mut frames = Vec::new();
+    loop {
+        match parse::<Request>(rest, 1 << 20) {
+            Ok(Some((request, used))) => {
+                frames.push(request);
+                rest = &rest[used..];
+            }
+            Ok(None) => {
+                let end = at_end::<Request>(rest).map(drop);
+                return (frames, end.map_err(|e: FrameError| e.to_string()));
+            }
+            Err(e) => return (frames, Err(e.to_string())),
+        }
+    }
+}
+
+#[test]
+fn the_client_and_the_daemon_read_the_frame_corpus_alike() {
+    let inputs = corpus("frame");
+    for data in &inputs {
+        assert_eq!(read_exactly(data), read_buffered(data), "{data:?}");
+    }
+    assert!(
+        inputs.iter().any(|data| !read_exactly(data).0.is_empty()),
+        "the corpus holds whole frames"
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use runtime::{
-    Cgroup, ContainerRecord, PidFd, ProcStat, ProcessName, ProcessRecord, Runc, StateDir,
+    Cgroup, ContainerRecord, Namespace, PidFd, ProcStat, ProcessName, ProcessRecord, Runc, StateDir,
 };
 use worker::{Relay, RelayPipes};
 
@@ -233,6 +233,39 @@ fn resume_relay(record: &ContainerRecord, pipes: RelayPipes) -> Option<Relay> {
                 record.id
             );
             None
+        }
+    }
+}
+
+/// Containers that runc holds but no record names (not started by ctrd, or by one that died
+/// between runc's start and writing the record) are not supervised: say so, with what to do.
+/// Runs on a worker, since it calls runc.
+pub fn report_leftovers(runc: &Runc, recovered: &[(String, String)]) {
+    let base = runc.state_dir().runc_base();
+    let Ok(entries) = std::fs::read_dir(&base) else {
+        return;
+    };
+    let namespaces = entries
+        .flatten()
+        .filter_map(|e| Namespace::new(&e.file_name().to_string_lossy()).ok());
+    for ns in namespaces {
+        match runc.list(&ns) {
+            Ok(left) => {
+                let known = |id: &str| recovered.iter().any(|(n, i)| n == ns.as_str() && i == id);
+                for c in left.into_iter().filter(|c| !known(&c.id)) {
+                    log::warn!(
+                        "container {ns}/{} ({}, pid {}) has no record and is not supervised; \
+                         remove it with `{} --root {} delete --force {}`",
+                        c.id,
+                        c.status,
+                        c.pid,
+                        runc.binary().display(),
+                        runc.state_dir().runc_root(&ns).display(),
+                        c.id
+                    );
+                }
+            }
+            Err(e) => log::warn!("cannot list left-over containers in {ns}: {e}"),
         }
     }
 }

@@ -6,12 +6,17 @@ mod common;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
-use protocol::{Client, ErrorKind, EventKind, DEFAULT_NAMESPACE};
+use protocol::frame;
+use protocol::{
+    Client, ErrorKind, EventKind, Hello, KillRequest, ListRequest, Request, Response, WaitRequest,
+    DEFAULT_MAX_FRAME, DEFAULT_NAMESPACE,
+};
 
 const NOBODY: u32 = 65534;
 
@@ -83,6 +88,59 @@ fn connections_past_the_limit_are_turned_away_until_one_closes() {
     assert!(err.to_string().contains("limit of 2 connections"), "{err}");
     drop(first);
     served();
+}
+
+/// A served connection that is not a `Client`, so the test can send a request without waiting
+/// for its answer.
+fn served_raw_connection(daemon: &Daemon) -> UnixStream {
+    wait_until("a served connection", || {
+        let mut stream = raw_connection(&daemon.socket, &frame::encode(&Hello::ours()).unwrap());
+        frame::read_frame::<Hello>(&mut stream, DEFAULT_MAX_FRAME).ok()??;
+        let list = Request::List(ListRequest {
+            namespace: DEFAULT_NAMESPACE.into(),
+            filters: Vec::new(),
+        });
+        frame::write_frame(&mut stream, &list).unwrap();
+        match frame::read_frame(&mut stream, DEFAULT_MAX_FRAME).ok()?? {
+            Response::Containers(_) => Some(stream),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn a_waiter_or_a_subscriber_that_hangs_up_frees_its_connection() {
+    let daemon = Daemon::start_with(&["--max-connections", "2"]);
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("hangup");
+    daemon.start_container(&id, &bundle);
+    let served = || {
+        wait_until("a served connection", || {
+            let mut client = Client::connect(&daemon.socket).ok()?;
+            client.list(DEFAULT_NAMESPACE).ok().map(|_| client)
+        })
+    };
+    let subscriber = served().subscribe(DEFAULT_NAMESPACE).unwrap();
+    let mut waiter = served_raw_connection(&daemon);
+    let wait = Request::Wait(WaitRequest {
+        namespace: DEFAULT_NAMESPACE.into(),
+        id: id.clone(),
+        process: "init".into(),
+    });
+    frame::write_frame(&mut waiter, &wait).unwrap();
+    let err = daemon.client().list(DEFAULT_NAMESPACE).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Unavailable));
+    // The container keeps running and emits nothing: only noticing the hang-ups frees the
+    // slots. (The wait is read before the hang-up, since bytes come before the end of stream.)
+    drop((subscriber, waiter));
+    let (mut first, _second) = (served(), served());
+    let kill = KillRequest {
+        namespace: DEFAULT_NAMESPACE.into(),
+        id,
+        signal: libc::SIGKILL,
+        all: false,
+    };
+    first.kill(kill).unwrap();
 }
 
 #[test]

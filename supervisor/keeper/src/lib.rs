@@ -83,7 +83,7 @@ pub enum RestartPolicy {
 }
 
 /// Runs the keeper until the daemon has shut down for good; returns the exit code for the process.
-/// Called by main() BEFORE any thread exists, after logging, rlimits, PR_SET_CHILD_SUBREAPER, the
+/// Called by the daemon crate's `keep` BEFORE any thread exists, after logging, rlimits, PR_SET_CHILD_SUBREAPER, the
 /// state dirs and the socket bind are done.
 pub fn run(settings: KeeperSettings) -> ExitCode {
     match Keeper::new(settings) {

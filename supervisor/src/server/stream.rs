@@ -1,8 +1,8 @@
 //! A connection once it has subscribed: the replay from the journal, the `live` marker, the live
 //! events, and the end of the stream.
 //!
-//! The subscription is registered with the journal first, and the journal answers with the last
-//! sequence number on disk at that moment. Events up to it are read back from the segment files
+//! The subscription has been registered with the journal ([`super::dispatch`]), which answered
+//! with the last sequence number on disk at that moment. Events up to it are read back from the segment files
 //! (on a blocking thread) while later ones queue up live; the live queue is read only once the
 //! replay is done, so the seam has no gap and no duplicate. The stream ends when the client
 //! hangs up, when `until` passes, at shutdown, or, if the subscriber fell behind, with a
@@ -13,19 +13,16 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
 use protocol::frame::FrameError;
 use protocol::{
     ErrorKind, ErrorResponse, Event, Filter, Lagged, Response, Since, SubscribeRequest,
 };
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::actor::{now_ns, Subscribe, Supervisor};
+use super::connection::Connection;
+use crate::actor::now_ns;
 use crate::journal::{Registration, Replay};
-use crate::server::{ask, gone, write_frame};
 
 /// Replayed events read ahead of the socket.
 const REPLAY_AHEAD: usize = 256;
@@ -41,50 +38,30 @@ pub struct Stream {
     lag_notice: oneshot::Receiver<()>,
 }
 
-/// Checks the request and registers the subscription; an `Err` is the response to send instead.
-pub async fn subscribe(
-    supervisor: &Addr<Supervisor>,
-    req: SubscribeRequest,
-) -> Result<Stream, Response> {
-    let filter = Filter::parse(&req.filters).map_err(|e| {
-        Response::Error(ErrorResponse::new(
-            ErrorKind::InvalidArgument,
-            e.to_string(),
-        ))
-    })?;
-    let filter = Arc::new(filter);
-    let (registered, registration) = oneshot::channel();
-    let subscribe = Subscribe {
-        namespace: req.namespace.clone(),
-        filter: filter.clone(),
-        registered,
-    };
-    match ask(supervisor, subscribe).await {
-        Response::Subscribed => {}
-        other => return Err(other),
-    }
-    let Registration {
-        replay,
-        subscription,
-    } = registration.await.map_err(|_| gone())?;
-    Ok(Stream {
-        since: req.since,
-        until: req.until,
-        namespace: req.namespace,
-        filter,
-        replay,
-        events: subscription.events,
-        lag_notice: subscription.lag_notice,
-    })
-}
-
 impl Stream {
+    /// The stream `req` asked for, of the events `registration` delivers.
+    pub fn new(
+        req: SubscribeRequest,
+        filter: Arc<Filter<Event>>,
+        registration: Registration,
+    ) -> Stream {
+        let Registration {
+            replay,
+            subscription,
+        } = registration;
+        Stream {
+            since: req.since,
+            until: req.until,
+            namespace: req.namespace,
+            filter,
+            replay,
+            events: subscription.events,
+            lag_notice: subscription.lag_notice,
+        }
+    }
+
     /// Writes the stream until it ends; the caller has already sent `Subscribed`.
-    pub async fn run(
-        mut self,
-        mut rd: OwnedReadHalf,
-        mut wr: OwnedWriteHalf,
-    ) -> Result<(), FrameError> {
+    pub async fn run(mut self, mut connection: Connection) -> Result<(), FrameError> {
         let upto = self.replay.upto();
         // Where a resubscription loses nothing: the last event sent, or a later point when
         // every event up to it failed the filter (a whole replay has been considered).
@@ -94,7 +71,7 @@ impl Stream {
             None => upto,
         };
         if let Some(since) = self.since {
-            match self.replay(since, &mut rd, &mut wr, &mut last_seq).await? {
+            match self.replay(since, &mut connection, &mut last_seq).await? {
                 ControlFlow::Break(()) => return Ok(()),
                 ControlFlow::Continue(()) => last_seq = last_seq.max(upto),
             }
@@ -102,7 +79,7 @@ impl Stream {
                 return Ok(());
             }
         }
-        write_frame(&mut wr, &Response::Live).await?;
+        connection.write(&Response::Live).await?;
         let deadline = self
             .until
             .map(|until| Instant::now() + Duration::from_nanos(until.saturating_sub(now_ns())));
@@ -113,7 +90,6 @@ impl Stream {
             }
         };
         tokio::pin!(until_passes);
-        let mut discard = [0u8; 64];
         loop {
             tokio::select! {
                 event = self.events.recv() => match event {
@@ -123,15 +99,15 @@ impl Stream {
                             return Ok(());
                         }
                         let seq = event.seq;
-                        write_frame(&mut wr, &Response::Event(event)).await?;
+                        connection.write(&Response::Event(event)).await?;
                         last_seq = seq;
                     }
                     None if self.lag_notice.try_recv().is_err() => return Ok(()),
-                    None => return write_frame(&mut wr, &Response::Lagged(Lagged { last_seq })).await,
+                    None => return connection.write(&Response::Lagged(Lagged { last_seq })).await,
                 },
                 () = &mut until_passes => return Ok(()),
                 // A subscriber has nothing more to say: anything it sends, or EOF, ends it.
-                _ = rd.read(&mut discard) => return Ok(()),
+                () = connection.hangup() => return Ok(()),
             }
         }
     }
@@ -141,8 +117,7 @@ impl Stream {
     async fn replay(
         &self,
         since: Since,
-        rd: &mut OwnedReadHalf,
-        wr: &mut OwnedWriteHalf,
+        connection: &mut Connection,
         last_seq: &mut u64,
     ) -> Result<ControlFlow<()>, FrameError> {
         let (tx, mut rx) = mpsc::channel(REPLAY_AHEAD);
@@ -161,7 +136,6 @@ impl Stream {
                 }
             })
         });
-        let mut discard = [0u8; 64];
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
@@ -170,11 +144,11 @@ impl Stream {
                             return Ok(ControlFlow::Break(()));
                         }
                         *last_seq = event.seq;
-                        write_frame(wr, &Response::Event(event)).await?;
+                        connection.write(&Response::Event(event)).await?;
                     }
                     None => break,
                 },
-                _ = rd.read(&mut discard) => return Ok(ControlFlow::Break(())),
+                () = connection.hangup() => return Ok(ControlFlow::Break(())),
             }
         }
         let failure = match reader.await {
@@ -187,7 +161,7 @@ impl Stream {
             ErrorKind::Internal,
             format!("cannot read the event journal: {failure}"),
         );
-        write_frame(wr, &Response::Error(err)).await?;
+        connection.write(&Response::Error(err)).await?;
         Ok(ControlFlow::Break(()))
     }
 }
