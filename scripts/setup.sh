@@ -15,6 +15,10 @@ set -euo pipefail
 #   python3-prometheus-client  the reference parser of the Prometheus text
 #                   format, with /usr/bin/python3; the metrics tests check
 #                   ctrd's /metrics with it
+#   umoci, skopeo   third-party writers and readers of OCI image layouts and
+#                   docker archives; the image store's tests import what they
+#                   write, so the importer is not checked against our own
+#                   writer alone
 # Does not install Rust: fails with a clear message if `cargo` is not on PATH
 # (after sourcing ~/.cargo/env when present).
 # Prints one line per package it installed; silent otherwise.
@@ -32,6 +36,8 @@ command -v iptables >/dev/null 2>&1 || [[ -x /usr/sbin/iptables ]] || missing+=(
 if ! dpkg -s python3-prometheus-client >/dev/null 2>&1; then
     missing+=(python3-prometheus-client)
 fi
+command -v umoci >/dev/null 2>&1 || missing+=(umoci)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null 2>&1 \
@@ -52,6 +58,8 @@ command -v runc >/dev/null 2>&1 || die "runc still not on PATH after install"
 "$(dirname "${BASH_SOURCE[0]}")/install-criu.sh" || die "no working CRIU (scripts/install-criu.sh failed)"
 /usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null \
     || die "/usr/bin/python3 cannot import prometheus_client after installing python3-prometheus-client"
+command -v umoci >/dev/null 2>&1 || die "umoci still not on PATH after install"
+command -v skopeo >/dev/null 2>&1 || die "skopeo still not on PATH after install"
 
 if ! command -v cargo >/dev/null 2>&1; then
     env_file="${CARGO_HOME:-$HOME/.cargo}/env"

@@ -234,7 +234,7 @@ fn read_archive(
         if kind.is_symlink() {
             let target = entry.link_name().map_err(bad)?.unwrap_or_default();
             let joined = path.parent().unwrap_or(Path::new("")).join(target);
-            archive.links.insert(path, lexical(&joined)?);
+            archive.links.insert(path, archive_path(&joined)?);
             continue;
         }
         if !kind.is_file() {
@@ -285,18 +285,16 @@ fn read_archive(
     Ok(archive)
 }
 
-/// A path inside the archive, relative and without `.`/`..` (they are names, never written to
-/// disk, but `..` could still alias another entry).
+/// A path inside the archive, made relative with `.` and `..` resolved (`docker save` links a
+/// repeated layer as `<id>/layer.tar -> ../<digest>.tar`); one that climbs out is refused. These
+/// paths are only names to look blobs up by, never written to disk.
 fn archive_path(path: &Path) -> Result<PathBuf> {
-    lexical(path)
-}
-
-fn lexical(path: &Path) -> Result<PathBuf> {
     let mut out = PathBuf::new();
     for component in path.components() {
         match component {
             Component::Normal(c) => out.push(c),
-            Component::CurDir => {}
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir if out.pop() => {}
             _ => {
                 return Err(Error::InvalidArchive(format!(
                     "entry {} leaves the archive",
@@ -463,7 +461,6 @@ fn resolve(
         let mut chosen = Vec::new();
         select(
             store,
-            name,
             &digest,
             selector,
             lease,
@@ -535,7 +532,7 @@ fn resolve(
 #[allow(clippy::too_many_arguments)]
 fn select(
     store: &ImageStore,
-    name: &str,
+
     index_digest: &Digest,
     selector: &PlatformSelector,
     lease: &mut Lease<'_>,
@@ -560,7 +557,6 @@ fn select(
             resolved.blobs.insert(nested.clone());
             select(
                 store,
-                name,
                 &nested,
                 selector,
                 lease,
@@ -635,7 +631,7 @@ fn manifest(
     let mut layers = Vec::new();
     for (layer, diff_id) in manifest.layers().iter().zip(diff_ids) {
         let layer_digest = present(store, layer, &by, lease)?;
-        if !is_layer(&layer.media_type().to_string()) {
+        if !is_layer(layer.media_type().as_ref()) {
             return Err(Error::WrongMediaType {
                 what: "layer",
                 digest: layer_digest,

@@ -120,7 +120,8 @@ impl Snapshots {
             .map_err(io_err("create temp dir in", &self.tmp))?;
         let fs_dir = tmp.path().join("fs");
         make_dir(&fs_dir)?;
-        let actual = unpack_layer(content.open_blob(layer.blob)?, layer.blob, &fs_dir)?;
+        let lowers = self.chain(&meta.snapshots()?, layer.parent)?;
+        let actual = unpack_layer(content.open_blob(layer.blob)?, layer.blob, &fs_dir, &lowers)?;
         if &actual != layer.diff_id {
             return Err(Error::DiffIdMismatch {
                 layer: layer.blob.clone(),

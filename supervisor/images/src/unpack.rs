@@ -25,7 +25,7 @@ use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::sys::stat::{makedev, mknod, utimensat, Mode, SFlag, UtimensatFlags};
@@ -40,8 +40,16 @@ const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
 
 /// Unpacks the layer blob `blob` (tar, gzip or zstd; told apart by their magic bytes) into
-/// `dest`, an empty directory. Returns the digest of the uncompressed tar (its diff ID).
-pub(crate) fn unpack_layer(blob: impl Read, layer: &Digest, dest: &Path) -> Result<Digest> {
+/// `dest`, an empty directory. `lowers` are the unpacked layers below, top first: a directory
+/// this layer does not list but needs is made with the mode, owner and mtime it has there, so it
+/// does not change them in the merged view. Returns the digest of the uncompressed tar (its
+/// diff ID).
+pub(crate) fn unpack_layer(
+    blob: impl Read,
+    layer: &Digest,
+    dest: &Path,
+    lowers: &[PathBuf],
+) -> Result<Digest> {
     let corrupt = |e: io::Error| Error::LayerCorrupt {
         layer: layer.clone(),
         reason: e.to_string(),
@@ -50,6 +58,7 @@ pub(crate) fn unpack_layer(blob: impl Read, layer: &Digest, dest: &Path) -> Resu
     let mut unpacker = Unpacker {
         layer,
         dest,
+        lowers,
         dir_times: Vec::new(),
     };
     for entry in archive.entries().map_err(corrupt)? {
@@ -84,6 +93,7 @@ pub(crate) fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read 
 struct Unpacker<'a> {
     layer: &'a Digest,
     dest: &'a Path,
+    lowers: &'a [PathBuf],
     /// Directories whose mtime is set at the end: (path, entry name, mtime).
     dir_times: Vec<(PathBuf, String, u64)>,
 }
@@ -200,16 +210,19 @@ impl Unpacker<'_> {
         }
     }
 
-    /// Creates the missing parent directories of `rel` (mode 0755, as container tools do for
-    /// directories a layer does not list) and returns the parent's path. Refuses a parent that is
-    /// a symlink or not a directory.
-    fn make_parents(&self, rel: &Path, name: &str) -> Result<PathBuf> {
+    /// Creates the missing parent directories of `rel` and returns the parent's path. A missing
+    /// parent takes its attributes from the lower layers, or is root's with mode 0755 (as
+    /// container tools make directories a layer does not list). Refuses a parent that is a
+    /// symlink or not a directory.
+    fn make_parents(&mut self, rel: &Path, name: &str) -> Result<PathBuf> {
         let mut dir = self.dest.to_path_buf();
         let Some(parent) = rel.parent() else {
             return Ok(dir);
         };
+        let mut prefix = PathBuf::new();
         for component in parent.components() {
             dir.push(component);
+            prefix.push(component);
             match fs::symlink_metadata(&dir) {
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(self.unsafe_entry(
@@ -230,13 +243,37 @@ impl Unpacker<'_> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     fs::create_dir(&dir)
                         .map_err(|e| self.io_err(name, "create parent directory", e))?;
-                    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
-                        .map_err(|e| self.io_err(name, "chmod parent directory", e))?;
+                    self.copy_lower_attrs(&dir, &prefix, name)?;
                 }
                 Err(e) => return Err(self.io_err(name, "stat parent directory", e)),
             }
         }
         Ok(dir)
+    }
+
+    /// Gives an implicitly made directory the attributes it has in the layers below (found at
+    /// `rel` in the first lower that has it), or root's 0755 if none has it.
+    fn copy_lower_attrs(&mut self, dir: &Path, rel: &Path, name: &str) -> Result<()> {
+        let lower = self.lowers.iter().find_map(|l| {
+            fs::symlink_metadata(l.join(rel))
+                .ok()
+                .filter(|m| m.is_dir())
+        });
+        let attrs = Attrs {
+            mode: lower.as_ref().map_or(0o755, |m| m.mode()),
+            uid: lower.as_ref().map_or(0, |m| m.uid()),
+            gid: lower.as_ref().map_or(0, |m| m.gid()),
+            mtime: lower
+                .as_ref()
+                .map_or(0, |m| u64::try_from(m.mtime()).unwrap_or(0)),
+            xattrs: Vec::new(),
+        };
+        self.set_attrs(dir, name, &attrs, false)?;
+        if lower.is_some() {
+            let entry = format!("{} (parent of {name})", rel.display());
+            self.dir_times.push((dir.to_path_buf(), entry, attrs.mtime));
+        }
+        Ok(())
     }
 
     /// Removes what an earlier entry of this layer put at `path`: a later entry replaces it.
@@ -524,7 +561,7 @@ pub(crate) fn get_xattr(path: &Path, name: &std::ffi::CStr) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use std::os::unix::fs::FileTypeExt;
 
     /// A tar stream built entry by entry, with paths written raw (the tar crate's builder refuses
     /// `..` and absolute paths, which is exactly what these tests need to send).
@@ -576,7 +613,7 @@ mod tests {
 
     fn unpack(bytes: &[u8]) -> (tempfile::TempDir, Result<Digest>) {
         let dir = tempfile::tempdir().unwrap();
-        let result = unpack_layer(bytes, &Digest::of(bytes), dir.path());
+        let result = unpack_layer(bytes, &Digest::of(bytes), dir.path(), &[]);
         (dir, result)
     }
 
