@@ -14,6 +14,10 @@ set -euo pipefail
 #                   Harmless on a host whose init is not systemd: the package installs the
 #                   tools and units and starts nothing; the init stays whatever boots the host
 #   man-db          `man`, so that check also resolves the unit's Documentation= man page
+#   umoci, skopeo   third-party writers and readers of OCI image layouts and
+#                   docker archives; the image store's tests import what they
+#                   write, so the importer is not checked against our own
+#                   writer alone
 # Then runs scripts/install-criu.sh: when the system's `criu check` fails (Debian
 # bookworm's CRIU 3.17 does on this kernel), it unpacks CRIU 4 from Debian trixie
 # under /opt/ctrd-criu without touching the system's apt sources or dpkg database.
@@ -38,6 +42,8 @@ if ! dpkg -s python3-prometheus-client >/dev/null 2>&1; then
 fi
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v man >/dev/null 2>&1 || missing+=(man-db)
+command -v umoci >/dev/null 2>&1 || missing+=(umoci)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null 2>&1 \
@@ -60,6 +66,8 @@ command -v runc >/dev/null 2>&1 || die "runc still not on PATH after install"
     || die "/usr/bin/python3 cannot import prometheus_client after installing python3-prometheus-client"
 command -v systemd-analyze >/dev/null 2>&1 || die "systemd-analyze still not on PATH after installing systemd"
 command -v man >/dev/null 2>&1 || die "man still not on PATH after installing man-db"
+command -v umoci >/dev/null 2>&1 || die "umoci still not on PATH after install"
+command -v skopeo >/dev/null 2>&1 || die "skopeo still not on PATH after install"
 
 if ! command -v cargo >/dev/null 2>&1; then
     env_file="${CARGO_HOME:-$HOME/.cargo}/env"
