@@ -1,6 +1,9 @@
 //! Starting one exec process: write its OCI process spec (the bundle's process with the request's
 //! changes), open its stdio, run `runc exec -d`, take a pidfd on it, and with a terminal start the
 //! relay between the pty master and the client's FIFOs.
+//!
+//! [`exec_process`] reads in that order: the stdio is opened once (`Stdio::open`) before runc is
+//! called, and a terminal is the one path with a step after runc (`on_terminal`).
 
 use std::ffi::CStr;
 use std::fs::{self, File};
@@ -56,62 +59,60 @@ pub struct Execed {
 }
 
 pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> {
-    let config_path = job.bundle.join("config.json");
-    let config =
-        fs::read(&config_path).map_err(|e| RuntimeError::io("cannot read", &config_path, e))?;
-    let passwd = read_container_file(job.init_pid, c"etc/passwd");
-    let group = read_container_file(job.init_pid, c"etc/group");
-    let mut spec = exec_spec(
-        job.id.as_str(),
-        &config,
-        &job.process,
-        passwd.as_deref(),
-        group.as_deref(),
-    )?;
-    let terminal = match &job.io {
-        ExecIo::Attached {
-            terminal: Some(size),
-            ..
-        } => Some(*size),
-        _ => None,
-    };
-    if let Some(size) = terminal {
-        // runc sizes the terminal before the process starts, so even its first `stty size` is right.
-        spec["consoleSize"] = serde_json::json!({ "height": size.rows, "width": size.cols });
-    }
-    let dir = runc.state_dir().container_dir(&job.namespace, &job.id);
-    let files = SpecFiles {
-        process: dir.join(format!("exec-{}.json", job.name)),
-        pid: dir.join(format!("exec-{}.pid", job.name)),
-    };
-    let json = serde_json::to_vec(&spec).map_err(|e| RuntimeError::InvalidProcess {
-        id: job.id.to_string(),
-        reason: e.to_string(),
-    })?;
-    fs::write(&files.process, json)
-        .map_err(|e| RuntimeError::io("cannot write", &files.process, e))?;
-    // With a terminal the relay, not the process, holds the client's FIFOs.
-    let ((stdin, stdout, stderr), relay) = match Stdio::open(&job.io)? {
+    let files = SpecFiles::write(runc, job)?;
+    match Stdio::open(&job.io)? {
         Stdio::Direct {
             stdin,
             stdout,
             stderr,
-        } => ((stdin, Some(stdout), Some(stderr)), None),
-        Stdio::Terminal { stdin, stdout } => (
-            (None, None, None),
-            Some((ConsoleSocket::bind()?, stdin, stdout)),
-        ),
-    };
+        } => {
+            let pid = runc.exec_detached(ExecSpec {
+                console_socket: None,
+                stdin,
+                stdout: Some(stdout),
+                stderr: Some(stderr),
+                ..files.spec(job)
+            })?;
+            Ok(execed(job, pid))
+        }
+        Stdio::Terminal { stdin, stdout } => on_terminal(runc, job, &files, stdin, stdout),
+    }
+}
+
+/// On a terminal: runc's own stdio is unused; it sends the pty master to a console socket, and a
+/// relay copies between it and the client's FIFOs.
+fn on_terminal(
+    runc: &Runc,
+    job: &ExecJob,
+    files: &SpecFiles,
+    stdin: Option<File>,
+    stdout: File,
+) -> Result<Execed, RuntimeError> {
+    let socket = ConsoleSocket::bind()?;
     let pid = runc.exec_detached(ExecSpec {
-        namespace: &job.namespace,
-        id: &job.id,
-        process_file: &files.process,
-        pid_file: &files.pid,
-        console_socket: relay.as_ref().map(|(socket, ..)| socket.path()),
-        stdin,
-        stdout,
-        stderr,
+        console_socket: Some(socket.path()),
+        ..files.spec(job)
     })?;
+    let execed = execed(job, pid);
+    let label = format!("{}/{}", job.id, job.name);
+    match console::attach(&socket, stdin, stdout, None, label) {
+        Ok(master) => Ok(Execed {
+            console: Some(master),
+            ..execed
+        }),
+        Err(e) => {
+            // The process runs without a terminal anyone could use: end it. Its exit is reaped
+            // and, as no one claims it, dropped.
+            if let Some(pidfd) = &execed.pidfd {
+                let _ = pidfd.send_signal(libc::SIGKILL);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Takes hold of the process runc started: its start time and a pidfd.
+fn execed(job: &ExecJob, pid: u32) -> Execed {
     let start_time = runtime::procstat::start_time(pid).ok();
     let pidfd = match PidFd::open(pid) {
         Ok(fd) => Some(fd),
@@ -126,29 +127,12 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
             None
         }
     };
-    let console = match relay {
-        None => None,
-        Some((socket, stdin, out)) => {
-            let label = format!("{}/{}", job.id, job.name);
-            match console::attach(&socket, stdin, out, None, label) {
-                Ok(resizer) => Some(resizer),
-                Err(e) => {
-                    // The process runs without a terminal anyone could use: end it. Its exit is
-                    // reaped and, as no one claims it, dropped.
-                    if let Some(pidfd) = &pidfd {
-                        let _ = pidfd.send_signal(libc::SIGKILL);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-    };
-    Ok(Execed {
+    Execed {
         pid,
         start_time,
         pidfd,
-        console,
-    })
+        console: None,
+    }
 }
 
 /// Largest `/etc/passwd` or `/etc/group` read from a container.
@@ -190,6 +174,60 @@ fn read_container_file(init_pid: u32, path: &CStr) -> Option<String> {
 struct SpecFiles {
     process: PathBuf,
     pid: PathBuf,
+}
+
+impl SpecFiles {
+    /// Writes the exec's OCI process spec: the bundle's process with the request's changes, its
+    /// user checked against the container's own `/etc/passwd` and `/etc/group`.
+    fn write(runc: &Runc, job: &ExecJob) -> Result<SpecFiles, RuntimeError> {
+        let config_path = job.bundle.join("config.json");
+        let config =
+            fs::read(&config_path).map_err(|e| RuntimeError::io("cannot read", &config_path, e))?;
+        let passwd = read_container_file(job.init_pid, c"etc/passwd");
+        let group = read_container_file(job.init_pid, c"etc/group");
+        let mut spec = exec_spec(
+            job.id.as_str(),
+            &config,
+            &job.process,
+            passwd.as_deref(),
+            group.as_deref(),
+        )?;
+        if let ExecIo::Attached {
+            terminal: Some(size),
+            ..
+        } = &job.io
+        {
+            // runc sizes the terminal before the process starts, so even its first `stty size`
+            // is right.
+            spec["consoleSize"] = serde_json::json!({ "height": size.rows, "width": size.cols });
+        }
+        let dir = runc.state_dir().container_dir(&job.namespace, &job.id);
+        let files = SpecFiles {
+            process: dir.join(format!("exec-{}.json", job.name)),
+            pid: dir.join(format!("exec-{}.pid", job.name)),
+        };
+        let json = serde_json::to_vec(&spec).map_err(|e| RuntimeError::InvalidProcess {
+            id: job.id.to_string(),
+            reason: e.to_string(),
+        })?;
+        fs::write(&files.process, json)
+            .map_err(|e| RuntimeError::io("cannot write", &files.process, e))?;
+        Ok(files)
+    }
+
+    /// The runc call for these files, with no stdio and no terminal.
+    fn spec<'a>(&'a self, job: &'a ExecJob) -> ExecSpec<'a> {
+        ExecSpec {
+            namespace: &job.namespace,
+            id: &job.id,
+            process_file: &self.process,
+            pid_file: &self.pid,
+            console_socket: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+        }
+    }
 }
 
 impl Drop for SpecFiles {

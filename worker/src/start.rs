@@ -1,13 +1,20 @@
-//! Starting one container: validate the bundle, prepare its directory and stdio, run runc (or
-//! restore it from a checkpoint), take a pidfd on the init process before anyone could recycle
-//! its pid, and find its cgroup.
+//! Starting one container: validate the bundle, prepare its directory, open its stdio, run runc
+//! (or restore it from a checkpoint), take a pidfd on the init process before anyone could
+//! recycle its pid, and find its cgroup.
 //!
-//! A detached container writes into the pipes of a [`Relay`], which copies them into its files:
-//! CRIU can dump pipes, not a file outside the container's mount namespace, so such a container
-//! can be checkpointed, and a restore always goes through a relay. An attached one is handed the
-//! client's FIFOs (or a terminal) directly, so its data never passes through the daemon. Its
-//! files are opened without blocking (see [`crate::stdio`]), so a client FIFO nobody reads any
-//! more cannot hold a worker.
+//! A start takes one of four paths, chosen once in `run` and each read top to bottom in one
+//! method of `Start` (stdio, then runc, then the process):
+//! - `detached`: the container writes into the pipes of a [`Relay`], which copies them into its
+//!   files. CRIU can dump pipes, not a file outside the container's mount namespace, so such a
+//!   container can be checkpointed;
+//! - `restore`: the same, from a checkpoint: a restore always goes through a relay;
+//! - `attached`: the client's FIFOs are the container's stdio, so its data never passes through
+//!   the daemon;
+//! - `on_terminal`: runc sends a pty master to a console socket, relayed to the client's FIFOs.
+//!
+//! Files are opened without blocking (see [`crate::stdio`]), so a client FIFO nobody reads any
+//! more cannot hold a worker. `runc run -d` hands its stdio to the container, so runc is never
+//! given a pipe anyone here reads to its end; its errors come from its log (see [`runtime::runc`]).
 //!
 //! Once runc has started it, the container's record is written (see [`runtime::record`]), so a
 //! daemon that dies from then on leaves what its successor needs to take the container over.
@@ -15,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::console::{self, ConsoleSocket, Winsize};
 use crate::relay::{Relay, RelayInputs, RelayPipes};
@@ -100,15 +107,31 @@ pub fn start_container(
     Ok(started)
 }
 
+/// Prepares what every path needs, then takes the one the job asks for.
 fn run(
     runc: &Runc,
     job: &StartJob,
     keeper: &dyn OutputKeeper,
 ) -> Result<StartedContainer, RuntimeError> {
-    let bundle = Bundle::open(&job.bundle)?;
+    let start = Start {
+        runc,
+        job,
+        bundle: Bundle::open(&job.bundle)?,
+        pid_file: prepare_dir(runc, job)?,
+    };
+    match (&job.checkpoint, job.terminal, &job.stdin) {
+        (Some(name), ..) => start.restore(name, keeper),
+        (None, Some(size), stdin) => start.on_terminal(size, stdin.as_deref()),
+        (None, None, Some(stdin)) => start.attached(stdin),
+        (None, None, None) => start.detached(keeper),
+    }
+}
+
+/// Makes the container's directory, which holds its pid file (and, by default, its logs); a new
+/// start with this id replaces the logs of the one before it, while a restore continues the life
+/// (and the logs) of the container it restores.
+fn prepare_dir(runc: &Runc, job: &StartJob) -> Result<PathBuf, RuntimeError> {
     let dir = runc.state_dir().container_dir(&job.namespace, &job.id);
-    // A new start with this id replaces the logs of the one before it; a restore continues the
-    // life (and the logs) of the container it restores.
     if job.checkpoint.is_none() {
         match fs::remove_dir_all(&dir) {
             Ok(()) => {}
@@ -117,81 +140,140 @@ fn run(
         }
     }
     fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("cannot create", &dir, e))?;
-    let pid_file = dir.join("init.pid");
-    if let Some(name) = &job.checkpoint {
-        let (relay, inputs) = relay(job, keeper)?;
-        let pid = runc.restore(RestoreSpec {
-            namespace: &job.namespace,
-            id: &job.id,
-            bundle: &bundle,
-            name,
-            pid_file: &pid_file,
-            stdout: inputs.stdout,
-            stderr: inputs.stderr,
-        })?;
-        return Ok(started(runc, job, &bundle, pid, Some(relay)));
+    Ok(dir.join("init.pid"))
+}
+
+/// One start in progress, with what every mode needs. Each mode opens the container's stdio,
+/// then calls runc once, then takes hold of the process.
+struct Start<'a> {
+    runc: &'a Runc,
+    job: &'a StartJob,
+    bundle: Bundle,
+    pid_file: PathBuf,
+}
+
+impl Start<'_> {
+    /// Detached: the container writes into a relay's pipes, copied into its files.
+    fn detached(self, keeper: &dyn OutputKeeper) -> Result<StartedContainer, RuntimeError> {
+        let (relay, pipes) = relay(self.job, keeper)?;
+        let pid = self
+            .runc
+            .run_detached(self.spec(None, pipes.stdout, pipes.stderr, None))?;
+        Ok(self.started(pid, Some(relay)))
     }
-    let stdin = job
-        .stdin
-        .as_deref()
-        .map(|path| stdio::open_fifo(path, Direction::Read))
-        .transpose()?;
-    let Some(size) = job.terminal else {
-        let spec = |stdin, stdout, stderr| StartSpec {
-            namespace: &job.namespace,
-            id: &job.id,
-            bundle: &bundle,
-            pid_file: &pid_file,
+
+    /// Attached (`start --attach`): the client's FIFOs are the container's own stdio, so its
+    /// data never passes through the daemon.
+    fn attached(self, stdin: &Path) -> Result<StartedContainer, RuntimeError> {
+        let stdin = stdio::open_fifo(stdin, Direction::Read)?;
+        let stdout = stdio::open_output(&self.job.stdout)?;
+        let stderr = stdio::open_output(&self.job.stderr)?;
+        let pid = self
+            .runc
+            .run_detached(self.spec(Some(stdin), stdout, stderr, None))?;
+        Ok(self.started(pid, None))
+    }
+
+    /// On a terminal (`start --attach --tty`): runc's own stdio is unused; it sends the pty
+    /// master to a console socket, and a relay copies between it and the client's FIFOs.
+    fn on_terminal(
+        self,
+        size: Winsize,
+        stdin: Option<&Path>,
+    ) -> Result<StartedContainer, RuntimeError> {
+        let stdin = stdin
+            .map(|path| stdio::open_fifo(path, Direction::Read))
+            .transpose()?;
+        let client_out = stdio::open_fifo(&self.job.stdout, Direction::Write)?;
+        let socket = ConsoleSocket::bind()?;
+        let pid = self.runc.run_detached(self.spec(
+            None,
+            stdio::null()?,
+            stdio::null()?,
+            Some(socket.path()),
+        ))?;
+        let started = self.started(pid, None);
+        // The bundle fixes the terminal's first size; the client's is set as soon as it is ours.
+        let label = self.job.id.to_string();
+        match console::attach(&socket, stdin, client_out, Some(size), label) {
+            Ok(master) => Ok(StartedContainer {
+                console: Some(master),
+                ..started
+            }),
+            Err(e) => {
+                // A container whose terminal no one can use: end it; its exit is reported as usual.
+                if let Some(pidfd) = &started.pidfd {
+                    let _ = pidfd.send_signal(libc::SIGKILL);
+                }
+                log::warn!("container {}: {e}", self.job.id);
+                Ok(started)
+            }
+        }
+    }
+
+    /// From a checkpoint: always through a relay, whose new pipes runc hands the restored
+    /// process in place of the ones it was dumped with.
+    fn restore(
+        self,
+        name: &CheckpointName,
+        keeper: &dyn OutputKeeper,
+    ) -> Result<StartedContainer, RuntimeError> {
+        let (relay, pipes) = relay(self.job, keeper)?;
+        let pid = self.runc.restore(RestoreSpec {
+            namespace: &self.job.namespace,
+            id: &self.job.id,
+            bundle: &self.bundle,
+            name,
+            pid_file: &self.pid_file,
+            stdout: pipes.stdout,
+            stderr: pipes.stderr,
+        })?;
+        Ok(self.started(pid, Some(relay)))
+    }
+
+    fn spec<'s>(
+        &'s self,
+        stdin: Option<File>,
+        stdout: File,
+        stderr: File,
+        console_socket: Option<&'s Path>,
+    ) -> StartSpec<'s> {
+        StartSpec {
+            namespace: &self.job.namespace,
+            id: &self.job.id,
+            bundle: &self.bundle,
+            pid_file: &self.pid_file,
             stdin,
             stdout,
             stderr,
-            console_socket: None,
-        };
-        if stdin.is_some() {
-            let pid = runc.run_detached(spec(
-                stdin,
-                stdio::open_output(&job.stdout)?,
-                stdio::open_output(&job.stderr)?,
-            ))?;
-            return Ok(started(runc, job, &bundle, pid, None));
+            console_socket,
         }
-        let (relay, inputs) = relay(job, keeper)?;
-        let pid = runc.run_detached(spec(None, inputs.stdout, inputs.stderr))?;
-        return Ok(started(runc, job, &bundle, pid, Some(relay)));
-    };
-    // With a terminal, runc's own stdio is unused: the relay holds the client's FIFOs.
-    let client_out = stdio::open_fifo(&job.stdout, Direction::Write)?;
-    let null = || {
-        fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| RuntimeError::io("cannot open", "/dev/null", e))
-    };
-    let socket = ConsoleSocket::bind()?;
-    let pid = runc.run_detached(StartSpec {
-        namespace: &job.namespace,
-        id: &job.id,
-        bundle: &bundle,
-        pid_file: &pid_file,
-        stdin: None,
-        stdout: null()?,
-        stderr: null()?,
-        console_socket: Some(socket.path()),
-    })?;
-    let started = started(runc, job, &bundle, pid, None);
-    // The bundle fixes the terminal's first size; the client's is set as soon as it is ours.
-    match console::attach(&socket, stdin, client_out, Some(size), job.id.to_string()) {
-        Ok(master) => Ok(StartedContainer {
-            console: Some(master),
-            ..started
-        }),
-        Err(e) => {
-            // A container whose terminal no one can use: end it; its exit is reported as usual.
-            if let Some(pidfd) = &started.pidfd {
-                let _ = pidfd.send_signal(libc::SIGKILL);
+    }
+
+    /// Takes hold of the init runc started: a pidfd before anyone could recycle its pid, its
+    /// start time, its command line and its cgroup.
+    fn started(&self, pid: u32, relay: Option<Relay>) -> StartedContainer {
+        let (runc, job) = (self.runc, self.job);
+        let pidfd = match PidFd::open(pid) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                if e.raw_os_error() != Some(libc::ESRCH) {
+                    log::warn!("container {}: cannot open a pidfd for {pid}: {e}", job.id);
+                }
+                None
             }
-            log::warn!("container {}: {e}", job.id);
-            Ok(started)
+        };
+        let args = fs::read(self.bundle.path().join("config.json"))
+            .map(|config| runtime::process::bundle_args(&config))
+            .unwrap_or_default();
+        StartedContainer {
+            pid,
+            start_time: runc.init_start_time(&job.namespace, &job.id),
+            pidfd,
+            args,
+            console: None,
+            cgroup: find_cgroup(runc, job, pid),
+            relay,
         }
     }
 }
@@ -216,36 +298,6 @@ fn relay(job: &StartJob, keeper: &dyn OutputKeeper) -> Result<(Relay, RelayInput
     }
     let relay = Relay::copy(pipes, stdout, stderr).map_err(err)?;
     Ok((relay, inputs))
-}
-
-fn started(
-    runc: &Runc,
-    job: &StartJob,
-    bundle: &Bundle,
-    pid: u32,
-    relay: Option<Relay>,
-) -> StartedContainer {
-    let pidfd = match PidFd::open(pid) {
-        Ok(fd) => Some(fd),
-        Err(e) => {
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                log::warn!("container {}: cannot open a pidfd for {pid}: {e}", job.id);
-            }
-            None
-        }
-    };
-    let args = fs::read(bundle.path().join("config.json"))
-        .map(|config| runtime::process::bundle_args(&config))
-        .unwrap_or_default();
-    StartedContainer {
-        pid,
-        start_time: runc.init_start_time(&job.namespace, &job.id),
-        pidfd,
-        args,
-        console: None,
-        cgroup: find_cgroup(runc, job, pid),
-        relay,
-    }
 }
 
 /// runc's state names the cgroup whatever became of the init (which may have died already);

@@ -77,13 +77,18 @@ pub fn open_output_or_discard(path: &Path) -> Result<File, RuntimeError> {
         Err(RuntimeError::Io { source, .. })
             if matches!(source.raw_os_error(), Some(libc::ENXIO | libc::ENOENT)) =>
         {
-            OpenOptions::new()
-                .write(true)
-                .open("/dev/null")
-                .map_err(|e| RuntimeError::io("cannot open", "/dev/null", e))
+            null()
         }
         opened => opened,
     }
+}
+
+/// `/dev/null` for writing: the stdio of a process whose output goes elsewhere (its terminal).
+pub fn null() -> Result<File, RuntimeError> {
+    OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| RuntimeError::io("cannot open", "/dev/null", e))
 }
 
 fn blocking(file: &File) -> io::Result<()> {
