@@ -9,11 +9,11 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use protocol::{Client, EventKind, KillRequest, StartRequest};
+use protocol::{Client, EventKind, KillRequest, LatencyRecorder, StartRequest};
 
 use crate::error::{self, BenchError};
 use crate::report::{DaemonFigures, Mode, Phase, RunReport};
-use crate::stats::Recorder;
+use crate::stats::Distribution;
 use crate::{probe, progress};
 
 pub struct Plan<'a> {
@@ -63,7 +63,7 @@ fn measure(
         (start, probe)
     });
     let (took, latency, failures) = start?;
-    let probe = probe.transpose()?.map(|r| r.summary());
+    let probe = probe.transpose()?.map(|r| Distribution::from(&r));
     let started: Vec<usize> = (0..count).filter(|n| !failures.contains_key(n)).collect();
     let full = at_full(plan, started.len())?;
     let (one_by_one, rest) = started.split_at(SINGLE_EXITS.min(started.len()));
@@ -95,9 +95,9 @@ fn single_exits(
     plan: &Plan,
     one_by_one: &[usize],
     exits: &mpsc::Receiver<(String, Instant)>,
-) -> Result<crate::stats::Distribution, BenchError> {
+) -> Result<Distribution, BenchError> {
     let mut client = Client::connect(plan.address)?;
-    let mut recorder = Recorder::default();
+    let mut recorder = LatencyRecorder::default();
     let waited = Duration::from_secs(30);
     for &n in one_by_one {
         let id = &plan.ids[n];
@@ -121,14 +121,14 @@ fn single_exits(
             }
         }
     }
-    Ok(recorder.summary())
+    Ok(Distribution::from(&recorder))
 }
 
 /// Times to list every container, and the daemon's memory, while all of them run.
 struct AtFull {
     rss_bytes: Option<i64>,
     containers: usize,
-    list: crate::stats::Distribution,
+    list: Distribution,
 }
 
 /// Lists this many times: enough for a median and a tail, quick next to the starts.
@@ -136,7 +136,7 @@ const LISTS: usize = 20;
 
 fn at_full(plan: &Plan, running: usize) -> Result<AtFull, BenchError> {
     let mut client = Client::connect(plan.address)?;
-    let mut recorder = Recorder::default();
+    let mut recorder = LatencyRecorder::default();
     let mut containers = 0;
     for _ in 0..LISTS {
         let sent = Instant::now();
@@ -158,7 +158,7 @@ fn at_full(plan: &Plan, running: usize) -> Result<AtFull, BenchError> {
     Ok(AtFull {
         rss_bytes,
         containers,
-        list: recorder.summary(),
+        list: Distribution::from(&recorder),
     })
 }
 
@@ -179,14 +179,10 @@ fn subscribe(
     Ok(rx)
 }
 
-type Started = (
-    Duration,
-    crate::stats::Distribution,
-    BTreeMap<usize, String>,
-);
+type Started = (Duration, Distribution, BTreeMap<usize, String>);
 
 /// One client's latencies and failed starts (by index).
-type ClientStarts = (Recorder, BTreeMap<usize, String>);
+type ClientStarts = (LatencyRecorder, BTreeMap<usize, String>);
 
 /// Starts every container; returns the wall time, the latencies and the failed starts.
 fn start_all(plan: &Plan) -> Result<Started, BenchError> {
@@ -199,7 +195,7 @@ fn start_all(plan: &Plan) -> Result<Started, BenchError> {
             .map(|_| {
                 s.spawn(|| {
                     let mut client = Client::connect(plan.address)?;
-                    let mut recorder = Recorder::default();
+                    let mut recorder = LatencyRecorder::default();
                     let mut failures = BTreeMap::new();
                     loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);
@@ -225,14 +221,14 @@ fn start_all(plan: &Plan) -> Result<Started, BenchError> {
     });
     let took = began.elapsed();
     bar.finish_and_clear();
-    let mut all = Recorder::default();
+    let mut all = LatencyRecorder::default();
     let mut failures = BTreeMap::new();
     for result in per_client {
         let (recorder, failed) = result?;
         all.merge(&recorder);
         failures.extend(failed);
     }
-    Ok((took, all.summary(), failures))
+    Ok((took, Distribution::from(&all), failures))
 }
 
 fn start_request(plan: &Plan, n: usize) -> StartRequest {
@@ -255,16 +251,16 @@ fn kill_all(
     plan: &Plan,
     started: &[usize],
     exits: &mpsc::Receiver<(String, Instant)>,
-) -> Result<(Phase, crate::stats::Distribution), BenchError> {
+) -> Result<(Phase, Distribution), BenchError> {
     let kill_sent: Vec<OnceLock<Instant>> = (0..plan.ids.len()).map(|_| OnceLock::new()).collect();
     let next = AtomicUsize::new(0);
     let began = Instant::now();
-    let sent: Vec<Result<Recorder, BenchError>> = thread::scope(|s| {
+    let sent: Vec<Result<LatencyRecorder, BenchError>> = thread::scope(|s| {
         let clients: Vec<_> = (0..plan.concurrency)
             .map(|_| {
                 s.spawn(|| {
                     let mut client = Client::connect(plan.address)?;
-                    let mut round_trips = Recorder::default();
+                    let mut round_trips = LatencyRecorder::default();
                     loop {
                         let Some(&n) = started.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return Ok(round_trips);
@@ -287,7 +283,7 @@ fn kill_all(
             .map(|c| c.join().expect("a client thread does not panic"))
             .collect()
     });
-    let mut kills = Recorder::default();
+    let mut kills = LatencyRecorder::default();
     for round_trips in sent {
         kills.merge(&round_trips?);
     }
@@ -301,7 +297,7 @@ fn kill_all(
     let bar = progress::bar(started.len(), "exited");
     let waited = Duration::from_secs(30) + Duration::from_millis(50) * started.len() as u32;
     let deadline = Instant::now() + waited;
-    let mut recorder = Recorder::default();
+    let mut recorder = LatencyRecorder::default();
     let mut last = began;
     let mut seen = 0;
     while seen < started.len() {
@@ -322,7 +318,7 @@ fn kill_all(
     let teardown = Phase::new(
         started.len(),
         last.saturating_duration_since(began),
-        recorder.summary(),
+        Distribution::from(&recorder),
     );
-    Ok((teardown, kills.summary()))
+    Ok((teardown, Distribution::from(&kills)))
 }

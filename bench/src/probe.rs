@@ -10,10 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use protocol::{Client, ErrorKind};
+use protocol::{Client, ErrorKind, LatencyRecorder};
 
 use crate::error::BenchError;
-use crate::stats::Recorder;
 
 const EVERY: Duration = Duration::from_millis(20);
 
@@ -23,12 +22,16 @@ const NICE: i32 = -20;
 const MISSING: &str = "ctrd-bench-probe-missing";
 
 /// Probes until `stop` is set; any answer but "not found" is an error.
-pub fn run(address: &Path, namespace: &str, stop: &AtomicBool) -> Result<Recorder, BenchError> {
+pub fn run(
+    address: &Path,
+    namespace: &str,
+    stop: &AtomicBool,
+) -> Result<LatencyRecorder, BenchError> {
     // SAFETY: gettid has no preconditions; setpriority only reads its arguments. Without the
     // privilege to lower the nice value the probe runs at its own and measures that.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, NICE) };
     let mut client = Client::connect(address)?;
-    let mut recorder = Recorder::default();
+    let mut recorder = LatencyRecorder::default();
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let sent = Instant::now();

@@ -165,13 +165,13 @@ pub fn table(report: &RunReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Recorder;
+    use protocol::LatencyRecorder;
 
     #[test]
     fn the_table_has_a_row_per_phase() {
-        let mut recorder = Recorder::default();
+        let mut recorder = LatencyRecorder::default();
         recorder.record(Duration::from_millis(20));
-        let latency = recorder.summary();
+        let latency = Distribution::from(&recorder);
         let report = RunReport {
             mode: Mode::Ctrd,
             count: 1,

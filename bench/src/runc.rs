@@ -17,7 +17,8 @@ use crate::error::{self, BenchError};
 use crate::progress;
 use crate::reaper::{Exit, Reaper};
 use crate::report::{Mode, Phase, RunReport};
-use crate::stats::{Distribution, Recorder};
+use crate::stats::Distribution;
+use protocol::LatencyRecorder;
 
 pub struct Plan<'a> {
     pub runc: &'a Path,
@@ -64,14 +65,14 @@ fn start_all(
 ) -> (Duration, Distribution, HashMap<usize, String>) {
     let count = plan.ids.len();
     let next = AtomicUsize::new(0);
-    let all = Mutex::new(Recorder::default());
+    let all = Mutex::new(LatencyRecorder::default());
     let failures = Mutex::new(HashMap::new());
     let bar = progress::bar(count, "started");
     let began = Instant::now();
     thread::scope(|s| {
         for _ in 0..plan.concurrency {
             s.spawn(|| {
-                let mut recorder = Recorder::default();
+                let mut recorder = LatencyRecorder::default();
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= count {
@@ -95,7 +96,7 @@ fn start_all(
     });
     let took = began.elapsed();
     bar.finish_and_clear();
-    let summary = lock(&all).summary();
+    let summary = Distribution::from(&*lock(&all));
     let failures = failures.into_inner().unwrap_or_default();
     (took, summary, failures)
 }
@@ -131,7 +132,7 @@ fn single_exits(
     pids: &[OnceLock<u32>],
     one_by_one: &[usize],
 ) -> Result<Distribution, BenchError> {
-    let mut recorder = Recorder::default();
+    let mut recorder = LatencyRecorder::default();
     let waited = Duration::from_secs(30);
     for &n in one_by_one {
         let Some(&pid) = pids[n].get() else { continue };
@@ -153,7 +154,7 @@ fn single_exits(
         runc(plan, reaper, &["delete", &plan.ids[n]], None)?;
         recorder.record(sent.elapsed());
     }
-    Ok(recorder.summary())
+    Ok(Distribution::from(&recorder))
 }
 
 /// Kills every started init, and as each is reaped runs `runc delete` on one of `concurrency`
@@ -171,7 +172,7 @@ fn kill_all(
         .collect();
     let kill_sent: Vec<OnceLock<Instant>> = pids.iter().map(|_| OnceLock::new()).collect();
     let done = AtomicUsize::new(0);
-    let all = Mutex::new(Recorder::default());
+    let all = Mutex::new(LatencyRecorder::default());
     let errors = Mutex::new(Vec::new());
     let last = Mutex::new(None::<Instant>);
     let bar = progress::bar(started.len(), "deleted");
@@ -180,7 +181,7 @@ fn kill_all(
     thread::scope(|s| {
         for _ in 0..plan.concurrency {
             s.spawn(|| {
-                let mut recorder = Recorder::default();
+                let mut recorder = LatencyRecorder::default();
                 while done.load(Ordering::Relaxed) < started.len() && began.elapsed() < waited {
                     let Ok((pid, _)) = exits.recv_timeout(Duration::from_millis(100)) else {
                         continue;
@@ -225,7 +226,7 @@ fn kill_all(
         });
     }
     let last = lock(&last).unwrap_or(began);
-    let latency = lock(&all).summary();
+    let latency = Distribution::from(&*lock(&all));
     Ok(Phase::new(
         started.len(),
         last.saturating_duration_since(began),

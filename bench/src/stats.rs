@@ -1,17 +1,8 @@
-//! Latency distributions: an HDR histogram of microseconds, summarised in milliseconds with the
-//! columns ctrd's own telemetry uses.
+//! Latency distributions as the benchmark prints them: what a [`LatencyRecorder`] (the one ctrd's
+//! own telemetry uses) holds, in milliseconds.
 
-use std::time::Duration;
-
-use hdrhistogram::Histogram;
+use protocol::LatencyRecorder;
 use serde::Serialize;
-
-/// Longest latency told apart; anything slower is recorded as this.
-const MAX_US: u64 = 600_000_000;
-
-pub struct Recorder {
-    histogram: Histogram<u64>,
-}
 
 /// A distribution in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -28,47 +19,21 @@ pub struct Distribution {
     pub p999_ms: f64,
 }
 
-impl Default for Recorder {
-    fn default() -> Self {
-        Recorder {
-            histogram: Histogram::new_with_bounds(1, MAX_US, 3)
-                .expect("constant histogram bounds are valid"),
-        }
-    }
-}
-
-impl Recorder {
-    pub fn record(&mut self, took: Duration) {
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.histogram.saturating_record(us.clamp(1, MAX_US));
-    }
-
-    pub fn merge(&mut self, other: &Recorder) {
-        // Both histograms share the same bounds, so adding cannot fail.
-        let _ = self.histogram.add(&other.histogram);
-    }
-
-    pub fn summary(&self) -> Distribution {
-        let h = &self.histogram;
+impl From<&LatencyRecorder> for Distribution {
+    fn from(recorder: &LatencyRecorder) -> Distribution {
+        let l = recorder.summary();
         let ms = |us: u64| us as f64 / 1000.0;
-        let q = |quantile: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                ms(h.value_at_quantile(quantile))
-            }
-        };
         Distribution {
-            count: h.len(),
-            min_ms: if h.is_empty() { 0.0 } else { ms(h.min()) },
-            max_ms: if h.is_empty() { 0.0 } else { ms(h.max()) },
-            mean_ms: h.mean() / 1000.0,
-            stddev_ms: h.stdev() / 1000.0,
-            median_ms: q(0.5),
-            p75_ms: q(0.75),
-            p95_ms: q(0.95),
-            p99_ms: q(0.99),
-            p999_ms: q(0.999),
+            count: l.count,
+            min_ms: ms(l.min_us),
+            max_ms: ms(l.max_us),
+            mean_ms: l.mean_us / 1000.0,
+            stddev_ms: l.stddev_us / 1000.0,
+            median_ms: ms(l.median_us),
+            p75_ms: ms(l.p75_us),
+            p95_ms: ms(l.p95_us),
+            p99_ms: ms(l.p99_us),
+            p999_ms: ms(l.p999_us),
         }
     }
 }
@@ -76,19 +41,20 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn summary_is_in_milliseconds() {
-        let mut recorder = Recorder::default();
+        let mut recorder = LatencyRecorder::default();
         for ms in 1..=100 {
             recorder.record(Duration::from_millis(ms));
         }
-        let d = recorder.summary();
+        let d = Distribution::from(&recorder);
         assert_eq!(d.count, 100);
         assert_eq!(d.min_ms, 1.0);
         assert!((99.9..=100.1).contains(&d.max_ms), "{d:?}");
         assert!((50.0..=50.1).contains(&d.median_ms), "{d:?}");
         assert!((50.4..=50.6).contains(&d.mean_ms), "{d:?}");
-        assert_eq!(Recorder::default().summary().max_ms, 0.0);
+        assert_eq!(Distribution::from(&LatencyRecorder::default()).max_ms, 0.0);
     }
 }

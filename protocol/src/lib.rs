@@ -2,8 +2,9 @@
 //!
 //! Data only: typed requests, responses, errors and events ([`message`]), the length-prefixed
 //! bincode framing ([`frame`]), the grammar of event and container filters ([`filter`], shared
-//! so that `ctr` and the daemon parse alike), and a small blocking [`client`] used by `ctr`, the
-//! tests and the benchmark. Nothing here depends on an async runtime, so any client can link it.
+//! so that `ctr` and the daemon parse alike), a small blocking [`client`] used by `ctr`, the
+//! tests and the benchmark, and the [`latency`] recorder whose summary a [`Timer`] carries.
+//! Nothing here depends on an async runtime, so any client can link it.
 //!
 //! A connection opens with a [`Hello`] from each side. bincode does not describe itself, so a
 //! version skew would otherwise decode as garbage; the handshake turns it into a clear error.
@@ -11,11 +12,13 @@
 pub mod client;
 pub mod filter;
 pub mod frame;
+pub mod latency;
 pub mod message;
 
 pub use client::{Client, ClientError, EventStream, StreamItem};
 pub use filter::{Filter, FilterError};
 pub use frame::FrameError;
+pub use latency::{Latency, LatencyRecorder};
 pub use message::*;
 
 /// Bumped whenever a wire type changes shape.

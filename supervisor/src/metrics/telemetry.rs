@@ -7,13 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use protocol::{Gauge, MetricsReport};
+use protocol::{Gauge, LatencyRecorder, MetricsReport};
 
 use crate::metrics::meter::Meter;
-
-/// Longest duration a timer tells apart; anything slower is recorded as this.
-const MAX_US: u64 = 3_600_000_000;
 
 /// Upper bounds of the Prometheus histogram buckets, in seconds.
 pub const BUCKETS_S: [f64; 12] = [
@@ -137,11 +133,10 @@ impl Telemetry {
     }
 }
 
-/// A latency distribution (microseconds, three significant figures) and the rate it is recorded at.
+/// A latency distribution (see [`protocol::latency`]) and the rate it is recorded at.
 struct Timer {
     name: &'static str,
-    histogram: Histogram<u64>,
-    sum_us: u128,
+    latency: LatencyRecorder,
     meter: Meter,
 }
 
@@ -149,58 +144,32 @@ impl Timer {
     fn new(name: &'static str, now: Instant) -> Timer {
         Timer {
             name,
-            histogram: Histogram::new_with_bounds(1, MAX_US, 3)
-                .expect("constant histogram bounds are valid"),
-            sum_us: 0,
+            latency: LatencyRecorder::default(),
             meter: Meter::new(now),
         }
     }
 
     fn record(&mut self, took: Duration, now: Instant) {
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.histogram.saturating_record(us.clamp(1, MAX_US));
-        self.sum_us += u128::from(us);
+        self.latency.record(took);
         self.meter.mark(now);
     }
 
     fn report(&mut self, now: Instant) -> protocol::Timer {
-        let h = &self.histogram;
-        let empty = h.is_empty();
-        let q = |quantile: f64| {
-            if empty {
-                0
-            } else {
-                h.value_at_quantile(quantile)
-            }
-        };
-        protocol::Timer {
-            name: self.name.to_string(),
-            count: h.len(),
-            min_us: if empty { 0 } else { h.min() },
-            max_us: if empty { 0 } else { h.max() },
-            mean_us: h.mean(),
-            stddev_us: h.stdev(),
-            median_us: q(0.5),
-            p75_us: q(0.75),
-            p95_us: q(0.95),
-            p99_us: q(0.99),
-            p999_us: q(0.999),
-            rates: self.meter.rates(now),
-        }
+        protocol::Timer::new(self.name, self.latency.summary(), self.meter.rates(now))
     }
 
     fn buckets(&self) -> TimerBuckets {
         let cumulative = BUCKETS_S
             .iter()
             .map(|&bound| {
-                let bound_us = (bound * 1e6) as u64;
-                (bound, self.histogram.count_between(0, bound_us))
+                let count = self.latency.count_at_most(Duration::from_secs_f64(bound));
+                (bound, count)
             })
             .collect();
         TimerBuckets {
             cumulative,
-            sum_s: self.sum_us as f64 / 1e6,
-            count: self.histogram.len(),
+            sum_s: self.latency.sum().as_secs_f64(),
+            count: self.latency.count(),
         }
     }
 }
