@@ -59,7 +59,7 @@ cleanup() {
         wait "$ctrd_pid" || true
     fi
     local root id
-    for root in "$work"/*/runc-root; do
+    for root in "$work"/ctrd-bench-*/runc/*; do # the baseline's state dirs, laid out as ctrd's
         [[ -d $root ]] || continue
         for id in $(ls "$root"); do
             runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true

@@ -4,6 +4,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use protocol::ClientError;
+use runtime::RuntimeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -17,12 +18,9 @@ pub enum BenchError {
     },
     #[error("bundle {path}: {message}")]
     Bundle { path: PathBuf, message: String },
-    #[error("runc {op} {id}: {message}")]
-    Runc {
-        op: &'static str,
-        id: String,
-        message: String,
-    },
+    /// From the runtime adapter the baseline calls runc through.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     #[error("{0}")]
     Setup(String),
     #[error("timed out after {waited:?} waiting for {what}")]

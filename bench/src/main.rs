@@ -5,7 +5,8 @@
 //! supervisor stayed meanwhile.
 //!
 //! - [`bundles`]: a bundle per container, sharing the rootfs;
-//! - [`ctrd`] and [`runc`]: the two ways of running the same plan ([`reaper`] serves the latter);
+//! - [`ctrd`] and [`runc`]: the two ways of running the same plan; the latter calls runc through
+//!   the daemon's own adapter, `runtime::Runc`, and [`reaper`] reaps for it;
 //! - [`probe`]: the responsiveness probe;
 //! - [`stats`], [`report`], [`progress`]: measuring and printing.
 
@@ -104,6 +105,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         Some(Baseline::Runc) => runc::run(&runc::Plan {
             runc: &args.runtime,
             work_dir: work.path(),
+            namespace: &runtime::Namespace::new(&args.namespace)?,
             ids: &ids,
             bundles: &bundles,
             concurrency,

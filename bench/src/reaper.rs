@@ -1,22 +1,30 @@
 //! The baseline's reaper. `runc run -d` leaves the container's init an orphan, reparented to
 //! the nearest child subreaper; without one it would go to pid 1, which on some hosts never
-//! reaps. So the baseline makes this process the subreaper, as ctrd is, and reaps here: runc
-//! processes go through [`Reaper::run`], which registers each under the lock the reaper holds
-//! while it reaps, so their status goes to the caller; every other exit is a container's.
+//! reaps, and the baseline could not see its exit. So the baseline makes this process the
+//! subreaper, as ctrd's keeper is, and reaps here.
+//!
+//! Reaping with `waitpid(-1)` would steal the status of a runc process from whoever spawned it,
+//! so runc is spawned through this reaper, as the [`ProcessRunner`] of [`runtime::Runc`]: each
+//! is registered under the lock the reaper holds while it reaps, so its status goes to its
+//! caller; every other exit is a container's.
 
 use std::collections::HashMap;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender};
+use runtime::runner::wait_or_kill;
+use runtime::{ExitStatus, ProcessRunner, RunError};
 use signal_hook::consts::SIGCHLD;
 use signal_hook::iterator::Signals;
 
 pub struct Reaper {
-    waiters: Mutex<HashMap<u32, Sender<i32>>>,
+    waiters: Mutex<HashMap<u32, mpsc::Sender<ExitStatus>>>,
 }
 
 /// A container init that exited, and when it was reaped.
@@ -44,18 +52,6 @@ impl Reaper {
         Ok((reaper, rx))
     }
 
-    /// Spawns `cmd` and waits for it; returns its raw wait status.
-    pub fn run(&self, cmd: &mut Command) -> io::Result<i32> {
-        let (tx, rx) = bounded(1);
-        {
-            let mut waiters = self.lock();
-            let child = cmd.spawn()?;
-            waiters.insert(child.id(), tx);
-        }
-        rx.recv()
-            .map_err(|_| io::Error::other("the reaper thread is gone"))
-    }
-
     /// Signals coalesce: reap until nothing is left.
     fn reap_all(&self, exits: &Sender<Exit>) {
         let mut waiters = self.lock();
@@ -72,12 +68,12 @@ impl Reaper {
                 }
                 return;
             }
-            if !libc::WIFEXITED(raw) && !libc::WIFSIGNALED(raw) {
+            let Some(status) = ExitStatus::from_wait_status(raw) else {
                 continue;
-            }
+            };
             match waiters.remove(&(pid as u32)) {
                 Some(waiter) => {
-                    let _ = waiter.send(raw);
+                    let _ = waiter.send(status);
                 }
                 None => {
                     let _ = exits.send((pid as u32, Instant::now()));
@@ -86,7 +82,21 @@ impl Reaper {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u32, Sender<i32>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u32, mpsc::Sender<ExitStatus>>> {
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ProcessRunner for Reaper {
+    /// As [`runtime::DirectRunner`] does, but the status comes from the reaper thread.
+    fn run(&self, cmd: &mut Command, timeout: Duration) -> Result<ExitStatus, RunError> {
+        let (tx, rx) = mpsc::channel();
+        let pid = {
+            let mut waiters = self.lock();
+            let pid = cmd.process_group(0).spawn()?.id();
+            waiters.insert(pid, tx);
+            pid
+        };
+        wait_or_kill(pid, &rx, timeout)
     }
 }

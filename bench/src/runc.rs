@@ -1,16 +1,21 @@
-//! The baseline: the same starts and teardown with runc called directly, no daemon. Each start
-//! is what a ctrd worker does (a directory, stdio files, `runc run -d --pid-file` with a JSON
-//! `--log`, the pid file read back); the teardown kills each init, reaps it and runs
-//! `runc delete`, which is what ctrd does before it emits an exit event.
+//! The baseline: the same starts and teardown with runc called directly, no daemon, through the
+//! daemon's own runtime adapter ([`runtime::Runc`]), so both make exactly the same runc calls
+//! (`runc run -d --pid-file` with a JSON `--log`, the pid file read back, a failed start
+//! cleaned up; `runc delete`) with the same process groups and deadline. Each start is what a
+//! ctrd worker does, less the daemon's own work (the relay of its output, its record, a pidfd):
+//! the bundle checked, a directory, stdio files, runc. The teardown kills each init, reaps it and
+//! runs `runc delete`, which is what ctrd does before it emits an exit event.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use protocol::LatencyRecorder;
+use runtime::{Bundle, ContainerId, Namespace, Runc, RuntimeError, StartSpec, StateDir};
 
 use crate::ctrd::SINGLE_EXITS;
 use crate::error::{self, BenchError};
@@ -18,32 +23,47 @@ use crate::progress;
 use crate::reaper::{Exit, Reaper};
 use crate::report::{Mode, Phase, RunReport};
 use crate::stats::Distribution;
-use protocol::LatencyRecorder;
 
 pub struct Plan<'a> {
     pub runc: &'a Path,
-    /// Holds runc's root and each container's files.
+    /// Holds runc's root and each container's files, laid out as ctrd's state dir is.
     pub work_dir: &'a Path,
+    pub namespace: &'a Namespace,
     pub ids: &'a [String],
     pub bundles: &'a [PathBuf],
     pub concurrency: usize,
 }
 
+/// The plan with what runs it: runc called through the adapter, its processes reaped here.
+struct Baseline<'a> {
+    plan: &'a Plan<'a>,
+    runc: Runc,
+    ids: Vec<ContainerId>,
+}
+
 pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
     let (reaper, exits) = Reaper::start()
         .map_err(|e| BenchError::Setup(format!("cannot become the child subreaper: {e}")))?;
+    let state = StateDir::new(plan.work_dir);
+    let logs = state.runc_logs();
+    fs::create_dir_all(&logs).map_err(|e| BenchError::io("cannot create", &logs, e))?;
+    let ids = plan
+        .ids
+        .iter()
+        .map(|id| ContainerId::new(id))
+        .collect::<Result<_, _>>()?;
+    let baseline = Baseline {
+        plan,
+        runc: Runc::new(plan.runc, state, reaper),
+        ids,
+    };
     let count = plan.ids.len();
     let pids: Vec<OnceLock<u32>> = (0..count).map(|_| OnceLock::new()).collect();
-    let (took, latency, failures) = start_all(plan, &reaper, &pids);
+    let (took, latency, failures) = start_all(&baseline, &pids);
     let started: Vec<usize> = (0..count).filter(|&n| pids[n].get().is_some()).collect();
     let (one_by_one, rest) = started.split_at(SINGLE_EXITS.min(started.len()));
-    let single_exit = single_exits(plan, &reaper, &exits, &pids, one_by_one);
-    let teardown = kill_all(plan, &reaper, &exits, &pids, rest);
-    for n in failures.keys() {
-        // A failed start may leave runc state behind.
-        let _ = runc(plan, &reaper, &["delete", "--force", &plan.ids[*n]], None);
-    }
-    let teardown = teardown?;
+    let single_exit = single_exits(&baseline, &exits, &pids, one_by_one);
+    let teardown = kill_all(&baseline, &exits, &pids, rest)?;
     let single_exit = single_exit?;
     error::failed_starts(&failures, plan.ids)?;
     Ok(RunReport {
@@ -59,18 +79,17 @@ pub fn run(plan: &Plan) -> Result<RunReport, BenchError> {
 }
 
 fn start_all(
-    plan: &Plan,
-    reaper: &Reaper,
+    baseline: &Baseline,
     pids: &[OnceLock<u32>],
 ) -> (Duration, Distribution, HashMap<usize, String>) {
-    let count = plan.ids.len();
+    let count = pids.len();
     let next = AtomicUsize::new(0);
     let all = Mutex::new(LatencyRecorder::default());
     let failures = Mutex::new(HashMap::new());
     let bar = progress::bar(count, "started");
     let began = Instant::now();
     thread::scope(|s| {
-        for _ in 0..plan.concurrency {
+        for _ in 0..baseline.plan.concurrency {
             s.spawn(|| {
                 let mut recorder = LatencyRecorder::default();
                 loop {
@@ -79,7 +98,7 @@ fn start_all(
                         break;
                     }
                     let sent = Instant::now();
-                    match start_one(plan, reaper, n) {
+                    match baseline.start(n) {
                         Ok(pid) => {
                             recorder.record(sent.elapsed());
                             let _ = pids[n].set(pid);
@@ -101,33 +120,37 @@ fn start_all(
     (took, summary, failures)
 }
 
-fn start_one(plan: &Plan, reaper: &Reaper, n: usize) -> Result<u32, BenchError> {
-    let id = &plan.ids[n];
-    let dir = plan.work_dir.join("containers").join(id);
-    fs::create_dir_all(&dir).map_err(|e| BenchError::io("cannot create", &dir, e))?;
-    let output = |name: &str| {
-        let path = dir.join(name);
-        File::create(&path).map_err(|e| BenchError::io("cannot create", &path, e))
-    };
-    let (stdout, stderr) = (output("stdout.log")?, output("stderr.log")?);
-    let pid_file = dir.join("init.pid");
-    let bundle = plan.bundles[n].to_string_lossy();
-    let pid_arg = pid_file.to_string_lossy();
-    let args = ["run", "-d", "--pid-file", &pid_arg, "--bundle", &bundle, id];
-    runc(plan, reaper, &args, Some((stdout, stderr)))?;
-    let text =
-        fs::read_to_string(&pid_file).map_err(|e| BenchError::io("cannot read", &pid_file, e))?;
-    text.trim().parse().map_err(|_| BenchError::Runc {
-        op: "run",
-        id: id.clone(),
-        message: format!("pid file {} holds {text:?}", pid_file.display()),
-    })
+impl Baseline<'_> {
+    /// Starts container `n` as a ctrd worker would; a failed start leaves no runc state.
+    fn start(&self, n: usize) -> Result<u32, RuntimeError> {
+        let id = &self.ids[n];
+        let bundle = Bundle::open(&self.plan.bundles[n])?;
+        let dir = self.runc.state_dir().container_dir(self.plan.namespace, id);
+        fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("cannot create", &dir, e))?;
+        let output = |name: &str| {
+            let path = dir.join(name);
+            File::create(&path).map_err(|e| RuntimeError::io("cannot create", &path, e))
+        };
+        self.runc.run_detached(StartSpec {
+            namespace: self.plan.namespace,
+            id,
+            bundle: &bundle,
+            pid_file: &dir.join("init.pid"),
+            stdin: None,
+            stdout: output("stdout.log")?,
+            stderr: output("stderr.log")?,
+            console_socket: None,
+        })
+    }
+
+    fn delete(&self, n: usize) -> Result<(), RuntimeError> {
+        self.runc.delete(self.plan.namespace, &self.ids[n], false)
+    }
 }
 
 /// Kills each init, waits until it is reaped and runs `runc delete` before the next.
 fn single_exits(
-    plan: &Plan,
-    reaper: &Reaper,
+    baseline: &Baseline,
     exits: &crossbeam_channel::Receiver<Exit>,
     pids: &[OnceLock<u32>],
     one_by_one: &[usize],
@@ -144,14 +167,14 @@ fn single_exits(
             let (exited, _) = exits
                 .recv_timeout(waited)
                 .map_err(|_| BenchError::Timeout {
-                    what: format!("the exit of {}", plan.ids[n]),
+                    what: format!("the exit of {}", baseline.ids[n]),
                     waited,
                 })?;
             if exited == pid {
                 break;
             }
         }
-        runc(plan, reaper, &["delete", &plan.ids[n]], None)?;
+        baseline.delete(n)?;
         recorder.record(sent.elapsed());
     }
     Ok(Distribution::from(&recorder))
@@ -160,8 +183,7 @@ fn single_exits(
 /// Kills every started init, and as each is reaped runs `runc delete` on one of `concurrency`
 /// threads; a container's latency runs from its kill to its delete returning.
 fn kill_all(
-    plan: &Plan,
-    reaper: &Reaper,
+    baseline: &Baseline,
     exits: &crossbeam_channel::Receiver<Exit>,
     pids: &[OnceLock<u32>],
     started: &[usize],
@@ -179,7 +201,7 @@ fn kill_all(
     let waited = Duration::from_secs(30) + Duration::from_millis(50) * started.len() as u32;
     let began = Instant::now();
     thread::scope(|s| {
-        for _ in 0..plan.concurrency {
+        for _ in 0..baseline.plan.concurrency {
             s.spawn(|| {
                 let mut recorder = LatencyRecorder::default();
                 while done.load(Ordering::Relaxed) < started.len() && began.elapsed() < waited {
@@ -189,7 +211,7 @@ fn kill_all(
                     let Some(&n) = by_pid.get(&pid) else {
                         continue;
                     };
-                    if let Err(e) = runc(plan, reaper, &["delete", &plan.ids[n]], None) {
+                    if let Err(e) = baseline.delete(n) {
                         lock(&errors).push(e.to_string());
                     }
                     let now = Instant::now();
@@ -232,55 +254,6 @@ fn kill_all(
         last.saturating_duration_since(began),
         latency,
     ))
-}
-
-/// Runs runc with this run's root and a JSON log; a failure carries runc's own error message.
-fn runc(
-    plan: &Plan,
-    reaper: &Reaper,
-    args: &[&str],
-    output: Option<(File, File)>,
-) -> Result<(), BenchError> {
-    let id = args.last().copied().unwrap_or_default();
-    let log = plan.work_dir.join(format!("runc-{}-{id}.log", args[0]));
-    let (stdout, stderr) = match output {
-        Some((out, err)) => (Stdio::from(out), Stdio::from(err)),
-        None => (Stdio::null(), Stdio::null()),
-    };
-    let mut cmd = Command::new(plan.runc);
-    cmd.arg("--root")
-        .arg(plan.work_dir.join("runc-root"))
-        .arg("--log")
-        .arg(&log)
-        .args(["--log-format", "json"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
-    let op = if args[0] == "run" { "run" } else { "delete" };
-    let raw = reaper.run(&mut cmd).map_err(|e| BenchError::Runc {
-        op,
-        id: id.to_string(),
-        message: format!("cannot run {}: {e}", plan.runc.display()),
-    })?;
-    let logged = fs::read_to_string(&log).unwrap_or_default();
-    let _ = fs::remove_file(&log);
-    if libc::WIFEXITED(raw) && libc::WEXITSTATUS(raw) == 0 {
-        return Ok(());
-    }
-    let message = logged
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|l| l["level"] == "error")
-        .filter_map(|l| l["msg"].as_str().map(str::to_string))
-        .next()
-        .unwrap_or_else(|| format!("failed with wait status {raw}"));
-    Err(BenchError::Runc {
-        op,
-        id: id.to_string(),
-        message,
-    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

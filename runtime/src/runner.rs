@@ -3,6 +3,8 @@
 //!
 //! The process that spawns runc must be the only one to reap it. ctrd's daemon is: it is not a
 //! subreaper (its keeper is) and nothing in it calls `waitpid(-1)`, so it uses [`DirectRunner`].
+//! ctrd-bench's raw-runc baseline is a subreaper that reaps everything, so it implements
+//! [`ProcessRunner`] over its reaper, with [`wait_or_kill`] for the deadline.
 
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
