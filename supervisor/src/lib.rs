@@ -11,7 +11,8 @@
 //! # Layout
 //!
 //! - [`daemon`]: start-up and shutdown of both processes, in order ([`keep`], [`Daemon`]);
-//! - [`cli`], [`config`]: the command line and the config file; `ctrd config` and `ctrd man`;
+//! - [`cli`], [`config`]: the command line and the config file; [`commands`]: `ctrd config`,
+//!   `ctrd upgrade` and `ctrd man`;
 //! - [`keeper_link`]: the daemon's end of the keeper's socketpair (the keeper process itself,
 //!   reaping, the exit log and the re-exec for an upgrade, is the `keeper` crate);
 //! - [`recovery`]: taking over the containers of an earlier daemon, before the actor starts;
@@ -33,6 +34,7 @@
 mod access;
 mod actor;
 pub mod cli;
+pub mod commands;
 pub mod config;
 mod container;
 mod daemon;

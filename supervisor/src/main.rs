@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use supervisor::cli::{self, Args};
+use supervisor::cli::Args;
 use supervisor::{config, Daemon, DaemonError, KeeperLink};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(command) = &args.command {
-        return cli::run(command);
+        return supervisor::commands::run(command);
     }
     let args = match config::load(args) {
         Ok(args) => args,
