@@ -22,6 +22,6 @@ pub use checkpoint::{checkpoint_container, CheckpointJob};
 
 pub use exec::{exec_process, ExecIo, ExecJob, Execed};
 pub use pool::{Pool, Priority};
-pub use relay::{Relay, RelayPipes};
+pub use relay::{Drain, Loss, Relay, RelayPipes};
 pub use start::{start_container, OutputKeeper, StartJob, StartedContainer};
 pub use update::update_container;

@@ -6,34 +6,84 @@
 //! pipes in their place (CRIU's inherit-fd). So a detached container writes into pipes, and the
 //! relay copies them into its files until the last writer in the container is gone.
 //!
-//! One thread waits on every container's pipes with epoll and copies through one buffer, so a
-//! thousand containers cost a thousand pairs of pipes, not a thousand threads and buffers. It
-//! starts with the first relay and runs for the life of the daemon. [`Relay::wait`] lets whoever
-//! reports a container's exit do so only after its last output is in the files.
+//! One thread ([`copier`]) waits on every container's pipes with epoll and reads through one
+//! buffer, so a thousand containers cost a thousand pairs of pipes, not a thousand threads. It
+//! starts with the first relay and runs for the life of the daemon.
 //!
-//! The files are written with blocking writes: an output file that is a FIFO nobody reads would
-//! hold every container's output up, which is why attached clients' FIFOs never come here.
+//! A destination may be slow or stuck (a `--stdout` FIFO whose reader stalls), so it is written
+//! without blocking; what it does not take waits in a small buffer of that stream alone, whose
+//! pipe is left unread meanwhile ([`stream`]). The back-pressure reaches that container and no
+//! other; its copying resumes once its destination has room. A write that fails loses its bytes,
+//! and every such loss is counted ([`Relay::lost`], [`lost_in_total`]).
+//!
+//! [`Relay::wait`] lets whoever reports a container's exit do so only after its last output is
+//! in the files, but gives up early on a destination that has stalled: the exit is then
+//! reported, and the relay goes on copying what is left whenever the destination takes it.
 
-use std::collections::HashMap;
+mod copier;
+mod stream;
+
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{unbounded, Sender};
 
+use copier::Copier;
+
+/// What one read of a pipe takes, and so the most a stream holds for a destination that is
+/// behind.
 const BUFFER: usize = 64 * 1024;
 
-/// The epoll token of the wake-up eventfd; pipes get tokens from 1.
+/// How long a destination may take nothing while output waits for it before [`Relay::wait`]
+/// stops waiting for it. A reader that reads at all, however slowly, is waited for.
+pub const STALL: Duration = Duration::from_secs(1);
+
+/// The epoll token of the wake-up eventfd; streams get tokens from 2.
 const WAKE: u64 = 0;
 
-/// Owned by whoever tracks the container; dropping it leaves its copying going until EOF.
-#[derive(Debug)]
+/// Writes of container output that failed, and the bytes they carried, since the daemon
+/// started: every relay's [`Loss`] summed.
+static LOST_WRITES: AtomicU64 = AtomicU64::new(0);
+static LOST_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Output that could not be written to its destination (the FIFO's reader gone, the disk full):
+/// how many writes failed and the bytes they carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Loss {
+    pub writes: u64,
+    pub bytes: u64,
+}
+
+/// Every relay's losses since the daemon started (those of relays long gone included).
+pub fn lost_in_total() -> Loss {
+    Loss {
+        writes: LOST_WRITES.load(Ordering::Relaxed),
+        bytes: LOST_BYTES.load(Ordering::Relaxed),
+    }
+}
+
+/// How [`Relay::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Everything the container wrote is in its files (or counted lost).
+    Done,
+    /// A destination has taken nothing for [`STALL`] while output waits for it; the relay
+    /// goes on copying if it ever does.
+    Stalled,
+    /// The pipes are still open: something still holds their write ends.
+    TimedOut,
+}
+
+/// A container's copying, seen from whoever tracks the container. Clones see the same copying;
+/// dropping them all leaves it going until EOF.
+#[derive(Debug, Clone)]
 pub struct Relay {
-    /// Disconnected when both pipes have reached EOF and everything is in the files.
-    done: Receiver<()>,
+    shared: Arc<Shared>,
 }
 
 /// The write ends, for the container's stdout and stderr.
@@ -68,32 +118,117 @@ impl Relay {
     }
 
     /// Has the relay thread copy the pipes into `stdout` and `stderr` until their writers are
-    /// gone.
+    /// gone. Both ends are made non-blocking: the relay thread must never wait on one of them.
     pub fn copy(pipes: RelayPipes, stdout: File, stderr: File) -> io::Result<Relay> {
-        let (done_tx, done) = bounded::<()>(0);
+        let streams = vec![
+            (File::from(pipes.stdout), stdout),
+            (File::from(pipes.stderr), stderr),
+        ];
+        for (pipe, destination) in &streams {
+            nonblocking(pipe)?;
+            nonblocking(destination)?;
+        }
+        let shared = Arc::new(Shared::new(streams.len()));
         hub()?.register(Registration {
-            streams: vec![
-                (File::from(pipes.stdout), stdout),
-                (File::from(pipes.stderr), stderr),
-            ],
-            done: done_tx,
+            streams,
+            relay: Arc::clone(&shared),
         })?;
-        Ok(Relay { done })
+        Ok(Relay { shared })
     }
 
-    /// Waits up to `timeout` for the relay to copy its last bytes; false if it has not.
-    pub fn wait(&self, timeout: Duration) -> bool {
-        matches!(
-            self.done.recv_timeout(timeout),
-            Err(RecvTimeoutError::Disconnected) | Ok(())
-        )
+    /// Waits up to `timeout` for the relay to write the container's last bytes, but not for a
+    /// destination that has stalled.
+    pub fn wait(&self, timeout: Duration) -> Drain {
+        let deadline = Instant::now() + timeout;
+        let mut progress = self.shared.lock();
+        loop {
+            if progress.open == 0 {
+                return Drain::Done;
+            }
+            let now = Instant::now();
+            let stalls_at = progress
+                .blocked_since
+                .iter()
+                .flatten()
+                .min()
+                .map(|&since| since + STALL);
+            if stalls_at.is_some_and(|at| at <= now) {
+                return Drain::Stalled;
+            }
+            if deadline <= now {
+                return Drain::TimedOut;
+            }
+            let until = stalls_at.map_or(deadline, |at| at.min(deadline));
+            progress = self
+                .shared
+                .changed
+                .wait_timeout(progress, until - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The container's output lost so far.
+    pub fn lost(&self) -> Loss {
+        self.shared.lock().lost
     }
 }
 
-/// A container's pipes and where each goes; `done` is dropped once both are drained.
+/// What the relay thread tells a relay's owner, and the condition it signals on a change.
+#[derive(Debug)]
+struct Shared {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct Progress {
+    /// Streams not yet at EOF with everything written (or lost).
+    open: usize,
+    /// Per stream, since when its destination has taken nothing while bytes wait for it.
+    blocked_since: Vec<Option<Instant>>,
+    lost: Loss,
+}
+
+impl Shared {
+    fn new(streams: usize) -> Shared {
+        Shared {
+            progress: Mutex::new(Progress {
+                open: streams,
+                blocked_since: vec![None; streams],
+                lost: Loss::default(),
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stream `index` is behind since `blocked_since` (or caught up), and lost `lost` more.
+    fn update(&self, index: usize, blocked_since: Option<Instant>, lost: Loss) {
+        LOST_WRITES.fetch_add(lost.writes, Ordering::Relaxed);
+        LOST_BYTES.fetch_add(lost.bytes, Ordering::Relaxed);
+        let mut progress = self.lock();
+        progress.blocked_since[index] = blocked_since;
+        progress.lost.writes += lost.writes;
+        progress.lost.bytes += lost.bytes;
+        self.changed.notify_all();
+    }
+
+    /// One more stream is done.
+    fn finish(&self) {
+        let mut progress = self.lock();
+        progress.open = progress.open.saturating_sub(1);
+        self.changed.notify_all();
+    }
+}
+
+/// A container's pipes, each with where it goes, and what its owner sees of their copying.
 struct Registration {
     streams: Vec<(File, File)>,
-    done: Sender<()>,
+    relay: Arc<Shared>,
 }
 
 /// The handle on the relay thread: registrations go through a channel, and an eventfd wakes
@@ -122,7 +257,7 @@ impl Hub {
         // SAFETY: epoll_create1 and eventfd take flags and return a new fd or -1.
         let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         let wake = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-        watch(&epoll, wake.as_raw_fd(), WAKE)?;
+        copier::watch(&epoll, wake.as_raw_fd(), WAKE, true)?;
         let (registrations, incoming) = unbounded();
         let wake_read = wake.try_clone()?;
         thread::Builder::new()
@@ -148,162 +283,15 @@ impl Hub {
     }
 }
 
-/// The relay thread's state: every pipe it copies, keyed by its epoll token.
-struct Copier {
-    epoll: OwnedFd,
-    wake: OwnedFd,
-    incoming: Receiver<Registration>,
-    streams: HashMap<u64, Stream>,
-    /// The `done` sender of each container, with how many of its pipes are still open.
-    relays: HashMap<u64, (usize, Sender<()>)>,
-    next_token: u64,
-    warned: bool,
-}
-
-struct Stream {
-    pipe: File,
-    file: File,
-    relay: u64,
-}
-
-impl Copier {
-    fn new(epoll: OwnedFd, wake: OwnedFd, incoming: Receiver<Registration>) -> Copier {
-        Copier {
-            epoll,
-            wake,
-            incoming,
-            streams: HashMap::new(),
-            relays: HashMap::new(),
-            next_token: WAKE + 1,
-            warned: false,
+/// Sets `O_NONBLOCK` on the open file description of `fd`.
+fn nonblocking(fd: &impl AsFd) -> io::Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
+    // SAFETY: F_GETFL and F_SETFL read and set the flags of a fd we hold; no memory is passed.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
         }
-    }
-
-    fn run(mut self) {
-        let mut buf = vec![0u8; BUFFER];
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-        loop {
-            // SAFETY: `events` is a live array of the length passed; epoll_wait fills at most
-            // that many entries.
-            let ready = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    events.len() as i32,
-                    -1,
-                )
-            };
-            if ready < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                log::error!("relay epoll: {err}; container output is no longer copied");
-                return;
-            }
-            for event in &events[..ready as usize] {
-                match event.u64 {
-                    WAKE => self.take_registrations(),
-                    token => self.copy(token, &mut buf),
-                }
-            }
-        }
-    }
-
-    fn take_registrations(&mut self) {
-        let mut count = [0u8; 8];
-        // SAFETY: reads 8 bytes into a live array from an eventfd we own (non-blocking).
-        unsafe {
-            libc::read(
-                self.wake.as_raw_fd(),
-                count.as_mut_ptr().cast(),
-                count.len(),
-            )
-        };
-        while let Ok(Registration { streams, done }) = self.incoming.try_recv() {
-            let relay = self.token();
-            let mut open = 0;
-            for (pipe, file) in streams {
-                let token = self.token();
-                match watch(&self.epoll, pipe.as_raw_fd(), token) {
-                    Ok(()) => {
-                        self.streams.insert(token, Stream { pipe, file, relay });
-                        open += 1;
-                    }
-                    Err(e) => log::error!("relay: cannot watch a container's output: {e}"),
-                }
-            }
-            if open > 0 {
-                self.relays.insert(relay, (open, done));
-            }
-        }
-    }
-
-    /// Copies what the pipe has into its file; at EOF (or a read error) forgets the pipe.
-    fn copy(&mut self, token: u64, buf: &mut [u8]) {
-        let Some(stream) = self.streams.get_mut(&token) else {
-            return;
-        };
-        match stream.pipe.read(buf) {
-            Ok(0) => self.close(token),
-            Ok(n) => {
-                if let Err(e) = stream.file.write_all(&buf[..n]) {
-                    if !self.warned {
-                        log::warn!("cannot write container output: {e}; dropping it");
-                        self.warned = true;
-                    }
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) => {}
-            Err(e) => {
-                log::warn!("cannot read container output: {e}");
-                self.close(token);
-            }
-        }
-    }
-
-    fn close(&mut self, token: u64) {
-        let Some(stream) = self.streams.remove(&token) else {
-            return;
-        };
-        // SAFETY: removes a fd we own from an epoll set we own; a null event is allowed for DEL.
-        unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                stream.pipe.as_raw_fd(),
-                std::ptr::null_mut(),
-            )
-        };
-        if let Some((open, _)) = self.relays.get_mut(&stream.relay) {
-            *open -= 1;
-            if *open == 0 {
-                // Dropping the sender is what tells `Relay::wait` the output is all in.
-                self.relays.remove(&stream.relay);
-            }
-        }
-    }
-
-    fn token(&mut self) -> u64 {
-        let token = self.next_token;
-        self.next_token += 1;
-        token
-    }
-}
-
-/// Adds `fd` to the epoll set, level-triggered: a pipe with data left is reported again.
-fn watch(epoll: &OwnedFd, fd: RawFd, token: u64) -> io::Result<()> {
-    let mut event = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
-    // SAFETY: `event` lives across the call; both fds are open.
-    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) } < 0 {
-        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -331,6 +319,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 mod tests {
     use super::*;
     use std::fs;
+    use std::io::{ErrorKind, Read, Write};
 
     #[test]
     fn copies_both_streams_and_ends_when_the_writers_are_gone() {
@@ -345,10 +334,10 @@ mod tests {
         .unwrap();
         inputs.stdout.write_all(b"hello\n").unwrap();
         inputs.stderr.write_all(b"oops\n").unwrap();
-        assert!(!relay.wait(Duration::from_millis(1)), "writers still open");
+        assert_eq!(relay.wait(Duration::from_millis(1)), Drain::TimedOut);
         inputs.stdout.write_all(b"bye\n").unwrap();
         drop(inputs);
-        assert!(relay.wait(Duration::from_secs(5)));
+        assert_eq!(relay.wait(Duration::from_secs(5)), Drain::Done);
         assert_eq!(fs::read_to_string(&out).unwrap(), "hello\nbye\n");
         assert_eq!(fs::read_to_string(&err).unwrap(), "oops\n");
     }
@@ -371,7 +360,127 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        assert!(relay.wait(Duration::from_secs(5)));
+        assert_eq!(relay.wait(Duration::from_secs(5)), Drain::Done);
         assert_eq!(fs::read_to_string(&out).unwrap(), "from-child\n");
+    }
+
+    /// Polls `done` until it holds; panics naming `what` after a few seconds.
+    fn poll(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Bytes waiting in the pipe `reader` reads, and how many it can hold.
+    fn queued(reader: &impl AsRawFd) -> (usize, usize) {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into `queued`; F_GETPIPE_SZ passes no memory.
+        let capacity = unsafe {
+            assert_eq!(
+                libc::ioctl(reader.as_raw_fd(), libc::FIONREAD, &mut queued),
+                0
+            );
+            libc::fcntl(reader.as_raw_fd(), libc::F_GETPIPE_SZ)
+        };
+        (queued as usize, capacity as usize)
+    }
+
+    #[test]
+    fn a_destination_nobody_reads_holds_up_its_own_container_alone_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // A destination whose reader never reads: a pipe whose read end is held.
+        let (stalled, destination) = pipe().unwrap();
+        let mut stalled = File::from(stalled);
+        let (pipes, mut inputs) = Relay::pipes().unwrap();
+        let stuck = Relay::copy(
+            pipes,
+            File::from(destination),
+            File::create(dir.path().join("stuck-err")).unwrap(),
+        )
+        .unwrap();
+        // The container writes for as long as its pipe takes it; once the destination, the
+        // stream's buffer and the pipe are full, it cannot write any more.
+        nonblocking(&inputs.stdout).unwrap();
+        let mut written = 0;
+        let mut sent = Vec::new();
+        poll("the back-pressure to reach the container", || {
+            loop {
+                let chunk = [b'a' + (written / 4096 % 26) as u8; 4096];
+                match inputs.stdout.write(&chunk) {
+                    Ok(n) => {
+                        written += n;
+                        sent.extend_from_slice(&chunk[..n]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let (held, capacity) = queued(&stalled);
+            held == capacity && stuck.shared.lock().blocked_since[0].is_some()
+        });
+        let (destination_holds, _) = queued(&stalled);
+        let (pipe_holds, _) = queued(&inputs.stdout);
+        assert!(
+            written <= destination_holds + BUFFER + pipe_holds,
+            "{written} bytes taken from a container whose destination holds \
+             {destination_holds}: more than the stream may buffer"
+        );
+
+        // Another container's output flows as ever.
+        let (pipes, mut other) = Relay::pipes().unwrap();
+        let out = dir.path().join("out");
+        let free = Relay::copy(
+            pipes,
+            File::create(&out).unwrap(),
+            File::create(dir.path().join("err")).unwrap(),
+        )
+        .unwrap();
+        other.stdout.write_all(b"free\n").unwrap();
+        drop(other);
+        assert_eq!(free.wait(Duration::from_secs(5)), Drain::Done);
+        assert_eq!(fs::read_to_string(&out).unwrap(), "free\n");
+
+        // The stuck one's exit is not waited for past the stall.
+        drop(inputs);
+        let began = Instant::now();
+        assert_eq!(stuck.wait(Duration::from_secs(30)), Drain::Stalled);
+        assert!(began.elapsed() <= STALL + Duration::from_millis(500));
+        assert_eq!(stuck.lost(), Loss::default());
+
+        // Once its reader reads, the rest follows, whole and in order.
+        let mut received = Vec::new();
+        stalled.read_to_end(&mut received).unwrap();
+        assert_eq!(received.len(), sent.len());
+        assert!(received == sent, "the output arrived altered");
+        assert_eq!(stuck.wait(Duration::from_secs(5)), Drain::Done);
+    }
+
+    #[test]
+    fn every_write_a_gone_reader_refuses_is_counted_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reader, destination) = pipe().unwrap();
+        drop(reader);
+        let (pipes, mut inputs) = Relay::pipes().unwrap();
+        let relay = Relay::copy(
+            pipes,
+            File::from(destination),
+            File::create(dir.path().join("err")).unwrap(),
+        )
+        .unwrap();
+        let before = lost_in_total();
+        inputs.stdout.write_all(b"lost\n").unwrap();
+        drop(inputs);
+        assert_eq!(relay.wait(Duration::from_secs(5)), Drain::Done);
+        assert_eq!(
+            relay.lost(),
+            Loss {
+                writes: 1,
+                bytes: 5
+            }
+        );
+        let after = lost_in_total();
+        assert!(after.writes > before.writes && after.bytes >= before.bytes + 5);
     }
 }

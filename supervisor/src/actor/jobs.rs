@@ -19,8 +19,8 @@ use runtime::{
 use tokio::sync::oneshot;
 use worker::pool::PoolClosed;
 use worker::{
-    checkpoint_container, exec_process, start_container, update_container, CheckpointJob, ExecJob,
-    Execed, OutputKeeper, Pool, Priority, Relay, StartJob, StartedContainer,
+    checkpoint_container, exec_process, start_container, update_container, CheckpointJob, Drain,
+    ExecJob, Execed, OutputKeeper, Pool, Priority, Relay, StartJob, StartedContainer,
 };
 
 use super::errors::{error_kind, runtime_error};
@@ -28,6 +28,8 @@ use crate::container::Key;
 use crate::metrics::telemetry::StartTiming;
 
 /// How long the cleanup after an exit waits for the container's last output to reach its files.
+/// A destination that has stalled is not waited for this long (see [`worker::relay::STALL`]):
+/// one container's stuck FIFO holds no worker, and so no other exit, for more than that.
 const RELAY_WAIT: Duration = Duration::from_secs(5);
 
 /// What the actor hands to the worker pool. Each job names where its result goes: a message
@@ -274,13 +276,7 @@ impl Job {
                     Ok(())
                 };
                 if let Some(relay) = relay {
-                    if !relay.wait(RELAY_WAIT) {
-                        log::warn!(
-                            "container {}/{}: output still open {RELAY_WAIT:?} after its exit",
-                            key.0,
-                            key.1
-                        );
-                    }
+                    wait_for_output(&key, &relay);
                 }
                 done.do_send(Deleted {
                     key,
@@ -377,6 +373,29 @@ impl Job {
                 let _ = reply.send(response);
             }
         }
+    }
+}
+
+/// Waits for an exited container's last output to reach its files, up to [`RELAY_WAIT`] and not
+/// past a stall, and says what did not make it.
+fn wait_for_output((namespace, id): &Key, relay: &Relay) {
+    match relay.wait(RELAY_WAIT) {
+        Drain::Done => {}
+        Drain::Stalled => log::warn!(
+            "container {namespace}/{id}: its output destination has stopped taking output; the \
+             exit is reported before its last output, which follows if the destination resumes"
+        ),
+        Drain::TimedOut => log::warn!(
+            "container {namespace}/{id}: output still open {RELAY_WAIT:?} after its exit"
+        ),
+    }
+    let lost = relay.lost();
+    if lost.writes > 0 {
+        log::warn!(
+            "container {namespace}/{id}: {} write(s) of its output failed, {} bytes lost",
+            lost.writes,
+            lost.bytes
+        );
     }
 }
 
