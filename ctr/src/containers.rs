@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use protocol::{
-    Container, Filter, KillProcessRequest, KillRequest, Limits, Process, StartRequest, Status,
-    WaitRequest,
+    Container, Filter, KillProcessRequest, KillRequest, Limits, LostOutput, Process, StartRequest,
+    Status, WaitRequest,
 };
 use serde::Serialize;
 
@@ -35,6 +35,8 @@ struct ContainerView<'a> {
     processes: &'a [Process],
     /// The limits in force (`state` only; `null` in lists and for a container not running).
     limits: Option<&'a Limits>,
+    /// Output that could not be written to `stdout` or `stderr` (see [`LostOutput`]).
+    lost_output: LostOutput,
 }
 
 impl<'a> From<&'a Container> for ContainerView<'a> {
@@ -51,6 +53,7 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
             stderr: &c.stderr,
             processes: &c.processes,
             limits: c.limits.as_deref(),
+            lost_output: c.lost_output,
         }
     }
 }
@@ -221,6 +224,11 @@ fn state_table(c: &Container) -> String {
     table.row(["LABELS".to_string(), labels]);
     table.row(["STDOUT".to_string(), c.stdout.clone()]);
     table.row(["STDERR".to_string(), c.stderr.clone()]);
+    let lost = &c.lost_output;
+    table.row([
+        "LOST OUTPUT".to_string(),
+        format!("{} writes ({} bytes)", lost.writes, lost.bytes),
+    ]);
     if let Some(limits) = &c.limits {
         limit_rows(&mut table, limits);
     }
@@ -294,6 +302,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             limits: None,
+            lost_output: Default::default(),
         }
     }
 
@@ -353,9 +362,10 @@ mod tests {
     #[test]
     fn state_table_has_one_row_per_field() {
         let table = state_table(&container("web", Some(42)));
-        assert!(table.starts_with("ID          web\n"));
-        assert!(table.contains("\nCREATED     2023-11-14T22:13:20.123456789Z\n"));
-        assert!(table.contains("\nLABELS      app=web,tier=1\n"));
+        assert!(table.starts_with("ID            web\n"));
+        assert!(table.contains("\nCREATED       2023-11-14T22:13:20.123456789Z\n"));
+        assert!(table.contains("\nLABELS        app=web,tier=1\n"));
+        assert!(table.contains("\nLOST OUTPUT   0 writes (0 bytes)\n"));
         assert!(table.ends_with("\n\nNAME   PID   CMD\ninit   42    sleep 1000\n"));
         assert!(!table.contains("LIMIT"));
         let mut limited = container("web", Some(42));

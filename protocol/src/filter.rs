@@ -477,6 +477,7 @@ mod tests {
             stderr: String::new(),
             processes: Vec::new(),
             limits: None,
+            lost_output: Default::default(),
         };
         let parse = |e: &str| Filter::<Container>::parse(&[e.to_string()]);
         assert!(parse("status==running,labels.app==web")

@@ -22,7 +22,7 @@ pub use latency::{Latency, LatencyRecorder};
 pub use message::*;
 
 /// Bumped whenever a wire type changes shape.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame either side accepts unless configured otherwise.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;

@@ -403,6 +403,17 @@ pub struct Container {
     /// container that runs.
     /// Boxed: most containers on the wire (every list) carry none.
     pub limits: Option<Box<Limits>>,
+    /// Its output that could not be written where it goes, since this daemon started.
+    pub lost_output: LostOutput,
+}
+
+/// Writes of a container's output that failed (the FIFO's reader gone, the disk full), and the
+/// bytes they carried: those bytes are in none of its files. A destination that is only slow
+/// loses nothing; the container waits for it instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostOutput {
+    pub writes: u64,
+    pub bytes: u64,
 }
 
 /// A container's resource limits as its cgroup holds them; `None` is unlimited (or not kept

@@ -51,8 +51,9 @@ pub struct Container {
     /// finish in another order than runc applied them and the actor would lose track of whether
     /// the container is frozen.
     pub control: Option<&'static str>,
-    /// Copies its output into `stdout` and `stderr`; taken by the cleanup after its exit, which
-    /// waits for the last bytes before the exit is reported.
+    /// Copies its output into `stdout` and `stderr`, and counts what it could not write; the
+    /// cleanup after its exit gets a clone, to wait for the last bytes before the exit is
+    /// reported.
     pub relay: Option<Relay>,
     /// Whether its output goes through pipes the keeper holds a copy of, to be released once
     /// the container is gone.
@@ -202,6 +203,16 @@ impl Container {
             stderr: self.stderr.to_string_lossy().into_owned(),
             processes: self.processes(),
             limits: None,
+            lost_output: self.lost_output(),
+        }
+    }
+
+    /// Its output that could not be written, as its relay counted it.
+    fn lost_output(&self) -> protocol::LostOutput {
+        let lost = self.relay.as_ref().map(Relay::lost).unwrap_or_default();
+        protocol::LostOutput {
+            writes: lost.writes,
+            bytes: lost.bytes,
         }
     }
 

@@ -61,6 +61,39 @@ fn containers_that_ignore_term_are_killed_after_the_grace_period() {
 }
 
 #[test]
+fn a_stalled_output_destination_does_not_hold_shutdown_past_its_grace() {
+    let grace = Duration::from_secs(3);
+    let mut daemon = Daemon::start_with(&["--shutdown-timeout", "3s"]);
+    // Floods its stdout, and exits at once on TERM: all a shutdown then waits for is the
+    // cleanup after its exit, which would wait for output its destination never takes.
+    let bundle = daemon.bundle("flood", &["sh", "-c", "trap 'exit 0' TERM; yes & wait"]);
+    let fifo = daemon.dir.path().join("stalled.fifo");
+    let reader = unread_fifo(&fifo);
+    let mut events = daemon.events();
+    let id = unique_id("stalled");
+    let request = protocol::StartRequest {
+        stdout: Some(fifo.to_string_lossy().into_owned()),
+        ..start_request(&id, &bundle)
+    };
+    daemon.client().start(request).unwrap();
+    wait_until_full(&reader);
+
+    let signalled = Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit();
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < grace,
+        "exit took {took:?}, the grace period is {grace:?}"
+    );
+    assert!(!daemon.log().contains("still running"), "{}", daemon.log());
+    let exits = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
+    assert_eq!(exits[0].status, Some(0));
+    drop(reader);
+}
+
+#[test]
 fn a_second_daemon_on_a_live_socket_is_refused_and_a_stale_socket_is_replaced() {
     let mut daemon = Daemon::start();
     let second = Command::new(env!("CARGO_BIN_EXE_ctrd"))

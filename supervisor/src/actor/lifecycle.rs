@@ -353,7 +353,7 @@ impl Supervisor {
         if let Some(oom) = &self.oom {
             oom.unwatch(key.clone());
         }
-        let relay = container.relay.take();
+        let relay = container.relay.clone();
         let submitted = self.workers.submit(Job::Delete {
             key,
             cgroup,

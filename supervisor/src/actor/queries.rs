@@ -229,6 +229,8 @@ impl Handler<TakeMetrics> for Supervisor {
         ];
         let now = Instant::now();
         self.count_drops(now);
+        self.telemetry
+            .output_lost(worker::relay::lost_in_total(), now);
         let snapshot = self.telemetry.snapshot(gauges, now);
         let running = if msg.with_containers {
             running

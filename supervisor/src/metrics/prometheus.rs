@@ -226,6 +226,8 @@ fn meter_help(name: &str) -> &'static str {
         "container-start-failures" => "Container starts that failed.",
         "events" => "Events emitted.",
         "subscriber-drops" => "Event subscribers dropped for falling behind.",
+        "output-lost-writes" => "Writes of container output to its destination that failed.",
+        "output-lost-bytes" => "Bytes of container output lost to failed writes.",
         _ => "A count.",
     }
 }

@@ -42,6 +42,9 @@ pub struct Telemetry {
     start_failures: Meter,
     events: Meter,
     subscriber_drops: Meter,
+    /// Container output the relay could not write, as [`worker::relay::lost_in_total`] counts it.
+    output_lost_writes: Meter,
+    output_lost_bytes: Meter,
 }
 
 /// What the actor knows right now, with what Prometheus needs beyond the wire report.
@@ -69,6 +72,8 @@ impl Telemetry {
             start_failures: Meter::new(now),
             events: Meter::new(now),
             subscriber_drops: Meter::new(now),
+            output_lost_writes: Meter::new(now),
+            output_lost_bytes: Meter::new(now),
         }
     }
 
@@ -98,6 +103,14 @@ impl Telemetry {
         self.subscriber_drops.add(dropped, now);
     }
 
+    /// Container output lost so far, in all (the relay thread counts it, outside the actor).
+    pub fn output_lost(&mut self, total: worker::Loss, now: Instant) {
+        let writes = total.writes.saturating_sub(self.output_lost_writes.count());
+        let bytes = total.bytes.saturating_sub(self.output_lost_bytes.count());
+        self.output_lost_writes.add(writes, now);
+        self.output_lost_bytes.add(bytes, now);
+    }
+
     /// Everything counted so far, with the gauges the caller knows.
     pub fn snapshot(&mut self, gauges: Vec<Gauge>, now: Instant) -> Snapshot {
         let timers = [
@@ -112,6 +125,8 @@ impl Telemetry {
             ("container-start-failures", &mut self.start_failures),
             ("events", &mut self.events),
             ("subscriber-drops", &mut self.subscriber_drops),
+            ("output-lost-writes", &mut self.output_lost_writes),
+            ("output-lost-bytes", &mut self.output_lost_bytes),
         ];
         let meters = meters
             .into_iter()

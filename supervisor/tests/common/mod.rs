@@ -428,3 +428,42 @@ pub fn cannot_run_here(check: &str, reason: &str) {
          need; to skip this check knowingly, set CTRD_ALLOW_SKIP={check}"
     );
 }
+
+/// Makes a FIFO at `path` and opens its read end, which the caller holds and never reads: an
+/// output destination whose reader has stalled.
+pub fn unread_fifo(path: &Path) -> std::fs::File {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path that outlives the call.
+    let made = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+    assert_eq!(
+        made,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap()
+}
+
+/// Waits until the FIFO `reader` reads from holds all it can, so whoever writes into it next has
+/// to wait.
+pub fn wait_until_full(reader: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let fd = reader.as_raw_fd();
+    // SAFETY: F_GETPIPE_SZ takes no argument and reads nothing from us.
+    let capacity = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    assert!(capacity > 0, "{}", std::io::Error::last_os_error());
+    wait_until("the fifo to fill up", || {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into `queued`, which outlives the call.
+        let asked = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) };
+        assert_eq!(asked, 0, "{}", std::io::Error::last_os_error());
+        (queued >= capacity).then_some(())
+    });
+}
