@@ -346,6 +346,7 @@ impl Daemon {
         );
         Ok(Serving {
             addr,
+            link,
             arbiter,
             server,
             drained,
@@ -373,6 +374,7 @@ enum Stop {
 /// The daemon while it serves: what [`Serving::stop`] takes down.
 struct Serving {
     addr: Addr<Supervisor>,
+    link: Arc<KeeperLink>,
     /// The actor's thread.
     arbiter: Arbiter,
     /// The accept loop; connections already accepted run as tasks of their own.
@@ -417,7 +419,8 @@ impl Serving {
     ///    ([`Serving::stop_containers`]); for a hand-over, or with the keeper gone, leave them
     ///    running and let the work in flight finish ([`Serving::settle`]);
     /// 3. end the subscriptions, and give subscribers [`DRAIN_WAIT`] to take their last events;
-    /// 4. wait until the journal is on disk;
+    /// 4. wait until the journal is on disk, then (up to [`DRAIN_WAIT`]) until the keeper has
+    ///    taken the acknowledgements that follow it, which may wait in the link's outbox;
     /// 5. for SIGTERM/SIGINT only, remove the socket: after a hand-over the next daemon serves
     ///    the same listener;
     /// 6. stop the actor's thread.
@@ -457,6 +460,14 @@ impl Serving {
         let (flushed, on_disk) = oneshot::channel();
         if self.addr.send(Flushed { reply: flushed }).await.is_ok() {
             let _ = on_disk.await;
+        }
+        let link = self.link.clone();
+        let delivered = tokio::task::spawn_blocking(move || link.flushed(DRAIN_WAIT)).await;
+        if !matches!(delivered, Ok(true)) {
+            log::warn!(
+                "the keeper did not take the last acknowledgements within {DRAIN_WAIT:?}; it \
+                 replays those exits to the next daemon, which finds them in the journal"
+            );
         }
         if matches!(stop, Stop::Terminate) {
             if let Err(e) = std::fs::remove_file(&self.socket_path) {
@@ -510,7 +521,9 @@ impl Serving {
 }
 
 /// Moves the keeper's exits into the actor's mailbox, and its other news to
-/// [`Serving::until_stopped`].
+/// [`Serving::until_stopped`]. Neither queue is bounded, nor needs to be: what passes here is
+/// one message per process the keeper reaped, never more than the keeper sends, and the
+/// actor takes each in microseconds.
 fn forward_incoming(
     incoming: crossbeam_channel::Receiver<Incoming>,
     addr: Addr<Supervisor>,

@@ -4,18 +4,26 @@
 //! At start-up the daemon reads what the keeper replays ([`Handshake`]): the output pipes it
 //! kept for running containers and every exit the daemon has not acknowledged. From then on a
 //! reader thread turns the keeper's messages into [`Incoming`] for the rest of the daemon, and any
-//! thread may tell the keeper something: each message is one datagram, so sends never interleave.
+//! thread may tell the keeper something: each message is one datagram, so sends never interleave,
+//! and none waits for the keeper: what does not fit in the socket waits in the [`outbox`].
+
+mod outbox;
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keeper::clock_ns;
 use keeper::handoff::{inherited_fd, BadInheritedFd};
 use keeper::wire::{self, ExitRecord, ToDaemon, ToKeeper};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runtime::ExitStatus;
 use worker::{OutputKeeper, RelayPipes};
+
+use self::outbox::Outbox;
 
 /// How long the keeper gets to replay what it holds.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +40,8 @@ pub enum LinkError {
     Closed,
     #[error("the keeper's replay began with {0:?}, not a hello")]
     NoHello(Box<ToDaemon>),
+    #[error("cannot start the keeper's outbox: {0}")]
+    Outbox(io::Error),
 }
 
 /// A process the keeper reaped (or one that ended where no keeper could reap it).
@@ -98,9 +108,13 @@ pub enum Incoming {
     Gone(String),
 }
 
+/// The daemon's end of the socketpair: read by its own thread ([`KeeperLink::listen`]), written
+/// by any, through the [`Outbox`]. The socket is non-blocking, so no thread ever waits on the
+/// keeper.
 pub struct KeeperLink {
     socket: OwnedFd,
     keeper_pid: u32,
+    outbox: Arc<Outbox>,
 }
 
 impl KeeperLink {
@@ -111,13 +125,25 @@ impl KeeperLink {
             Ok(socket) => socket?,
             Err(e) => return Some(Err(e.into())),
         };
-        Some(replay(&socket).map(|handshake| {
-            let link = KeeperLink {
-                socket,
-                keeper_pid: handshake.keeper_pid,
-            };
-            (link, handshake)
-        }))
+        Some(Self::connect(socket))
+    }
+
+    /// Makes `socket` non-blocking, reads the replay and starts the outbox's thread.
+    fn connect(socket: OwnedFd) -> Result<(KeeperLink, Handshake), LinkError> {
+        fcntl(socket.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| LinkError::Outbox(e.into()))?;
+        let handshake = replay(&socket)?;
+        let kept = handshake.outputs.keys().cloned().collect();
+        let outbox = socket
+            .try_clone()
+            .and_then(|copy| Outbox::start(copy, kept))
+            .map_err(LinkError::Outbox)?;
+        let link = KeeperLink {
+            socket,
+            keeper_pid: handshake.keeper_pid,
+            outbox,
+        };
+        Ok((link, handshake))
     }
 
     pub fn keeper_pid(&self) -> u32 {
@@ -133,6 +159,12 @@ impl KeeperLink {
         std::thread::Builder::new()
             .name("keeper-link".into())
             .spawn(move || loop {
+                if let Err(e) = wait_for(&this.socket, PollFlags::POLLIN, None) {
+                    return on(Incoming::Gone(format!(
+                        "cannot wait for the keeper (pid {}): {e}",
+                        this.keeper_pid
+                    )));
+                }
                 match wire::recv::<ToDaemon>(this.socket.as_fd()) {
                     Ok(Some((ToDaemon::Exit(record), _))) => {
                         match ProcessExit::from_record(&record) {
@@ -153,6 +185,7 @@ impl KeeperLink {
                     Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                         log::warn!("undecodable message from the keeper: {e}");
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => {
                         return on(Incoming::Gone(format!(
                             "cannot read from the keeper (pid {}): {e}",
@@ -166,33 +199,40 @@ impl KeeperLink {
 
     /// Tells the keeper the daemon serves: from now on it restarts a daemon that dies.
     pub fn ready(&self) {
-        self.tell(&ToKeeper::Ready, &[]);
+        self.tell(ToKeeper::Ready);
     }
 
     /// The container whose pipes the keeper holds under `token` is gone.
     pub fn release(&self, token: String) {
-        self.tell(&ToKeeper::Release { token }, &[]);
+        self.tell(ToKeeper::Release { token });
     }
 
     /// The exit the keeper numbered `seq` is dealt with.
     pub fn ack(&self, seq: u64) {
-        self.tell(&ToKeeper::Ack { seq }, &[]);
+        self.tell(ToKeeper::Ack { seq });
     }
 
-    fn tell(&self, message: &ToKeeper, fds: &[i32]) {
-        if let Err(e) = wire::send(self.socket.as_fd(), message, fds) {
-            log::warn!("cannot tell the keeper {message:?}: {e}");
-        }
+    /// Waits up to `within` for what the outbox holds to reach the keeper, before the daemon
+    /// exits; says whether it did. An acknowledgement that does not is an exit replayed to the
+    /// next daemon, which finds it in the journal.
+    pub fn flushed(&self, within: Duration) -> bool {
+        self.outbox.flushed(within)
+    }
+
+    /// Sends or queues `message`; a keeper that is gone is the reader's to report.
+    fn tell(&self, message: ToKeeper) {
+        let _ = self.outbox.tell(message, Vec::new());
     }
 }
 
 impl OutputKeeper for KeeperLink {
+    /// Queues copies of the read ends for the keeper: the worker goes on at once.
     fn keep(&self, token: &str, pipes: &RelayPipes) -> io::Result<()> {
         let message = ToKeeper::Keep {
             token: token.to_string(),
         };
-        let fds = [pipes.stdout.as_raw_fd(), pipes.stderr.as_raw_fd()];
-        wire::send(self.socket.as_fd(), &message, &fds)
+        let fds = vec![pipes.stdout.try_clone()?, pipes.stderr.try_clone()?];
+        self.outbox.tell(message, fds)
     }
 }
 
@@ -200,8 +240,15 @@ impl OutputKeeper for KeeperLink {
 fn replay(socket: &OwnedFd) -> Result<Handshake, LinkError> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let next = || -> Result<(ToDaemon, Vec<OwnedFd>), LinkError> {
-        wait_readable(socket, deadline)?;
-        wire::recv::<ToDaemon>(socket.as_fd())?.ok_or(LinkError::Closed)
+        loop {
+            if !wait_for(socket, PollFlags::POLLIN, Some(deadline))? {
+                return Err(LinkError::TimedOut);
+            }
+            match wire::recv::<ToDaemon>(socket.as_fd()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                received => return received?.ok_or(LinkError::Closed),
+            }
+        }
     };
     let keeper_pid = match next()? {
         (ToDaemon::Hello { keeper_pid }, _) => keeper_pid,
@@ -235,21 +282,27 @@ fn replay(socket: &OwnedFd) -> Result<Handshake, LinkError> {
     }
 }
 
-fn wait_readable(socket: &OwnedFd, deadline: Instant) -> Result<(), LinkError> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+/// Waits until the socket is ready for `events` (or has failed, which the next call on it
+/// reports); `false` when `deadline` passed first.
+fn wait_for(socket: &OwnedFd, events: PollFlags, deadline: Option<Instant>) -> io::Result<bool> {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(LinkError::TimedOut);
-        }
-        let timeout =
-            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+        let timeout = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        let mut fds = [PollFd::new(socket.as_fd(), events)];
         match poll(&mut fds, timeout) {
             Ok(0) => continue,
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(true),
             Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(LinkError::Io(e.into())),
+            Err(e) => return Err(e.into()),
         }
     }
 }

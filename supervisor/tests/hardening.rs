@@ -293,3 +293,148 @@ fn a_full_state_disk_gives_errors_and_the_daemon_keeps_serving() {
     daemon.kill(&id, libc::SIGKILL);
     daemon.wait_until_empty("the container to be gone");
 }
+
+/// The keeper, stopped with SIGSTOP until this is dropped (even by a failing test, so the
+/// daemon can still be stopped).
+struct StoppedKeeper(u32);
+
+impl StoppedKeeper {
+    fn stop(pid: u32) -> StoppedKeeper {
+        signal_pid(pid, libc::SIGSTOP);
+        wait_until("the keeper to be stopped", || {
+            (process_state(pid) == Some('T')).then_some(())
+        });
+        StoppedKeeper(pid)
+    }
+}
+
+impl Drop for StoppedKeeper {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) takes two integers and touches no memory.
+        unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+    }
+}
+
+/// Runs `call` on a thread of its own and returns its result and how long it took; fails the
+/// test, naming `what`, if it takes longer than `limit` (a daemon that never answers would
+/// otherwise hang the test).
+fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> (T, std::time::Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(call());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => (value, started.elapsed()),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: no answer within {limit:?}")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what} failed"),
+    }
+}
+
+#[test]
+fn a_stopped_keeper_stalls_neither_the_actor_nor_the_workers_and_loses_no_exit() {
+    use std::time::Duration;
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("true", &["true"]);
+    let missing = daemon.dir.path().join("no-such-bundle");
+    let mut events = daemon.events();
+    let keeper = StoppedKeeper::stop(daemon.info().keeper_pid);
+
+    // The socketpair to the keeper holds under 300 small messages (212992-byte buffers). Each
+    // start sends one (its worker hands the keeper the container's output pipes) and a start
+    // that fails has the actor release them: more than that fill it while the keeper sleeps.
+    // Its containers exit at once, unreaped until the keeper runs again.
+    const STARTS: usize = 400;
+    const CLIENTS: usize = 8;
+    let limit = Duration::from_secs(10);
+    let starters: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (socket, bundle, missing) =
+                (daemon.socket.clone(), bundle.clone(), missing.clone());
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                for _ in 0..STARTS / CLIENTS {
+                    let id = unique_id("stalled");
+                    let (socket2, request) = (socket.clone(), start_request(&id, &bundle));
+                    let (started, _) = within(limit, &format!("start {id}"), move || {
+                        Client::connect(&socket2).unwrap().start(request)
+                    });
+                    started.unwrap_or_else(|e| panic!("start {id}: {e}"));
+                    ids.push(id);
+                    let (socket2, request) = (
+                        socket.clone(),
+                        start_request(&unique_id("missing"), &missing),
+                    );
+                    let (failed, _) = within(limit, "a start of a missing bundle", move || {
+                        Client::connect(&socket2).unwrap().start(request)
+                    });
+                    assert!(failed.is_err());
+                }
+                ids
+            })
+        })
+        .collect();
+    // Meanwhile every round trip to the actor is answered at once.
+    let mut slowest = Duration::ZERO;
+    let mut probes = 0;
+    while starters.iter().any(|s| !s.is_finished()) {
+        let socket = daemon.socket.clone();
+        let ((), took) = within(limit, "list and state", move || {
+            let mut client = Client::connect(&socket).unwrap();
+            let listed = client.list(DEFAULT_NAMESPACE).unwrap();
+            // One of those that cannot exit while the keeper sleeps.
+            let running = listed.iter().find(|c| c.pid.is_some());
+            if let Some(running) = running.filter(|c| c.id.starts_with("stalled")) {
+                client.state(DEFAULT_NAMESPACE, &running.id).unwrap();
+            }
+        });
+        slowest = slowest.max(took);
+        probes += 1;
+    }
+    let ids: Vec<String> = starters
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    assert_eq!(ids.len(), STARTS);
+    eprintln!(
+        "{probes} list and state round trips while the keeper slept; the slowest {slowest:?}"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "the slowest of {probes} list and state round trips took {slowest:?}"
+    );
+    assert!(
+        daemon
+            .log()
+            .contains("the keeper is not reading; queuing for it"),
+        "the socket to the keeper never filled: the test proves nothing"
+    );
+    assert!(events.seen.iter().all(|e| e.kind != EventKind::Exit));
+
+    // Awake again, the keeper reaps them all: each exit is reported once, and acknowledged.
+    drop(keeper);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    for id in &ids {
+        while events.exits_of(id).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no exit of {id}");
+            events.wait_for(events.seen.len() + 1, |_| true);
+        }
+    }
+    events.barrier(&daemon, &daemon.bundle("sleep", &["sleep", "1000"]));
+    for id in &ids {
+        let exits = events.exits_of(id);
+        assert_eq!(exits.len(), 1, "{id}: {exits:?}");
+        assert_eq!(exits[0].status, Some(0), "{id}: {exits:?}");
+    }
+    let exit_log = daemon.state.join("keeper-exits.log");
+    wait_until("the keeper to have every exit acknowledged", || {
+        // The log is its 48-byte header alone once nothing is left unacknowledged.
+        (std::fs::metadata(&exit_log).ok()?.len() == 48).then_some(())
+    });
+}

@@ -115,7 +115,10 @@ struct Daemon {
     /// its exit.
     socket: Option<OwnedFd>,
     /// Messages not yet sent, with (copies of) the descriptors they carry: a daemon that does
-    /// not read must never block the keeper.
+    /// not read must never block the keeper. Bounded by what the keeper holds anyway: the
+    /// replay (one message per kept output and per unacknowledged exit), then one `Exit` per
+    /// process reaped since, each unacknowledged in the exit log until the daemon has read it,
+    /// and at most one `Handover`.
     outbox: VecDeque<(ToDaemon, Vec<OwnedFd>)>,
     /// The daemon said it serves; one that dies before that failed to start.
     ready: bool,
