@@ -90,6 +90,49 @@ fn connections_past_the_limit_are_turned_away_until_one_closes() {
     served();
 }
 
+#[test]
+fn connections_far_past_the_limit_cost_a_bounded_number_of_descriptors() {
+    // From the server: turned-away connections answered at once (server::TURN_AWAY_SLOTS).
+    const TURN_AWAY_SLOTS: usize = 16;
+    const MAX_CONNECTIONS: usize = 2;
+    let daemon = Daemon::start_with(&["--max-connections", "2", "--idle-timeout", "60s"]);
+    let pid = daemon.info().pid;
+    let before = open_fds(pid);
+    // Silent connections: each holds its slot, or its answer's, for the whole idle timeout.
+    let count = 300;
+    let mut connections: Vec<UnixStream> = (0..count)
+        .map(|_| {
+            let stream = UnixStream::connect(&daemon.socket).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            stream
+        })
+        .collect();
+    let held = MAX_CONNECTIONS + TURN_AWAY_SLOTS;
+    let closed = wait_until("the connections past the bound to be closed", || {
+        let closed = connections
+            .iter_mut()
+            .map(closed_by_peer)
+            .filter(|&c| c)
+            .count();
+        (closed >= count - held).then_some(closed)
+    });
+    assert_eq!(closed, count - held);
+    let during = open_fds(pid);
+    eprintln!("the daemon's descriptors: {before} before, {during} with {count} connections");
+    assert!(
+        during <= before + held,
+        "the daemon had {before} descriptors open, and {during} with {count} connections"
+    );
+    // The served ones still work once the silent ones are gone.
+    drop(connections);
+    wait_until("a served connection", || {
+        Client::connect(&daemon.socket)
+            .ok()?
+            .list(DEFAULT_NAMESPACE)
+            .ok()
+    });
+}
+
 /// A served connection that is not a `Client`, so the test can send a request without waiting
 /// for its answer.
 fn served_raw_connection(daemon: &Daemon) -> UnixStream {

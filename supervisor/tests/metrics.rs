@@ -271,3 +271,47 @@ fn sigusr1_dumps_the_state_and_the_interval_logs_metrics() {
     assert!(log.contains("state dump: 0 event subscriber(s)"), "{log}");
     daemon.kill(&id, libc::SIGKILL);
 }
+
+#[test]
+fn many_concurrent_scrapes_cost_a_bounded_number_of_descriptors() {
+    // From the daemon's Prometheus server: scrapes served at once (prometheus::MAX_SCRAPES).
+    const MAX_SCRAPES: usize = 8;
+    let daemon = Daemon::start_with(&["--metrics-address", "127.0.0.1:0"]);
+    let address = metrics_address(&daemon);
+    let pid = daemon.info().pid;
+    let before = open_fds(pid);
+    // Scrapers that never send their request: each would hold its connection for the
+    // request timeout.
+    let count = 200;
+    let mut scrapers: Vec<TcpStream> = (0..count)
+        .map(|_| {
+            let stream = TcpStream::connect(&address).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            stream
+        })
+        .collect();
+    let closed = wait_until("the scrapes past the bound to be closed", || {
+        let closed = scrapers
+            .iter_mut()
+            .map(closed_by_peer)
+            .filter(|&c| c)
+            .count();
+        (closed >= count - MAX_SCRAPES).then_some(closed)
+    });
+    assert_eq!(closed, count - MAX_SCRAPES);
+    let during = open_fds(pid);
+    eprintln!("the daemon's descriptors: {before} before, {during} with {count} scrapers");
+    assert!(
+        during <= before + MAX_SCRAPES,
+        "the daemon had {before} descriptors open, and {during} with {count} scrapers"
+    );
+    drop(scrapers);
+    // A scrape that asks is answered again once the silent ones are gone.
+    wait_until("a scrape to be served", || {
+        let mut stream = TcpStream::connect(&address).ok()?;
+        write!(stream, "GET /metrics HTTP/1.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.starts_with("HTTP/1.1 200 OK").then_some(())
+    });
+}

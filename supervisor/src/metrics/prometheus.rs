@@ -4,13 +4,20 @@
 //! Everything is collected when a scrape arrives and nothing in between: the actor hands over
 //! its counters and its running containers, and the file reads (process gauges, cgroup files)
 //! run on tokio's blocking pool, never on the actor or the event loop.
+//!
+//! At most [`MAX_SCRAPES`] are served at once, each given [`REQUEST_TIMEOUT`] to send its
+//! request and as long to take the answer; a connection past those is closed as soon as it is
+//! accepted, so scrapers, however many, hold a bounded number of descriptors, tasks and
+//! requests to the actor.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use runtime::Cgroup;
 
@@ -19,8 +26,11 @@ use crate::metrics::telemetry::Snapshot;
 use crate::actor::Supervisor;
 use crate::metrics::{self, RunningContainer};
 
-/// How long a client may take to send its request head.
+/// How long a client may take to send its request head, and to take the response.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Scrapes served at once; a Prometheus server sends one at a time.
+pub const MAX_SCRAPES: usize = 8;
 
 /// Largest request head read; a scrape's is a few hundred bytes.
 const MAX_HEAD: usize = 8192;
@@ -29,14 +39,22 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Serves scrapes until the task is dropped.
 pub async fn serve(listener: TcpListener, supervisor: Addr<Supervisor>) {
+    let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    log::debug!(
+                        "closed a scrape from {peer} unanswered: {MAX_SCRAPES} in progress"
+                    );
+                    continue;
+                };
                 let supervisor = supervisor.clone();
                 actix_rt::spawn(async move {
                     if let Err(e) = respond(stream, supervisor).await {
                         log::debug!("metrics connection: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -71,8 +89,14 @@ async fn respond(mut stream: TcpStream, supervisor: Addr<Supervisor>) -> std::io
         "HTTP/1.1 {status}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    let sent = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    // A client that does not take its answer is given up on, not waited for.
+    tokio::time::timeout(REQUEST_TIMEOUT, sent)
+        .await
+        .unwrap_or(Ok(()))
 }
 
 /// Reads up to the blank line that ends the request head.

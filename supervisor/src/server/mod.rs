@@ -10,6 +10,12 @@
 //!
 //! This module accepts, turns away what it cannot serve, and runs each connection's handshake
 //! and request loop.
+//!
+//! What a client can make the daemon hold is bounded: at most `--max-connections` served
+//! connections, each with one request in flight to the actor at a time (an event stream's queue
+//! is the journal's, bounded by `--subscriber-queue`), and at most [`TURN_AWAY_SLOTS`]
+//! connections being told why they are not served; past those, a connection is closed as soon as
+//! it is accepted. So the daemon's descriptors for clients never exceed the sum of the two.
 
 mod connection;
 mod dispatch;
@@ -30,6 +36,10 @@ use connection::Connection;
 pub use connection::Limits;
 use dispatch::Answer;
 
+/// How many turned-away connections are answered at once (each is read and written once, and
+/// closed after at most twice the idle timeout); past this, they are closed unanswered.
+pub const TURN_AWAY_SLOTS: usize = 16;
+
 /// Held by every connection while it runs, an event stream's included; shutdown waits for all
 /// of them to be dropped, so the last events reach their subscribers before the daemon exits.
 pub type DrainGuard = mpsc::Sender<()>;
@@ -43,6 +53,19 @@ pub async fn serve(
     drain: DrainGuard,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(TURN_AWAY_SLOTS));
+    // Closing unanswered is logged at debug only: a flood must not flood the log either.
+    let refuse = |stream, why: &str, kind, answer: String| {
+        let Ok(refusal) = refusals.clone().try_acquire_owned() else {
+            log::debug!("closed a connection unanswered ({why}): too many being turned away");
+            return;
+        };
+        log::warn!("refused a connection: {why}");
+        actix_rt::spawn(async move {
+            turn_away(stream, limits, kind, answer).await;
+            drop(refusal);
+        });
+    };
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -51,14 +74,12 @@ pub async fn serve(
                         "ctrd is serving its limit of {} connections; try again later",
                         limits.max_connections
                     );
-                    log::warn!("refused a connection: {why}");
-                    actix_rt::spawn(turn_away(stream, limits, ErrorKind::Unavailable, why));
+                    refuse(stream, &why, ErrorKind::Unavailable, why.clone());
                     continue;
                 };
                 if let Err(why) = access.check(&stream) {
-                    log::warn!("refused a connection: {why}");
-                    let why = format!("permission denied: {why}");
-                    actix_rt::spawn(turn_away(stream, limits, ErrorKind::PermissionDenied, why));
+                    let answer = format!("permission denied: {why}");
+                    refuse(stream, &why, ErrorKind::PermissionDenied, answer);
                     continue;
                 }
                 let supervisor = supervisor.clone();

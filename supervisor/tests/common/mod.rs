@@ -467,3 +467,22 @@ pub fn wait_until_full(reader: &std::fs::File) {
         (queued >= capacity).then_some(())
     });
 }
+
+/// How many descriptors process `pid` has open.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Whether the other end has closed this connection, which must be non-blocking: without
+/// waiting, an end of stream (or a reset) is closed, no data yet is open.
+pub fn closed_by_peer(stream: &mut impl std::io::Read) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(_) => true,
+    }
+}
