@@ -221,7 +221,7 @@ impl Handler<Exit> for Supervisor {
                         "pid {} exited before any start or exec claimed it; holding it",
                         exit.pid
                     );
-                    self.unclaimed.push(exit);
+                    self.hold_unclaimed(exit);
                 } else {
                     log::debug!("reaped pid {} that is no container's process", exit.pid);
                     if let Some(seq) = exit.ack {
@@ -420,13 +420,38 @@ impl Supervisor {
 // ---- exits no process claimed yet -----------------------------------------------------------
 
 impl Supervisor {
+    /// Holds the exit of a pid no container claims while a start or exec is in flight.
+    ///
+    /// What is held is bounded, without a count to evict by: that could drop a real exit (one
+    /// a start or exec in flight will claim) in a flood of orphans' exits. Instead:
+    /// - exits are held by pid, at most one per pid, so never more than the kernel's
+    ///   `pid_max` of them however fast a container's orphans exit: a pid is given to a new
+    ///   process only once the keeper has reaped the old one, and the kernel hands out every
+    ///   other pid before it comes back to one;
+    /// - a second exit of a held pid replaces the first, which is acknowledged like any exit
+    ///   no one claims. The first could only be real if a start's (or exec's) own process
+    ///   exited, and the kernel then handed out every other pid and this one again, all
+    ///   before that start's result (a few system calls after runc returns) reached the
+    ///   actor; the warning below makes every replacement visible;
+    /// - [`Supervisor::prune_unclaimed`] drops (and acknowledges) every exit reaped before the
+    ///   oldest start or exec still in flight was queued, each time one finishes: none of them
+    ///   can be claimed any more.
+    fn hold_unclaimed(&mut self, exit: ProcessExit) {
+        if let Some(earlier) = self.unclaimed.insert(exit.pid, exit) {
+            log::warn!(
+                "pid {} exited twice while no start or exec claimed it; the kernel reused it",
+                exit.pid
+            );
+            if let Some(seq) = earlier.ack {
+                self.keeper.ack(seq);
+            }
+        }
+    }
+
     /// The exit of `pid` held since the start or exec that began at `since`, if one came.
     pub(super) fn claim_unclaimed_exit(&mut self, pid: u32, since: Instant) -> Option<ProcessExit> {
-        let at = self
-            .unclaimed
-            .iter()
-            .position(|e| e.pid == pid && e.reaped_at >= since)?;
-        Some(self.unclaimed.swap_remove(at))
+        let exit = self.unclaimed.get(&pid)?;
+        (exit.reaped_at >= since).then(|| self.unclaimed.remove(&pid))?
     }
 
     /// When the oldest start or exec still in flight was queued.
@@ -455,7 +480,7 @@ impl Supervisor {
         }
         let oldest = self.oldest_in_flight();
         let keeper = &self.keeper;
-        self.unclaimed.retain(|e| {
+        self.unclaimed.retain(|_, e| {
             let keep = oldest.is_some_and(|oldest| e.reaped_at >= oldest);
             if !keep {
                 if let Some(seq) = e.ack {

@@ -37,9 +37,10 @@ pub struct Supervisor {
     pub(super) containers: HashMap<Key, Container>,
     /// Pids of running processes: inits and execs.
     pub(super) by_pid: HashMap<u32, (Key, Member)>,
-    /// Exits of pids no container claimed yet: one may be the init of a start, or the process of
-    /// an exec, still in flight.
-    pub(super) unclaimed: Vec<ProcessExit>,
+    /// Exits of pids no container claimed yet, by pid: one may be the init of a start, or the
+    /// process of an exec, still in flight. Bounded by the number of pids (see
+    /// [`Supervisor::hold_unclaimed`]).
+    pub(super) unclaimed: HashMap<u32, ProcessExit>,
     pub(super) journal: Journal,
     /// The sequence number of the next event.
     next_seq: u64,
@@ -95,7 +96,7 @@ impl Supervisor {
             workers,
             containers: HashMap::new(),
             by_pid: HashMap::new(),
-            unclaimed: Vec::new(),
+            unclaimed: HashMap::new(),
             journal,
             next_seq: last_seq + 1,
             shutdown: None,

@@ -339,6 +339,39 @@ fn an_init_exit_before_its_start_done_follows_start_container() {
 }
 
 #[test]
+fn orphans_exiting_during_a_start_are_held_once_per_pid_and_all_acknowledged() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        let answer = h.start().await;
+        // A container's orphans exit while the start is in flight, each pid used three times,
+        // with the init's own exit among them.
+        let orphans = 1000..3000;
+        let mut seq = 0;
+        for _ in 0..3 {
+            for pid in orphans.clone() {
+                seq += 1;
+                h.exit(pid, 0, seq).await;
+            }
+        }
+        seq += 1;
+        h.exit(INIT_PID, 3, seq).await;
+        let held = h.actor.send(crate::dump::Dump).await.unwrap();
+        assert_eq!(held.unclaimed_exits, orphans.len() + 1);
+
+        h.complete_start(Ok(started(INIT_PID))).await;
+        assert_eq!(answered(answer).await, started_reply(INIT_PID));
+        h.complete_delete().await;
+        let (events, mut acks) = h.journaled().await;
+        assert_eq!(events, ["start-container init", "exit init"]);
+        // Every orphan's exit, replaced or pruned, and the init's, each acknowledged once.
+        acks.sort_unstable();
+        assert_eq!(acks, (1..=seq).collect::<Vec<_>>());
+        let held = h.actor.send(crate::dump::Dump).await.unwrap();
+        assert_eq!(held.unclaimed_exits, 0);
+    });
+}
+
+#[test]
 fn an_exec_exit_before_its_exec_done_is_reported_once_after_the_reply() {
     in_system(async {
         let mut h = Harness::new().await;
