@@ -1,8 +1,10 @@
 //! Length-prefixed frames: a `u32` big-endian payload length, then a bincode 2 payload.
 //!
 //! The length is checked against the maximum before anything is allocated, and bincode's own
-//! allocation limit stops a payload that claims a huge collection. A clean EOF between frames is
-//! `Ok(None)`; an EOF inside a frame is [`FrameError::Truncated`].
+//! allocation limit ([`decode_limit`]) stops a payload that claims a huge collection. No frame
+//! is larger than [`crate::MAX_FRAME`]: a reader's maximum may be lower, never higher, and
+//! [`encode`] refuses to write a larger one. A clean EOF between frames is `Ok(None)`; an EOF
+//! inside a frame is [`FrameError::Truncated`].
 //!
 //! Two readers share these rules: [`read_frame`] reads a blocking stream exactly (the client),
 //! and [`parse`] takes frames off a buffer that an async reader fills (the daemon's connection).
@@ -17,14 +19,31 @@ use serde::Serialize;
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
 
+const _: () = assert!(
+    crate::MAX_FRAME <= u32::MAX as usize,
+    "a frame's length fits its header"
+);
+
+/// How many bytes bincode may count while decoding a payload of at most `max_payload` bytes.
+///
+/// bincode's limit counts what a payload decodes *into*, not its bytes: every integer counts as
+/// its full width, so the one-byte varint of a small `u64` (or of a string's length) counts 8.
+/// An honest payload of n bytes thus counts at most 8n (no wire type holds a 128-bit integer),
+/// and a limit of that lets every payload the length check admits decode. A payload that lies (a
+/// string claiming more bytes than follow it) still cannot make the decoder reserve more than
+/// the limit.
+pub const fn decode_limit(max_payload: usize) -> usize {
+    max_payload * 8
+}
+
 type Config = Configuration<
     config::LittleEndian,
     config::Varint,
-    config::Limit<{ crate::DEFAULT_MAX_FRAME }>,
+    config::Limit<{ decode_limit(crate::MAX_FRAME) }>,
 >;
 
 fn config() -> Config {
-    config::standard().with_limit::<{ crate::DEFAULT_MAX_FRAME }>()
+    config::standard().with_limit::<{ decode_limit(crate::MAX_FRAME) }>()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,25 +60,27 @@ pub enum FrameError {
     Io(#[from] io::Error),
 }
 
-/// Encodes `msg` as one whole frame, header included.
+/// Encodes `msg` as one whole frame, header included; a payload larger than
+/// [`crate::MAX_FRAME`] is [`FrameError::TooLarge`], since no reader would take it.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut buf = vec![0u8; HEADER_LEN];
     bincode::serde::encode_into_std_write(msg, &mut buf, config())
         .map_err(|e| FrameError::Encode(e.to_string()))?;
     let len = buf.len() - HEADER_LEN;
-    let header = u32::try_from(len)
-        .ok()
-        .filter(|&l| l as usize <= crate::DEFAULT_MAX_FRAME)
-        .ok_or(FrameError::TooLarge {
+    if len > crate::MAX_FRAME {
+        return Err(FrameError::TooLarge {
             len,
-            max: crate::DEFAULT_MAX_FRAME,
-        })?;
-    buf[..HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+            max: crate::MAX_FRAME,
+        });
+    }
+    buf[..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(buf)
 }
 
-/// Reads the payload length out of a header and checks it against `max`.
+/// Reads the payload length out of a header and checks it against `max` (no more than
+/// [`crate::MAX_FRAME`], whatever the caller asks).
 pub fn payload_len(header: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameError> {
+    let max = max.min(crate::MAX_FRAME);
     let len = u32::from_be_bytes(header) as usize;
     if len > max {
         return Err(FrameError::TooLarge { len, max });
@@ -311,6 +332,69 @@ mod tests {
             decode::<Request>(&frame[HEADER_LEN..]),
             Err(FrameError::Decode(_))
         ));
+    }
+
+    /// A start request whose payload is `len` bytes, most of them one label.
+    fn start_of_len(len: usize) -> Request {
+        let Request::Start(mut req) = start() else {
+            panic!("start() makes a start request");
+        };
+        let with = |req: &StartRequest, value: usize| {
+            let mut req = req.clone();
+            req.labels.insert("fill".into(), "x".repeat(value));
+            req
+        };
+        // Within one varint band the label's length prefix keeps its size, so the payload
+        // grows byte for byte with the label.
+        let probe = 1 << 20;
+        let overhead =
+            encode(&Request::Start(with(&req, probe))).unwrap().len() - HEADER_LEN - probe;
+        req = with(&req, len - overhead);
+        Request::Start(req)
+    }
+
+    #[test]
+    fn a_frame_of_exactly_the_maximum_round_trips_and_one_more_byte_is_refused() {
+        let max = crate::MAX_FRAME;
+        let request = start_of_len(max);
+        let frame = encode(&request).unwrap();
+        assert_eq!(frame.len(), HEADER_LEN + max);
+        let read = read_frame::<Request>(&mut Cursor::new(&frame), max).unwrap();
+        assert_eq!(read.as_ref(), Some(&request));
+        let (parsed, used) = parse::<Request>(&frame, max).unwrap().unwrap();
+        assert_eq!((parsed, used), (request, frame.len()));
+
+        let err = encode(&start_of_len(max + 1)).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { len, max: m } if len == max + 1 && m == max));
+        // A reader asked for more than the maximum still holds to it.
+        let mut header = ((max + 1) as u32).to_be_bytes().to_vec();
+        header.extend([0u8; 16]);
+        let err = parse::<Request>(&header, usize::MAX).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { max: m, .. } if m == max));
+    }
+
+    #[test]
+    fn a_frame_of_small_integers_decodes_whatever_they_count_as() {
+        // Each zero takes one byte on the wire and counts as a u64's eight when decoded.
+        let stats = ContainerStats {
+            namespace: "default".into(),
+            id: "web".into(),
+            pid: 42,
+            read_at: 1,
+            cpu: CpuStats {
+                per_cpu_ns: vec![0; crate::MAX_FRAME - 64],
+                ..CpuStats::default()
+            },
+            memory: MemoryStats::default(),
+            pids: PidsStats::default(),
+            io: IoStats::default(),
+            network: NetworkStats::default(),
+        };
+        let response = Response::Stats(vec![stats]);
+        let frame = encode(&response).unwrap();
+        assert!(frame.len() <= HEADER_LEN + crate::MAX_FRAME);
+        let read = read_frame::<Response>(&mut Cursor::new(&frame), crate::MAX_FRAME).unwrap();
+        assert_eq!(read, Some(response));
     }
 
     #[test]

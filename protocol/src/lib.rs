@@ -24,8 +24,13 @@ pub use message::*;
 /// Bumped whenever a wire type changes shape.
 pub const PROTOCOL_VERSION: u32 = 4;
 
-/// Largest frame either side accepts unless configured otherwise.
-pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The largest frame payload this code carries, in either direction: the one limit that a
+/// frame's length, what decoding it may allocate ([`frame::decode_limit`]) and the journal's
+/// records all follow from. `ctrd --max-frame-size` may lower it, never raise it.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Largest frame either side accepts unless configured otherwise: all of [`MAX_FRAME`].
+pub const DEFAULT_MAX_FRAME: usize = MAX_FRAME;
 
 /// The namespace a request uses when the client names none.
 pub const DEFAULT_NAMESPACE: &str = "default";

@@ -29,6 +29,23 @@ pub enum RuntimeError {
         id: String,
         message: String,
     },
+    /// runc found the container in another state than the call needs (runc's "container not
+    /// running", "container not paused"): it exited, or a kill thawed it, after the caller
+    /// looked. A race with the container, not a fault of the runtime.
+    #[error("runc {op} {id}: {message}")]
+    WrongState {
+        op: &'static str,
+        id: String,
+        message: String,
+    },
+    /// runc holds no such container (runc's "container does not exist"): it was deleted after
+    /// the caller looked.
+    #[error("runc {op} {id}: {message}")]
+    NoContainer {
+        op: &'static str,
+        id: String,
+        message: String,
+    },
     #[error("runc {op} {id}: no answer after {after:?}; killed it")]
     TimedOut {
         op: &'static str,

@@ -346,20 +346,21 @@ impl Runc {
                 })
             }
         };
-        Err(RuntimeError::Failed {
-            op,
-            id: id.to_string(),
-            message: error_message(&logged).unwrap_or_else(|| {
-                let mut message = failure_without_log(status, &logged);
-                if logged.is_empty() && filesystem_full(&self.state.runc_logs()) {
-                    message.push_str(&format!(
-                        "; it could write no log: the filesystem of {} is full",
-                        self.state.path().display()
-                    ));
-                }
-                message
-            }),
-        })
+        let Some(message) = error_message(&logged) else {
+            let mut message = failure_without_log(status, &logged);
+            if logged.is_empty() && filesystem_full(&self.state.runc_logs()) {
+                message.push_str(&format!(
+                    "; it could write no log: the filesystem of {} is full",
+                    self.state.path().display()
+                ));
+            }
+            return Err(RuntimeError::Failed {
+                op,
+                id: id.to_string(),
+                message,
+            });
+        };
+        Err(classify_failure(op, id, message))
     }
 
     fn log_path(&self, op: &str, id: &str, ext: &str) -> PathBuf {
@@ -415,6 +416,21 @@ fn filesystem_full(path: &Path) -> bool {
     found && stat.f_bavail == 0
 }
 
+/// runc's failure, typed when its words say the container changed under the caller: a call
+/// racing an exit or a kill meets the container stopped, thawed or deleted. runc reports these
+/// with fixed libcontainer messages (`ErrNotRunning`, `ErrNotPaused`, `ErrNotExist`), as the
+/// last part of its error.
+fn classify_failure(op: &'static str, id: &str, message: String) -> RuntimeError {
+    let id = id.to_string();
+    match message.rsplit(": ").next().unwrap_or_default().trim() {
+        "container not running" | "container not paused" => {
+            RuntimeError::WrongState { op, id, message }
+        }
+        "container does not exist" => RuntimeError::NoContainer { op, id, message },
+        _ => RuntimeError::Failed { op, id, message },
+    }
+}
+
 /// runc's own words: its error-level lines joined, else its last line, from a JSON log.
 fn error_message(log: &str) -> Option<String> {
     let lines: Vec<LogLine> = log
@@ -448,6 +464,39 @@ mod tests {
         let log = r#"{"level":"info","msg":"only info","time":"t"}"#;
         assert_eq!(error_message(log).unwrap(), "only info");
         assert!(error_message("").is_none());
+    }
+
+    /// What runc 1.1 logs when a pause or resume meets a container that changed under it.
+    #[test]
+    fn a_container_that_changed_under_a_call_is_a_typed_error() {
+        let logged = |msg: &str| {
+            format!(r#"{{"level":"error","msg":"{msg}","time":"2026-01-01T00:00:00Z"}}"#)
+        };
+        let failure = |op, msg: &str| {
+            let message = error_message(&logged(msg)).unwrap();
+            classify_failure(op, "web", message)
+        };
+        let err = failure("resume", "container not paused");
+        assert!(
+            matches!(&err, RuntimeError::WrongState { op: "resume", id, .. } if id == "web"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "runc resume web: container not paused");
+        let err = failure("pause", "container not running");
+        assert!(
+            matches!(err, RuntimeError::WrongState { op: "pause", .. }),
+            "{err:?}"
+        );
+        for op in ["pause", "resume"] {
+            let err = failure(op, "container does not exist");
+            assert!(matches!(err, RuntimeError::NoContainer { .. }), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("runc {op} web: container does not exist")
+            );
+        }
+        let err = failure("pause", "unable to freeze: device or resource busy");
+        assert!(matches!(err, RuntimeError::Failed { .. }), "{err:?}");
     }
 
     #[test]

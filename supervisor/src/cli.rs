@@ -41,8 +41,9 @@ pub struct Args {
     /// How long containers get to exit after TERM at shutdown before they are killed.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
-    /// Largest request frame accepted, in bytes.
-    #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME)]
+    /// Largest request frame accepted, in bytes (K, M: powers of 1024); no more than the
+    /// default, the largest frame the protocol carries.
+    #[arg(long, default_value_t = protocol::DEFAULT_MAX_FRAME, value_parser = max_frame_size)]
     pub max_frame_size: usize,
     /// How long one runtime call may take before it is killed and reported failed.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -120,6 +121,24 @@ pub enum ConfigCommand {
     Default,
 }
 
+/// A `--max-frame-size`: a size up to [`protocol::MAX_FRAME`]. A larger one is refused, not
+/// capped: the frame code could not decode such a frame, so a daemon taking it would refuse
+/// frames its flag says it accepts.
+fn max_frame_size(text: &str) -> Result<usize, String> {
+    let max = protocol::MAX_FRAME;
+    let bytes = crate::journal::parse_size(text)?;
+    usize::try_from(bytes)
+        .ok()
+        .filter(|&bytes| bytes <= max)
+        .ok_or_else(|| {
+            format!(
+                "{bytes} bytes is more than the protocol carries: a frame holds at most {max} \
+                 bytes ({}M)",
+                max >> 20
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +147,24 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn a_frame_limit_is_taken_up_to_what_the_protocol_carries() {
+        let max = protocol::MAX_FRAME;
+        let parsed = |text: &str| Args::try_parse_from(["ctrd", "--max-frame-size", text]);
+        assert_eq!(parsed(&max.to_string()).unwrap().max_frame_size, max);
+        assert_eq!(parsed("64").unwrap().max_frame_size, 64);
+        assert_eq!(parsed("1M").unwrap().max_frame_size, 1 << 20);
+        let err = parsed(&(max + 1).to_string()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{} bytes is more than the protocol carries: a frame holds at most {max} bytes",
+                max + 1
+            )),
+            "{err}"
+        );
+        assert!(parsed("0").is_err());
     }
 
     #[test]

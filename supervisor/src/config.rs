@@ -434,6 +434,13 @@ mod tests {
             problem.to_string(),
             "invalid value \"0\" for `concurrency`: 0 is not in 1..=1024"
         );
+        let (line, problem) = flags("max-frame-size = \"32M\"\n").unwrap_err();
+        assert_eq!(line, 1);
+        assert_eq!(
+            problem.to_string(),
+            "invalid value \"32M\" for `max-frame-size`: 33554432 bytes is more than the \
+             protocol carries: a frame holds at most 16777216 bytes (16M)"
+        );
         let (line, problem) = flags("\n\nshutdown-timeout = \"soon\"").unwrap_err();
         assert_eq!(line, 3);
         assert!(matches!(problem, Problem::BadValue { key, .. } if key == "shutdown-timeout"));

@@ -2,8 +2,11 @@
 
 mod common;
 
+use std::process::Command;
+use std::sync::Barrier;
+
 use common::*;
-use protocol::{EventKind, Status, DEFAULT_NAMESPACE};
+use protocol::{ErrorKind, EventKind, KillRequest, Status, DEFAULT_NAMESPACE};
 use runtime::Cgroup;
 
 /// Prints 1, 2, 3, ... to its stdout, a line every 10 ms.
@@ -227,4 +230,84 @@ fn concurrent_pauses_and_resumes_never_leave_the_daemon_wrong_about_the_freezer(
     daemon.kill(&id, libc::SIGKILL);
     let exits = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
     assert_eq!(exits[0].status, Some(137));
+}
+
+/// A resume can reach runc after the container stopped being paused: a kill thawed it, or it
+/// exited. Thawed here with runc behind the daemon's back, the resume meets runc's refusal every
+/// time, and the client is told the container is in no state for it, not that the runtime failed.
+#[test]
+fn a_resume_runc_refuses_as_not_paused_is_a_failed_precondition() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let mut events = daemon.events();
+    let id = unique_id("pthawed");
+    daemon.start_container(&id, &bundle);
+    daemon.client().pause(DEFAULT_NAMESPACE, &id).unwrap();
+    let thawed = Command::new("runc")
+        .arg("--root")
+        .arg(daemon.state.join("runc").join(DEFAULT_NAMESPACE))
+        .args(["resume", &id])
+        .status()
+        .unwrap();
+    assert!(thawed.success(), "runc resume: {thawed}");
+
+    let err = daemon.client().resume(DEFAULT_NAMESPACE, &id).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::FailedPrecondition), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot resume container \"{id}\": runc resume {id}: container not paused")
+    );
+    daemon.kill(&id, libc::SIGKILL);
+    let exits = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
+    assert_eq!(exits[0].status, Some(137));
+}
+
+/// A resume sent while another client's `kill --all` ends the paused container: whichever comes
+/// first (the kill's thaw, the exit, runc deleting it), the resume succeeds, or is refused as a
+/// failed precondition or a missing container, and the exit is reported once with its status.
+#[test]
+fn a_resume_racing_a_kill_all_is_refused_with_a_kind_a_client_can_act_on() {
+    let daemon = Daemon::start();
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let mut events = daemon.events();
+    let mut raced = Vec::new();
+    for _ in 0..10 {
+        let id = unique_id("prace");
+        daemon.start_container(&id, &bundle);
+        daemon.client().pause(DEFAULT_NAMESPACE, &id).unwrap();
+        let both = Barrier::new(2);
+        std::thread::scope(|s| {
+            let (mut killer, mut resumer) = (daemon.client(), daemon.client());
+            let id = &id;
+            let both = &both;
+            s.spawn(move || {
+                both.wait();
+                let kill = KillRequest {
+                    namespace: DEFAULT_NAMESPACE.into(),
+                    id: id.clone(),
+                    signal: libc::SIGKILL,
+                    all: true,
+                };
+                killer.kill(kill).unwrap();
+            });
+            both.wait();
+            if let Err(e) = resumer.resume(DEFAULT_NAMESPACE, id) {
+                let kind = e.kind();
+                assert!(
+                    matches!(
+                        kind,
+                        Some(ErrorKind::FailedPrecondition | ErrorKind::NotFound)
+                    ),
+                    "{e}"
+                );
+            }
+        });
+        let exits = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
+        assert_eq!(exits[0].status, Some(137));
+        raced.push(id);
+    }
+    events.barrier(&daemon, &bundle);
+    for id in &raced {
+        assert_eq!(events.exits_of(id).len(), 1, "{id}");
+    }
 }

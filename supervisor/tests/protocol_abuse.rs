@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::thread;
 
 use common::*;
@@ -89,6 +89,51 @@ fn a_configured_frame_limit_is_enforced() {
         read_until_closed(stream),
         "100 bytes exceeds the limit of 64",
     );
+}
+
+/// A `ctrd` expected to refuse to start; one that started anyway is stopped when the test ends.
+struct Refused(Child);
+
+impl Drop for Refused {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A frame limit the protocol cannot carry is refused before anything starts, not quietly
+/// capped below what the flag says.
+#[test]
+fn a_frame_limit_above_what_the_protocol_carries_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let too_large = (protocol::MAX_FRAME + 1).to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ctrd"));
+    command
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--socket")
+        .arg(dir.path().join("ctrd.sock"))
+        .args(["--max-frame-size", &too_large])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut ctrd = Refused(command.spawn().unwrap());
+    let exited = wait_until("ctrd to refuse its flags", || ctrd.0.try_wait().unwrap());
+    let mut stderr = String::new();
+    let mut pipe = ctrd.0.stderr.take().unwrap();
+    pipe.read_to_string(&mut stderr).unwrap();
+    assert!(!exited.success(), "{stderr}");
+    let expected = format!(
+        "{too_large} bytes is more than the protocol carries: a frame holds at most {} bytes",
+        protocol::MAX_FRAME
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("--max-frame-size"), "{stderr}");
+    assert!(!state.exists(), "a refused start made {}", state.display());
 }
 
 #[test]

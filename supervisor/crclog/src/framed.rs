@@ -10,22 +10,74 @@ use std::io::{self, Read};
 /// Bytes before a record's payload.
 pub const HEADER_LEN: usize = 8;
 
-/// Appends one record to `buf`: a header, then whatever `payload` appends (at least one byte,
-/// no more than `u32::MAX`: the caller's encoder bounds it), then fills in the header. On error
-/// `buf` is left as `payload` left it, after the header's placeholder.
+/// Appends one record to `buf`: a header, then whatever `payload` appends, then fills in the
+/// header.
+///
+/// A record is appended whole or not at all. If `payload` fails, or appends nothing or more
+/// than `max_len` bytes (what [`read`], given the same `max_len`, would take for a tear), `buf`
+/// is cut back to what it held before: a record that failed never reaches the log, where it
+/// would end the readable part and hide every record written after it. `max_len` is capped at
+/// `u32::MAX`, the most a header can say.
 pub fn append<E>(
     buf: &mut Vec<u8>,
+    max_len: usize,
     payload: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<(), AppendError<E>> {
     let start = buf.len();
     buf.extend_from_slice(&[0; HEADER_LEN]);
-    payload(buf)?;
-    let payload = &buf[start + HEADER_LEN..];
-    let len = payload.len() as u32;
-    let crc = crc32fast::hash(payload);
+    let written = payload(buf).map_err(AppendError::Payload).and_then(|()| {
+        let len = buf.len() - start - HEADER_LEN;
+        let max = max_len.min(u32::MAX as usize);
+        if (1..=max).contains(&len) {
+            Ok(len as u32)
+        } else {
+            Err(AppendError::Length { len, max })
+        }
+    });
+    let len = match written {
+        Ok(len) => len,
+        Err(e) => {
+            buf.truncate(start);
+            return Err(e);
+        }
+    };
+    let crc = crc32fast::hash(&buf[start + HEADER_LEN..]);
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     buf[start + 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
     Ok(())
+}
+
+/// Why [`append`] appended no record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendError<E> {
+    /// The payload's encoder failed.
+    Payload(E),
+    /// The payload came out empty, or longer than a reader accepts: a record holds 1 to `max`
+    /// bytes.
+    Length { len: usize, max: usize },
+}
+
+impl<E: fmt::Display> fmt::Display for AppendError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppendError::Payload(e) => e.fmt(f),
+            AppendError::Length { len, max } => {
+                write!(
+                    f,
+                    "record payload of {len} bytes: a record holds 1 to {max}"
+                )
+            }
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for AppendError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AppendError::Payload(e) => Some(e),
+            AppendError::Length { .. } => None,
+        }
+    }
 }
 
 /// What follows in a log.
@@ -105,7 +157,7 @@ mod tests {
     fn log(payloads: &[&[u8]]) -> Vec<u8> {
         let mut buf = Vec::new();
         for p in payloads {
-            append(&mut buf, |buf| {
+            append(&mut buf, MAX, |buf| {
                 buf.extend_from_slice(p);
                 Ok::<(), Infallible>(())
             })
@@ -183,10 +235,32 @@ mod tests {
     }
 
     #[test]
-    fn an_encoder_error_is_passed_on() {
+    fn a_failed_append_leaves_nothing_and_later_records_read_back() {
         let mut buf = log(&[b"kept"]);
-        let err = append(&mut buf, |_| Err("no")).unwrap_err();
-        assert_eq!(err, "no");
+        let before = buf.clone();
+        // An encoder that fails halfway through its payload.
+        let err = append(&mut buf, MAX, |buf| {
+            buf.extend_from_slice(b"half");
+            Err("no")
+        })
+        .unwrap_err();
+        assert_eq!(err, AppendError::Payload("no"));
+        assert_eq!(buf, before, "the failed record left bytes behind");
+        let fill = |len: usize| {
+            move |buf: &mut Vec<u8>| {
+                buf.resize(buf.len() + len, 7);
+                Ok::<(), Infallible>(())
+            }
+        };
+        for len in [0, MAX + 1] {
+            let err = append(&mut buf, MAX, fill(len)).unwrap_err();
+            assert_eq!(err, AppendError::Length { len, max: MAX });
+        }
+        assert_eq!(buf, before);
+        append(&mut buf, MAX, fill(MAX)).unwrap();
+        let (records, end) = read_all(&buf);
+        assert_eq!(records, [b"kept".to_vec(), vec![7; MAX]]);
+        assert_eq!(end, Next::End);
     }
 
     #[test]
@@ -196,6 +270,7 @@ mod tests {
             Tear::Length(0).to_string(),
             Tear::PayloadCut { got: 2, len: 9 }.to_string(),
             Tear::Checksum.to_string(),
+            AppendError::<&str>::Length { len: 9, max: 8 }.to_string(),
         ];
         assert_eq!(
             said,
@@ -204,6 +279,7 @@ mod tests {
                 "record claims 0 bytes",
                 "record cut short (2 of 9 bytes)",
                 "record checksum mismatch",
+                "record payload of 9 bytes: a record holds 1 to 8",
             ]
         );
     }

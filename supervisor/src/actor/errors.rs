@@ -23,7 +23,10 @@ pub fn error_kind(err: &RuntimeError) -> ErrorKind {
         RuntimeError::CommandNotFound { .. } => ErrorKind::CommandNotFound,
         RuntimeError::CommandNotExecutable { .. } => ErrorKind::CommandNotExecutable,
         RuntimeError::CheckpointExists { .. } => ErrorKind::AlreadyExists,
-        RuntimeError::NoCheckpoint { .. } => ErrorKind::NotFound,
+        RuntimeError::NoCheckpoint { .. } | RuntimeError::NoContainer { .. } => ErrorKind::NotFound,
+        // The request raced an exit or a kill: the container is no longer in the state the
+        // actor saw when it took the request.
+        RuntimeError::WrongState { .. } => ErrorKind::FailedPrecondition,
         RuntimeError::Spawn { .. }
         | RuntimeError::Failed { .. }
         | RuntimeError::TimedOut { .. }

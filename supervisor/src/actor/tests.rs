@@ -18,9 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 use worker::pool::PoolClosed;
 use worker::{Execed, StartedContainer};
 
-use super::jobs::{CheckpointDone, Deleted, ExecDone, Job, Load, StartDone, Workers};
+use super::jobs::{CheckpointDone, ControlDone, Deleted, ExecDone, Job, Load, StartDone, Workers};
 use super::keeper::Keeper;
-use super::{AddProcess, Checkpoint, Exit, Flushed, HandOver, Start, Subscribe, Supervisor, Wait};
+use super::{
+    AddProcess, Checkpoint, Exit, Flushed, HandOver, Pause, Resume, Start, Subscribe, Supervisor,
+    Wait,
+};
 use crate::journal::Journal;
 use crate::keeper_link::{Outcome, ProcessExit};
 use crate::metrics::telemetry::StartTiming;
@@ -246,6 +249,53 @@ impl Harness {
         let msg = CheckpointDone {
             key,
             result: Ok(meta),
+        };
+        done.send(msg).await.unwrap();
+    }
+
+    /// Asks to pause container [`ID`].
+    async fn pause(&self) -> oneshot::Receiver<Response> {
+        let (reply, answer) = oneshot::channel();
+        let (namespace, id) = ("default".into(), ID.into());
+        let msg = Pause {
+            namespace,
+            id,
+            reply,
+        };
+        self.actor.send(msg).await.unwrap();
+        answer
+    }
+
+    /// Asks to resume container [`ID`].
+    async fn resume(&self) -> oneshot::Receiver<Response> {
+        let (reply, answer) = oneshot::channel();
+        let (namespace, id) = ("default".into(), ID.into());
+        let msg = Resume {
+            namespace,
+            id,
+            reply,
+        };
+        self.actor.send(msg).await.unwrap();
+        answer
+    }
+
+    /// Completes a pause, resume or update with what runc did.
+    async fn complete_control(&self, result: Result<(), RuntimeError>) {
+        let Job::Control {
+            key,
+            op,
+            reply,
+            done,
+            ..
+        } = self.next_job()
+        else {
+            panic!("the next job is no pause, resume or update");
+        };
+        let msg = ControlDone {
+            key,
+            op,
+            result,
+            reply,
         };
         done.send(msg).await.unwrap();
     }
@@ -547,5 +597,60 @@ fn an_exec_is_answered_once_the_record_names_it() {
             .collect();
         assert_eq!(records.len(), 1, "{records:?}");
         assert!(records[0].contains("\"p1\""), "{}", records[0]);
+    });
+}
+
+/// A pause or resume that reaches runc after a kill thawed the container, or after it exited
+/// and runc deleted it, is answered with the kind a client can act on (the container is in no
+/// state for it, or gone), never as a failure of the runtime.
+#[test]
+fn a_pause_or_resume_racing_a_kill_or_an_exit_is_a_precondition_or_not_found() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        h.running().await;
+        let refused = |op, message: &str| RuntimeError::WrongState {
+            op,
+            id: ID.into(),
+            message: message.into(),
+        };
+        let gone = RuntimeError::NoContainer {
+            op: "resume",
+            id: ID.into(),
+            message: "container does not exist".into(),
+        };
+        let error = |response| match response {
+            Response::Error(e) => (e.kind, e.message),
+            other => panic!("a refused runc call answered {other:?}"),
+        };
+
+        // Its init exited while the pause was on its way to runc.
+        let paused = h.pause().await;
+        h.complete_control(Err(refused("pause", "container not running")))
+            .await;
+        assert_eq!(
+            error(answered(paused).await),
+            (
+                ErrorKind::FailedPrecondition,
+                format!("cannot pause container \"{ID}\": runc pause {ID}: container not running")
+            )
+        );
+
+        let paused = h.pause().await;
+        h.complete_control(Ok(())).await;
+        assert_eq!(answered(paused).await, Response::Done);
+        // A kill thawed it while the resume was on its way to runc.
+        let resumed = h.resume().await;
+        h.complete_control(Err(refused("resume", "container not paused")))
+            .await;
+        let (kind, message) = error(answered(resumed).await);
+        assert_eq!(kind, ErrorKind::FailedPrecondition, "{message}");
+        // It exited and runc deleted it while the next one was on its way.
+        let resumed = h.resume().await;
+        h.complete_control(Err(gone)).await;
+        let (kind, message) = error(answered(resumed).await);
+        assert_eq!(kind, ErrorKind::NotFound, "{message}");
+
+        let (events, _) = h.journaled().await;
+        assert_eq!(events, ["start-container init", "pause init"]);
     });
 }

@@ -393,6 +393,28 @@ mod tests {
     }
 
     #[test]
+    fn an_event_no_record_can_hold_is_left_out_and_the_rest_of_its_segment_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        // Segments far larger than the oversized event, so everything lands in one of them.
+        let retention = 1 << 30;
+        let (journal, _) = Journal::open(dir.path(), retention, 1024).unwrap();
+        let oversized = record::tests::event_of_len(2, record::MAX_RECORD + 1);
+        for event in [event(1), oversized, event(3), event(4)] {
+            journal.append(event);
+        }
+        let (_, replay) = subscribe(&journal);
+        assert_eq!(seqs(&replay, Since::Seq(0)), vec![1, 3, 4]);
+        drop(journal);
+        let [segment] = &segment_files(dir.path())[..] else {
+            panic!("the events went to more than one segment");
+        };
+        let end = record::read_segment(segment, |_, _| ControlFlow::Continue(())).unwrap();
+        assert_eq!(end.torn, None, "the segment holds a torn record");
+        let (_, opened) = Journal::open(dir.path(), retention, 1024).unwrap();
+        assert_eq!(opened.last_seq, 4);
+    }
+
+    #[test]
     fn retention_keeps_the_newest_segments_within_its_bound() {
         let dir = tempfile::tempdir().unwrap();
         let retention = 4096;

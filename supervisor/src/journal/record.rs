@@ -28,20 +28,40 @@ use protocol::Event;
 /// Opens every segment file, so a file of some other format is never mistaken for one.
 pub const MAGIC: &[u8; 8] = b"ctrdjnl1";
 
-/// The largest payload a record may claim: an event is at most as large as the request frame
-/// that caused it. A longer claim is a tear, not a reason to allocate.
-pub const MAX_RECORD: usize = protocol::DEFAULT_MAX_FRAME;
+/// The largest payload a record holds. An event reaches subscribers in a frame, so one larger
+/// than [`protocol::MAX_FRAME`] could not be delivered either. [`encode`] refuses a larger
+/// event rather than write a record that reads back as a tear; the reader takes a longer claim
+/// for a tear, not a reason to allocate.
+pub const MAX_RECORD: usize = protocol::MAX_FRAME;
 
-type Config = Configuration<config::LittleEndian, config::Varint, config::Limit<{ MAX_RECORD }>>;
+type Config = Configuration<
+    config::LittleEndian,
+    config::Varint,
+    config::Limit<{ protocol::frame::decode_limit(MAX_RECORD) }>,
+>;
 
 fn config() -> Config {
-    config::standard().with_limit::<{ MAX_RECORD }>()
+    config::standard().with_limit::<{ protocol::frame::decode_limit(MAX_RECORD) }>()
 }
 
-/// Appends one record holding `event` to `buf`.
-pub fn encode(event: &Event, buf: &mut Vec<u8>) -> Result<(), bincode::error::EncodeError> {
-    framed::append(buf, |buf| {
+/// Why an event got no record.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("cannot encode it: {0}")]
+    Bincode(bincode::error::EncodeError),
+    #[error("it encodes to {len} bytes; a journal record holds 1 to {MAX_RECORD}")]
+    Length { len: usize },
+}
+
+/// Appends one record holding `event` to `buf`; on error `buf` is as it was, so the events
+/// after it in the same segment stay readable.
+pub fn encode(event: &Event, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    framed::append(buf, MAX_RECORD, |buf| {
         bincode::serde::encode_into_std_write(event, buf, config()).map(drop)
+    })
+    .map_err(|e| match e {
+        framed::AppendError::Payload(e) => EncodeError::Bincode(e),
+        framed::AppendError::Length { len, .. } => EncodeError::Length { len },
     })
 }
 
@@ -229,7 +249,7 @@ pub mod tests {
         huge[good.len()..good.len() + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         // A payload with a valid checksum that is no event.
         let mut garbage = good.clone();
-        framed::append(&mut garbage, |buf| {
+        framed::append(&mut garbage, MAX_RECORD, |buf| {
             buf.extend([0xffu8; 16]);
             Ok::<(), std::convert::Infallible>(())
         })
@@ -240,6 +260,44 @@ pub mod tests {
             assert_eq!(end.valid_len, good.len() as u64, "{name}");
             assert!(end.torn.is_some(), "{name}");
         }
+    }
+
+    /// An event whose record payload is `len` bytes, most of them one label.
+    pub fn event_of_len(seq: u64, len: usize) -> Event {
+        let with = |value: usize| {
+            let mut e = event(seq);
+            e.labels.insert("fill".into(), "x".repeat(value));
+            e
+        };
+        // Within one varint band the label's length prefix keeps its size, so the payload
+        // grows byte for byte with the label.
+        let probe = 1 << 20;
+        let mut buf = Vec::new();
+        encode(&with(probe), &mut buf).unwrap();
+        let overhead = buf.len() - framed::HEADER_LEN - probe;
+        with(len - overhead)
+    }
+
+    #[test]
+    fn a_record_of_exactly_the_maximum_reads_back_and_a_larger_one_is_refused() {
+        let largest = event_of_len(2, MAX_RECORD);
+        let bytes = segment(&[event(1), largest.clone(), event(3)]);
+        assert_eq!(
+            bytes.len(),
+            segment(&[event(1), event(3)]).len() + framed::HEADER_LEN + MAX_RECORD
+        );
+        let (seen, end) = read(&bytes);
+        assert_eq!(seen, vec![event(1), largest, event(3)]);
+        assert_eq!(end.torn, None);
+
+        let mut buf = segment(&[event(1)]);
+        let before = buf.clone();
+        let err = encode(&event_of_len(2, MAX_RECORD + 1), &mut buf).unwrap_err();
+        assert!(
+            matches!(err, EncodeError::Length { len } if len == MAX_RECORD + 1),
+            "{err}"
+        );
+        assert_eq!(buf, before, "nothing of the refused record is written");
     }
 
     #[test]

@@ -280,7 +280,11 @@ impl Writer {
                     self.exits.insert(ProcessKey::of(event), at);
                 }
                 Ok(()) => {}
-                Err(e) => log::error!("cannot encode event {} for the journal: {e}", event.seq),
+                // Nothing of it is in the buffer: the events after it are written as usual.
+                Err(e) => log::error!(
+                    "event {} is left out of the journal: {e}; subscribers still get it live",
+                    event.seq
+                ),
             }
             self.last_seq = event.seq;
             if self.current_len + self.buf.len() as u64 >= self.segment_limit {
