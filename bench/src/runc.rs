@@ -131,16 +131,18 @@ impl Baseline<'_> {
             let path = dir.join(name);
             File::create(&path).map_err(|e| RuntimeError::io("cannot create", &path, e))
         };
-        self.runc.run_detached(StartSpec {
-            namespace: self.plan.namespace,
-            id,
-            bundle: &bundle,
-            pid_file: &dir.join("init.pid"),
-            stdin: None,
-            stdout: output("stdout.log")?,
-            stderr: output("stderr.log")?,
-            console_socket: None,
-        })
+        self.runc
+            .run_detached(StartSpec {
+                namespace: self.plan.namespace,
+                id,
+                bundle: &bundle,
+                pid_file: &dir.join("init.pid"),
+                stdin: None,
+                stdout: output("stdout.log")?,
+                stderr: output("stderr.log")?,
+                console_socket: None,
+            })
+            .map(|init| init.pid)
     }
 
     fn delete(&self, n: usize) -> Result<(), RuntimeError> {

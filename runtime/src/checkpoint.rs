@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::runc::{CallWindow, Launched};
 use crate::{Bundle, CheckpointName, ContainerId, Namespace, Runc, RuntimeError};
 
 /// The directory of a bundle that holds its checkpoints.
@@ -202,8 +203,8 @@ impl Runc {
     }
 
     /// Restores the container detached from its checkpoint (with the options it was taken
-    /// with) and returns the restored init's pid.
-    pub fn restore(&self, spec: RestoreSpec<'_>) -> Result<u32, RuntimeError> {
+    /// with) and returns the restored init, known by the start time runc records for it.
+    pub fn restore(&self, spec: RestoreSpec<'_>) -> Result<Launched, RuntimeError> {
         let (ns, id) = (spec.namespace, spec.id);
         let meta = read_meta(spec.bundle, spec.name)?;
         let images = checkpoint_dir(spec.bundle, spec.name);
@@ -236,14 +237,17 @@ impl Runc {
             Stdio::from(spec.stdout),
             Stdio::from(spec.stderr),
         );
-        let restored = self
-            .call("restore", ns, id, &args, stdio)
-            .map_err(|e| with_criu_errors(e, &work.join("restore.log")))
-            .and_then(|()| crate::runc::read_pid_file(spec.pid_file));
+        let restored = CallWindow::open().and_then(|window| {
+            self.call("restore", ns, id, &args, stdio)
+                .map_err(|e| with_criu_errors(e, &work.join("restore.log")))?;
+            let window = window.close()?;
+            let pid = crate::runc::read_pid_file(spec.pid_file)?;
+            Ok(self.launched_init(ns, id, pid, window))
+        });
         match restored {
-            Ok(pid) => {
+            Ok(launched) => {
                 let _ = fs::remove_dir_all(&work);
-                Ok(pid)
+                Ok(launched)
             }
             Err(failure) => Err(self.clean_up_failed_start(ns, id, failure)),
         }

@@ -7,7 +7,8 @@
 //!   process group, killed whole at a deadline;
 //! - [`runc`]: run, kill, delete, list, pause, resume and update, with runc's own error messages;
 //! - [`resources`]: a checked change of a container's limits for `runc update`;
-//! - [`pidfd`]: signals that can never hit a recycled pid;
+//! - [`pidfd`]: signals that can never hit a recycled pid, on processes checked to be the ones runc
+//!   started;
 //! - [`cgroup`]: a container's cgroup (v1 or v2): stats, limits and OOM kills from its files;
 //! - [`netdev`]: network counters of a container's namespace;
 //! - [`checkpoint`]: checkpoints kept in a bundle, and dumping and restoring through runc + CRIU.
@@ -36,10 +37,10 @@ pub use checkpoint::{CheckpointMeta, CheckpointOptions, RestoreSpec};
 pub use error::RuntimeError;
 pub use id::{CheckpointName, ContainerId, Namespace, ProcessName};
 pub use layout::StateDir;
-pub use pidfd::PidFd;
+pub use pidfd::{Held, KnownStart, PidFd};
 pub use process::ExecProcess;
 pub use procstat::ProcStat;
 pub use record::{ContainerRecord, ProcessRecord};
 pub use resources::ResourceUpdate;
-pub use runc::{ExecSpec, Runc, RuncContainer, StartSpec};
+pub use runc::{ExecSpec, Launched, Runc, RuncContainer, StartSpec};
 pub use runner::{DirectRunner, ExitStatus, ProcessRunner, RunError};

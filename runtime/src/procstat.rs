@@ -51,6 +51,25 @@ pub fn start_time(pid: u32) -> io::Result<u64> {
     ProcStat::of(pid).map(|stat| stat.start_time)
 }
 
+/// Now, on the clock of [`ProcStat::start_time`]: the kernel stamps a process with the boot
+/// clock (`CLOCK_BOOTTIME`) when it forks and shows it in clock ticks, rounded down, as this
+/// does. A process forked after this call has a start time at least what it returns.
+pub fn ticks_since_boot() -> io::Result<u64> {
+    // SAFETY: an all-zero timespec is a valid value of this plain C struct.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes one timespec into `now`, which outlives the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: sysconf takes an integer and touches no memory.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&hz| hz > 0)
+        .unwrap_or(100);
+    let nanos = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
+    Ok(nanos / (1_000_000_000 / per_second))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +108,24 @@ mod tests {
         let stat = ProcStat::of(std::process::id()).unwrap();
         assert_eq!(stat.ppid, parent_pid());
         assert_eq!(start_time(std::process::id()).unwrap(), stat.start_time);
+    }
+
+    #[test]
+    fn a_process_forked_between_two_readings_of_the_clock_started_between_them() {
+        let before = ticks_since_boot().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let after = ticks_since_boot().unwrap();
+        let started = start_time(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let started = started.unwrap();
+        assert!(
+            (before..=after).contains(&started),
+            "{before} <= {started} <= {after}"
+        );
     }
 
     fn parent_pid() -> u32 {

@@ -5,6 +5,7 @@
 
 use std::ffi::CString;
 use std::fs::{self, File};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::pidfd::{Held, KnownStart};
 use crate::runner::RunError;
 use crate::{
-    Bundle, ContainerId, ExitStatus, Namespace, ProcessRunner, ResourceUpdate, RuntimeError,
+    Bundle, ContainerId, ExitStatus, Namespace, PidFd, ProcessRunner, ResourceUpdate, RuntimeError,
     StateDir,
 };
 
@@ -61,6 +63,49 @@ pub struct ExecSpec<'a> {
     pub stdin: Option<File>,
     pub stdout: Option<File>,
     pub stderr: Option<File>,
+}
+
+/// A process runc reports it started: the pid from its pid file, and when the process began,
+/// which tells it from a later process with that pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched {
+    pub pid: u32,
+    pub start: KnownStart,
+}
+
+impl Launched {
+    /// A pidfd on the process, unless it is gone already (see [`PidFd::open_started`]): every
+    /// start and exec takes hold of its process this way before anyone may signal it.
+    pub fn hold(&self) -> io::Result<Held> {
+        PidFd::open_started(self.pid, self.start)
+    }
+}
+
+/// Brackets one runc call on the clock of process start times, for [`KnownStart::Within`].
+pub(crate) struct CallWindow {
+    from: u64,
+}
+
+impl CallWindow {
+    /// Call this before spawning runc.
+    pub(crate) fn open() -> Result<CallWindow, RuntimeError> {
+        Ok(CallWindow {
+            from: boot_ticks()?,
+        })
+    }
+
+    /// Call this once runc has returned.
+    pub(crate) fn close(self) -> Result<KnownStart, RuntimeError> {
+        Ok(KnownStart::Within {
+            from: self.from,
+            to: boot_ticks()?,
+        })
+    }
+}
+
+fn boot_ticks() -> Result<u64, RuntimeError> {
+    crate::procstat::ticks_since_boot()
+        .map_err(|e| RuntimeError::io("cannot read", "the boot clock", e))
 }
 
 /// One entry of `runc list`.
@@ -117,9 +162,9 @@ impl Runc {
         &self.state
     }
 
-    /// Starts the container detached and returns its init pid; on failure removes whatever runc
-    /// left behind, so a failed start leaves no state.
-    pub fn run_detached(&self, spec: StartSpec<'_>) -> Result<u32, RuntimeError> {
+    /// Starts the container detached and returns its init; on failure removes whatever runc left
+    /// behind, so a failed start leaves no state.
+    pub fn run_detached(&self, spec: StartSpec<'_>) -> Result<Launched, RuntimeError> {
         let (ns, id) = (spec.namespace, spec.id);
         let bundle = spec.bundle.path().to_string_lossy().into_owned();
         let pid_file = spec.pid_file.to_string_lossy().into_owned();
@@ -136,16 +181,33 @@ impl Runc {
             args.extend(["--console-socket", console]);
         }
         args.push(id.as_str());
-        let started = self
-            .call("run", ns, id, &args, stdio)
-            .and_then(|()| read_pid_file(spec.pid_file));
+        let started = CallWindow::open().and_then(|window| {
+            self.call("run", ns, id, &args, stdio)?;
+            let window = window.close()?;
+            Ok(self.launched_init(ns, id, read_pid_file(spec.pid_file)?, window))
+        });
         started.map_err(|failure| self.clean_up_failed_start(ns, id, failure))
     }
 
-    /// Starts a process in a running container, detached, and returns its pid. A command that
-    /// cannot be executed is [`RuntimeError::CommandNotFound`] or
+    /// The init runc started as `pid`, known by the start time runc recorded for it, or else by
+    /// `window`, the span of the call that started it.
+    pub(crate) fn launched_init(
+        &self,
+        ns: &Namespace,
+        id: &ContainerId,
+        pid: u32,
+        window: KnownStart,
+    ) -> Launched {
+        let start = self
+            .init_start_time(ns, id)
+            .map_or(window, KnownStart::Exactly);
+        Launched { pid, start }
+    }
+
+    /// Starts a process in a running container, detached, and returns it. A command that cannot
+    /// be executed is [`RuntimeError::CommandNotFound`] or
     /// [`RuntimeError::CommandNotExecutable`]; runc leaves no state behind a failed exec.
-    pub fn exec_detached(&self, spec: ExecSpec<'_>) -> Result<u32, RuntimeError> {
+    pub fn exec_detached(&self, spec: ExecSpec<'_>) -> Result<Launched, RuntimeError> {
         let process = spec.process_file.to_string_lossy().into_owned();
         let pid_file = spec.pid_file.to_string_lossy().into_owned();
         let console = spec
@@ -161,8 +223,13 @@ impl Runc {
             spec.stdout.map_or_else(Stdio::null, Stdio::from),
             spec.stderr.map_or_else(Stdio::null, Stdio::from),
         );
+        let window = CallWindow::open()?;
         match self.call("exec", spec.namespace, spec.id, &args, stdio) {
-            Ok(()) => read_pid_file(spec.pid_file),
+            Ok(()) => {
+                let start = window.close()?;
+                let pid = read_pid_file(spec.pid_file)?;
+                Ok(Launched { pid, start })
+            }
             Err(RuntimeError::Failed { id, message, .. }) => {
                 Err(crate::process::classify_exec_failure(&id, message))
             }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
@@ -100,6 +100,48 @@ fn an_exec_that_exits_at_once_is_reported_once() {
         assert_eq!(exits.len(), 1, "{name}: {exits:?}");
         assert_eq!(exits[0].status, Some(0));
     }
+}
+
+/// runc's pid file names a process other than the one `runc exec` started, as it does when that
+/// one exited at once and its pid was taken again before the daemon took hold of it. The
+/// runtime here rewrites the pid file to name a process of the test's own: the daemon must
+/// treat the exec as gone, and never signal the stranger.
+#[test]
+fn an_exec_whose_pid_names_another_process_never_signals_it() {
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let rewrite = format!("echo {} > \"$pid_file\"", stranger.id());
+    let mut daemon = Daemon::with_runc_wrapper("exec", "stranger", &rewrite);
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("stranger");
+    daemon.start_container(&id, &bundle);
+    let pid = daemon
+        .client()
+        .exec(exec_request(&id, "job", &["true"]))
+        .unwrap();
+    assert_eq!(pid, stranger.id());
+    let out = daemon.ctr(&[
+        "containers",
+        "kill",
+        "--pid",
+        "job",
+        "--signal",
+        "KILL",
+        &id,
+    ]);
+    // A fatal signal sets the status the moment it is sent: the first one sent is the one seen.
+    signal_pid(stranger.id(), libc::SIGTERM);
+    assert_eq!(
+        stranger.wait().unwrap().signal(),
+        Some(libc::SIGTERM),
+        "ctrd signalled a process that is not its container's"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.ends_with("is exiting\n"), "{out:?}");
+    // The daemon waits for an exit of the stranger's pid that its keeper will never see.
+    daemon.kill_daemon();
 }
 
 #[test]

@@ -3,6 +3,8 @@
 mod common;
 
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
 use std::thread;
 
 use common::*;
@@ -93,6 +95,35 @@ fn a_container_that_exits_before_its_start_returns_is_reported_once() {
         assert_eq!(starts[0].pid, exits[0].pid);
     }
     assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+}
+
+/// runc's pid file names a process other than the one runc started, as it does when that one
+/// exited at once and its pid was taken again before the daemon took hold of it. The runtime
+/// here rewrites the pid file to name a process of the test's own: the daemon must treat the
+/// init as gone, and never signal the stranger.
+#[test]
+fn a_start_whose_pid_names_another_process_never_signals_it() {
+    let mut stranger = Command::new("sleep").arg("1000").spawn().unwrap();
+    let rewrite = format!("echo {} > \"$pid_file\"", stranger.id());
+    let mut daemon = Daemon::with_runc_wrapper("run", "stranger", &rewrite);
+    let bundle = daemon.bundle("true", &["true"]);
+    let id = unique_id("stranger");
+    assert_eq!(daemon.start_container(&id, &bundle), stranger.id());
+    let out = daemon.ctr(&["containers", "kill", "--signal", "KILL", &id]);
+    // A fatal signal sets the status the moment it is sent: the first one sent is the one seen.
+    signal_pid(stranger.id(), libc::SIGTERM);
+    assert_eq!(
+        stranger.wait().unwrap().signal(),
+        Some(libc::SIGTERM),
+        "ctrd signalled a process that is not its container's"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("ctr: container \"{id}\" is exiting\n"),
+        "{out:?}"
+    );
+    // The daemon waits for an exit of the stranger's pid that its keeper will never see.
+    daemon.kill_daemon();
 }
 
 #[test]

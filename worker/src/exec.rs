@@ -1,5 +1,6 @@
 //! Starting one exec process: write its OCI process spec (the bundle's process with the request's
-//! changes), open its stdio, run `runc exec -d`, take a pidfd on it, and with a terminal start the
+//! changes), open its stdio, run `runc exec -d`, take hold of it with a pidfd (checked to be on
+//! the process runc started, see [`runtime::Launched::hold`]), and with a terminal start the
 //! relay between the pty master and the client's FIFOs.
 //!
 //! [`exec_process`] reads in that order: the stdio is opened once (`Stdio::open`) before runc is
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use runtime::process::exec_spec;
 use runtime::{
-    ContainerId, ExecProcess, ExecSpec, Namespace, PidFd, ProcessName, Runc, RuntimeError,
+    ContainerId, ExecProcess, ExecSpec, Launched, Namespace, PidFd, ProcessName, Runc, RuntimeError,
 };
 
 use crate::console::{self, ConsoleSocket, Winsize};
@@ -52,7 +53,8 @@ pub struct Execed {
     pub pid: u32,
     /// Its start time, which tells it from a later process with its pid; `None` if it was gone.
     pub start_time: Option<u64>,
-    /// `None` when the process had already exited and been reaped: its exit is on its way.
+    /// `None` when the process had already exited and been reaped (its pid may name another
+    /// process by now): its exit is on its way from the keeper.
     pub pidfd: Option<PidFd>,
     /// The pty master, with a terminal, for resizing it; the relay holds its own handles.
     pub console: Option<File>,
@@ -66,14 +68,14 @@ pub fn exec_process(runc: &Runc, job: &ExecJob) -> Result<Execed, RuntimeError> 
             stdout,
             stderr,
         } => {
-            let pid = runc.exec_detached(ExecSpec {
+            let process = runc.exec_detached(ExecSpec {
                 console_socket: None,
                 stdin,
                 stdout: Some(stdout),
                 stderr: Some(stderr),
                 ..files.spec(job)
             })?;
-            Ok(execed(job, pid))
+            Ok(execed(job, process))
         }
         Stdio::Terminal { stdin, stdout } => on_terminal(runc, job, &files, stdin, stdout),
     }
@@ -89,11 +91,11 @@ fn on_terminal(
     stdout: File,
 ) -> Result<Execed, RuntimeError> {
     let socket = ConsoleSocket::bind()?;
-    let pid = runc.exec_detached(ExecSpec {
+    let process = runc.exec_detached(ExecSpec {
         console_socket: Some(socket.path()),
         ..files.spec(job)
     })?;
-    let execed = execed(job, pid);
+    let execed = execed(job, process);
     let label = format!("{}/{}", job.id, job.name);
     match console::attach(&socket, stdin, stdout, None, label) {
         Ok(master) => Ok(Execed {
@@ -111,20 +113,19 @@ fn on_terminal(
     }
 }
 
-/// Takes hold of the process runc started: its start time and a pidfd.
-fn execed(job: &ExecJob, pid: u32) -> Execed {
-    let start_time = runtime::procstat::start_time(pid).ok();
-    let pidfd = match PidFd::open(pid) {
-        Ok(fd) => Some(fd),
+/// Takes hold of the process runc started: a pidfd on it and its start time, none if its pid
+/// no longer names it.
+fn execed(job: &ExecJob, process: Launched) -> Execed {
+    let pid = process.pid;
+    let (pidfd, start_time) = match process.hold() {
+        Ok(held) => held.into_parts(),
         Err(e) => {
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                log::warn!(
-                    "{}/{}: cannot open a pidfd for {pid}: {e}",
-                    job.id,
-                    job.name
-                );
-            }
-            None
+            log::warn!(
+                "{}/{}: cannot take hold of pid {pid}: {e}",
+                job.id,
+                job.name
+            );
+            (None, None)
         }
     };
     Execed {

@@ -1,6 +1,6 @@
 //! Starting one container: validate the bundle, prepare its directory, open its stdio, run runc
-//! (or restore it from a checkpoint), take a pidfd on the init process before anyone could
-//! recycle its pid, and find its cgroup.
+//! (or restore it from a checkpoint), take hold of the init process with a pidfd (checked to be
+//! on the process runc started, see [`runtime::Launched::hold`]), and find its cgroup.
 //!
 //! A start takes one of four paths, chosen once in `run` and each read top to bottom in one
 //! method of `Start` (stdio, then runc, then the process):
@@ -28,8 +28,8 @@ use crate::console::{self, ConsoleSocket, Winsize};
 use crate::relay::{Relay, RelayInputs, RelayPipes};
 use crate::stdio::{self, Direction};
 use runtime::{
-    Bundle, Cgroup, CheckpointName, ContainerId, ContainerRecord, Namespace, PidFd, ProcessRecord,
-    RestoreSpec, Runc, RuntimeError, StartSpec,
+    Bundle, Cgroup, CheckpointName, ContainerId, ContainerRecord, Launched, Namespace, PidFd,
+    ProcessRecord, RestoreSpec, Runc, RuntimeError, StartSpec,
 };
 
 /// Holds a copy of a container's output pipes outside the daemon (the keeper does), so that the
@@ -62,7 +62,8 @@ pub struct StartedContainer {
     pub pid: u32,
     /// The init's start time, which tells it from a later process with its pid.
     pub start_time: Option<u64>,
-    /// `None` when the init process had already exited and been reaped: its exit is on its way.
+    /// `None` when the init process had already exited and been reaped (its pid may name
+    /// another process by now): its exit is on its way from the keeper.
     pub pidfd: Option<PidFd>,
     /// The init's command line, from the bundle, for listings.
     pub args: Vec<String>,
@@ -156,10 +157,10 @@ impl Start<'_> {
     /// Detached: the container writes into a relay's pipes, copied into its files.
     fn detached(self, keeper: &dyn OutputKeeper) -> Result<StartedContainer, RuntimeError> {
         let (relay, pipes) = relay(self.job, keeper)?;
-        let pid = self
+        let init = self
             .runc
             .run_detached(self.spec(None, pipes.stdout, pipes.stderr, None))?;
-        Ok(self.started(pid, Some(relay)))
+        Ok(self.started(init, Some(relay)))
     }
 
     /// Attached (`start --attach`): the client's FIFOs are the container's own stdio, so its
@@ -168,10 +169,10 @@ impl Start<'_> {
         let stdin = stdio::open_fifo(stdin, Direction::Read)?;
         let stdout = stdio::open_output(&self.job.stdout)?;
         let stderr = stdio::open_output(&self.job.stderr)?;
-        let pid = self
+        let init = self
             .runc
             .run_detached(self.spec(Some(stdin), stdout, stderr, None))?;
-        Ok(self.started(pid, None))
+        Ok(self.started(init, None))
     }
 
     /// On a terminal (`start --attach --tty`): runc's own stdio is unused; it sends the pty
@@ -186,13 +187,13 @@ impl Start<'_> {
             .transpose()?;
         let client_out = stdio::open_fifo(&self.job.stdout, Direction::Write)?;
         let socket = ConsoleSocket::bind()?;
-        let pid = self.runc.run_detached(self.spec(
+        let init = self.runc.run_detached(self.spec(
             None,
             stdio::null()?,
             stdio::null()?,
             Some(socket.path()),
         ))?;
-        let started = self.started(pid, None);
+        let started = self.started(init, None);
         // The bundle fixes the terminal's first size; the client's is set as soon as it is ours.
         let label = self.job.id.to_string();
         match console::attach(&socket, stdin, client_out, Some(size), label) {
@@ -219,7 +220,7 @@ impl Start<'_> {
         keeper: &dyn OutputKeeper,
     ) -> Result<StartedContainer, RuntimeError> {
         let (relay, pipes) = relay(self.job, keeper)?;
-        let pid = self.runc.restore(RestoreSpec {
+        let init = self.runc.restore(RestoreSpec {
             namespace: &self.job.namespace,
             id: &self.job.id,
             bundle: &self.bundle,
@@ -228,7 +229,7 @@ impl Start<'_> {
             stdout: pipes.stdout,
             stderr: pipes.stderr,
         })?;
-        Ok(self.started(pid, Some(relay)))
+        Ok(self.started(init, Some(relay)))
     }
 
     fn spec<'s>(
@@ -250,17 +251,15 @@ impl Start<'_> {
         }
     }
 
-    /// Takes hold of the init runc started: a pidfd before anyone could recycle its pid, its
-    /// start time, its command line and its cgroup.
-    fn started(&self, pid: u32, relay: Option<Relay>) -> StartedContainer {
-        let (runc, job) = (self.runc, self.job);
-        let pidfd = match PidFd::open(pid) {
-            Ok(fd) => Some(fd),
+    /// Takes hold of the init runc started: a pidfd on it and its start time (none if its pid
+    /// no longer names it), its command line and its cgroup.
+    fn started(&self, init: Launched, relay: Option<Relay>) -> StartedContainer {
+        let (runc, job, pid) = (self.runc, self.job, init.pid);
+        let (pidfd, start_time) = match init.hold() {
+            Ok(held) => held.into_parts(),
             Err(e) => {
-                if e.raw_os_error() != Some(libc::ESRCH) {
-                    log::warn!("container {}: cannot open a pidfd for {pid}: {e}", job.id);
-                }
-                None
+                log::warn!("container {}: cannot take hold of pid {pid}: {e}", job.id);
+                (None, init.start.exact())
             }
         };
         let args = fs::read(self.bundle.path().join("config.json"))
@@ -268,7 +267,7 @@ impl Start<'_> {
             .unwrap_or_default();
         StartedContainer {
             pid,
-            start_time: runc.init_start_time(&job.namespace, &job.id),
+            start_time,
             pidfd,
             args,
             console: None,

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -19,6 +20,19 @@ use protocol::{
 };
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The script of [`Daemon::with_runc_wrapper`]. The container id is runc's last argument.
+const WRAPPER: &str = r#"#!/bin/sh
+runc "$@" || exit
+case " $* " in *" {op} -d "*) ;; *) exit 0 ;; esac
+pid_file= prev= id=
+for arg; do
+    [ "$prev" = --pid-file ] && pid_file=$arg
+    prev=$arg id=$arg
+done
+case $id in {id_prefix}*) ;; *) exit 0 ;; esac
+{then}
+"#;
 
 /// Polls `probe` every few milliseconds until it yields a value; panics naming `what` at the deadline.
 pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
@@ -72,20 +86,42 @@ impl Daemon {
     }
 
     pub fn start_with(extra: &[&str]) -> Daemon {
+        let mut daemon = Daemon::unstarted();
+        daemon.spawn(extra);
+        daemon
+    }
+
+    /// A daemon whose runtime is real runc behind a wrapper script: after a successful
+    /// `runc <op> -d` (`run` or `exec`) of a container whose id starts with `id_prefix`, the
+    /// wrapper runs the shell code `then`, with `$pid_file` naming runc's pid file, before it
+    /// answers. For orderings and faults that real runc produces only by chance.
+    pub fn with_runc_wrapper(op: &str, id_prefix: &str, then: &str) -> Daemon {
+        let mut daemon = Daemon::unstarted();
+        let wrapper = daemon.dir.path().join("runc-wrapper");
+        let script = WRAPPER
+            .replace("{op}", op)
+            .replace("{id_prefix}", id_prefix)
+            .replace("{then}", then);
+        std::fs::write(&wrapper, script).unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        daemon.spawn(&["--runtime", wrapper.to_str().unwrap()]);
+        daemon
+    }
+
+    /// A daemon's directories, with no daemon running in them yet.
+    fn unstarted() -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("ctrd-test-")
             .tempdir()
             .unwrap();
         let state = dir.path().join("state");
         let socket = dir.path().join("ctrd.sock");
-        let mut daemon = Daemon {
+        Daemon {
             child: None,
             socket,
             state,
             dir,
-        };
-        daemon.spawn(extra);
-        daemon
+        }
     }
 
     /// Starts `ctrd` on this daemon's state dir and socket, and waits until it serves.
