@@ -391,9 +391,12 @@ fn containers_list_takes_the_same_filters() {
     assert!(events.iter().all(|e| e.labels["my key"] == "db-x"));
 }
 
+/// A wait before the exit gets the exit to come; one after it, the status on record. For the
+/// container that fails, the runtime answers the start only once the keeper has reaped its
+/// init, so its wait certainly comes after the exit.
 #[test]
 fn containers_wait_exits_with_the_status_even_after_the_exit() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::with_runc_wrapper("run", "wait-fail", UNTIL_REAPED);
     let sleep = daemon.bundle("sleep", &["sleep", "1000"]);
     let fail = daemon.bundle("fail", &["sh", "-c", "exit 3"]);
     let id = unique_id("wait");

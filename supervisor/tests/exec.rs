@@ -66,9 +66,11 @@ fn fifty_concurrent_execs_each_report_their_own_status() {
     });
 }
 
+/// The runtime answers each exec only once the keeper has reaped its process, so every exec
+/// takes the path where its process is gone before the daemon takes hold of it.
 #[test]
 fn an_exec_that_exits_at_once_is_reported_once() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::with_runc_wrapper("exec", "exectrue", UNTIL_REAPED);
     let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
     let id = unique_id("exectrue");
     daemon.start_container(&id, &bundle);
@@ -237,6 +239,37 @@ fn execs_racing_the_inits_exit_are_each_reported_once_before_it() {
             }
             Err(e) => assert!(reported.is_empty(), "{name} failed ({e}) yet exited"),
         }
+    }
+    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    assert!(daemon.runc_leftovers().is_empty());
+}
+
+/// The runtime kills the container's init, and waits until the keeper has reaped it, before it
+/// answers an exec: the init certainly ends while `runc exec` runs (the kernel ends the exec's
+/// process with it, as it ends every process of the container's pid namespace). The exec is
+/// answered, and its exit reported once, before the init's.
+#[test]
+fn an_exec_answered_after_its_container_died_is_reported_once_before_it() {
+    let kill_init = r#"init=$(cat "$(dirname "$pid_file")/init.pid"); kill -KILL "$init"
+        while [ -e "/proc/$init" ]; do sleep 0.001; done"#;
+    let daemon = Daemon::with_runc_wrapper("exec", "initdies", kill_init);
+    let bundle = daemon.bundle("sleep", &["sleep", "1000"]);
+    let id = unique_id("initdies");
+    let init = daemon.start_container(&id, &bundle);
+    let mut events = daemon.events();
+    let pid = daemon
+        .client()
+        .exec(exec_request(&id, "late", &["sleep", "1000"]))
+        .unwrap();
+    assert!(!process_exists(init), "the runtime ended the init first");
+    events.wait_for(1, |e| {
+        e.id == id && e.process == "init" && e.kind == EventKind::Exit
+    });
+    let exits = events.exits_of(&id);
+    let order: Vec<(&str, u32)> = exits.iter().map(|e| (e.process.as_str(), e.pid)).collect();
+    assert_eq!(order, [("late", pid), ("init", init)], "{exits:?}");
+    for exit in &exits {
+        assert_eq!(exit.status, Some(137), "{exit:?}");
     }
     assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
     assert!(daemon.runc_leftovers().is_empty());

@@ -67,9 +67,11 @@ fn twenty_concurrent_containers_start_run_and_die_with_137() {
     );
 }
 
+/// The runtime answers each start only once the keeper has reaped its init, so every start
+/// takes the path where the init is gone before the daemon takes hold of it.
 #[test]
 fn a_container_that_exits_before_its_start_returns_is_reported_once() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::with_runc_wrapper("run", "exit3", UNTIL_REAPED);
     let quick = daemon.bundle("exit3", &["sh", "-c", "exit 3"]);
     let sleeper = daemon.bundle("sleep", &["sleep", "1000"]);
     let mut events = daemon.events();
@@ -129,7 +131,9 @@ fn a_start_whose_pid_names_another_process_never_signals_it() {
 #[test]
 fn runc_keeps_its_own_exit_status_while_the_reaper_runs() {
     // A start whose runc fails: the worker must see runc's real failure, not lose it to the reaper.
-    let daemon = Daemon::start();
+    // A start that succeeds is answered only once the keeper has reaped its init, so the reaper
+    // certainly runs while that runc's status is still to be read.
+    let daemon = Daemon::with_runc_wrapper("run", "race", UNTIL_REAPED);
     let missing = daemon.bundle("missing", &["/no/such/binary"]);
     let quick = daemon.bundle("true", &["true"]);
     let results: Vec<_> = thread::scope(|s| {

@@ -34,6 +34,12 @@ case $id in {id_prefix}*) ;; *) exit 0 ;; esac
 {then}
 "#;
 
+/// For [`Daemon::with_runc_wrapper`]: answer only once the process runc started has exited and
+/// the keeper has reaped it (it is gone from `/proc`), for a process that exits at once. Its
+/// start (or exec) is then certainly answered after its exit, with its pid no longer its own.
+pub const UNTIL_REAPED: &str =
+    r#"pid=$(cat "$pid_file"); while [ -e "/proc/$pid" ]; do sleep 0.001; done"#;
+
 /// Polls `probe` every few milliseconds until it yields a value; panics naming `what` at the deadline.
 pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -94,7 +100,8 @@ impl Daemon {
     /// A daemon whose runtime is real runc behind a wrapper script: after a successful
     /// `runc <op> -d` (`run` or `exec`) of a container whose id starts with `id_prefix`, the
     /// wrapper runs the shell code `then`, with `$pid_file` naming runc's pid file, before it
-    /// answers. For orderings and faults that real runc produces only by chance.
+    /// answers. For orderings and faults that real runc produces only by chance; see
+    /// [`UNTIL_REAPED`].
     pub fn with_runc_wrapper(op: &str, id_prefix: &str, then: &str) -> Daemon {
         let mut daemon = Daemon::unstarted();
         let wrapper = daemon.dir.path().join("runc-wrapper");
