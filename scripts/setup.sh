@@ -18,6 +18,12 @@ set -euo pipefail
 #                   docker archives; the image store's tests import what they
 #                   write, so the importer is not checked against our own
 #                   writer alone
+#   redis-server    a real network server for the checkpoint tests: they copy
+#                   redis-server, redis-cli and the libraries ldd names into a
+#                   bundle. The host's redis service is neither started nor
+#                   needed: a policy-rc.d that refuses every start is in place
+#                   while apt-get runs (unless the host has its own), and
+#                   nothing is enabled to start later
 # Then runs scripts/install-criu.sh: when the system's `criu check` fails (Debian
 # bookworm's CRIU 3.17 does on this kernel), it unpacks CRIU 4 from Debian trixie
 # under /opt/ctrd-criu without touching the system's apt sources or dpkg database.
@@ -44,12 +50,20 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v man >/dev/null 2>&1 || missing+=(man-db)
 command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || missing+=(redis-server)
 
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null 2>&1 \
         || die "missing ${missing[*]} and apt-get is not available; install them by hand"
     log=$(mktemp /tmp/ctrd-setup.XXXXXX.log)
     export DEBIAN_FRONTEND=noninteractive
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        # Exit status 101: "action forbidden", so invoke-rc.d starts no service we install.
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
     if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
         cat "$log" >&2
         die "apt-get failed installing: ${missing[*]} (log: $log)"
@@ -68,6 +82,8 @@ command -v systemd-analyze >/dev/null 2>&1 || die "systemd-analyze still not on 
 command -v man >/dev/null 2>&1 || die "man still not on PATH after installing man-db"
 command -v umoci >/dev/null 2>&1 || die "umoci still not on PATH after install"
 command -v skopeo >/dev/null 2>&1 || die "skopeo still not on PATH after install"
+command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH after install"
+command -v redis-cli >/dev/null 2>&1 || die "redis-cli still not on PATH after install"
 
 if ! command -v cargo >/dev/null 2>&1; then
     env_file="${CARGO_HOME:-$HOME/.cargo}/env"

@@ -199,8 +199,8 @@ struct ListCheckpointsArgs {
 
 #[derive(Debug, Args)]
 struct CreateCheckpointArgs {
-    /// Dump established TCP connections (CRIU --tcp-established)
-    #[arg(long)]
+    /// Dump established TCP connections (CRIU --tcp-established); a restore takes them back
+    #[arg(long, visible_alias = "tcp-established")]
     tcp: bool,
     /// Dump unix sockets connected outside the container (CRIU --ext-unix-sk)
     #[arg(long)]
@@ -209,8 +209,15 @@ struct CreateCheckpointArgs {
     #[arg(long)]
     shell: bool,
     /// Stop the container once it is dumped (default: it keeps running)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pre_dump")]
     exit: bool,
+    /// Pre-dump: save memory only while the container runs on, with the pages it writes from
+    /// now on tracked, for a later checkpoint's --parent (needs soft-dirty tracking)
+    #[arg(long)]
+    pre_dump: bool,
+    /// Save only what changed since this pre-dump (CRIU --parent-path)
+    #[arg(long, value_name = "NAME")]
+    parent: Option<String>,
     /// Container id
     id: String,
     /// Checkpoint name: letters, digits, '_', '.' and '-'

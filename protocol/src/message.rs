@@ -144,6 +144,11 @@ pub struct CheckpointRequest {
     pub options: CheckpointOptions,
     /// Stop the container once it is dumped; without it the container keeps running.
     pub exit: bool,
+    /// A pre-dump: memory only, the container keeps running and the kernel tracks the pages it
+    /// writes, so that a checkpoint naming this one as `parent` holds only those. Not with `exit`.
+    pub pre_dump: bool,
+    /// The name of a pre-dump in the same bundle this checkpoint builds on.
+    pub parent: Option<String>,
 }
 
 /// What CRIU is allowed to dump besides plain processes and files; a restore uses the same.
@@ -508,6 +513,12 @@ pub struct CheckpointInfo {
     pub exit: bool,
     /// When it was taken, in nanoseconds since the Unix epoch.
     pub created: u64,
+    /// A pre-dump (memory only, cannot be restored on its own).
+    pub pre_dump: bool,
+    /// The pre-dump it builds on.
+    pub parent: Option<String>,
+    /// Bytes in its directory, its parent's not included.
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

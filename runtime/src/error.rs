@@ -79,6 +79,21 @@ pub enum RuntimeError {
     NoCheckpoint { name: String, path: PathBuf },
     #[error("unreadable checkpoint description {path}: {message}")]
     BadCheckpoint { path: PathBuf, message: String },
+    #[error(
+        "checkpoint \"{name}\" is a pre-dump, which holds memory only: restore the checkpoint \
+         taken with --parent {name} instead"
+    )]
+    PreDumpRestore { name: String },
+    #[error("checkpoint \"{name}\" is not a pre-dump, so no checkpoint can build on it")]
+    NotAPreDump { name: String },
+    #[error("checkpoint \"{name}\" is the parent of checkpoint \"{child}\": delete that first")]
+    CheckpointInUse { name: String, child: String },
+    /// `criu check --feature mem_dirty_track` fails: no soft-dirty bits to track pages with.
+    #[error(
+        "this kernel cannot track which pages a process writes (soft-dirty bits, \
+         CONFIG_MEM_SOFT_DIRTY), which a pre-dump needs: take a plain checkpoint instead"
+    )]
+    NoDirtyTracking,
 }
 
 impl RuntimeError {

@@ -12,6 +12,8 @@
 //! - [`cgroup`]: a container's cgroup (v1 or v2): stats, limits and OOM kills from its files;
 //! - [`netdev`]: network counters of a container's namespace;
 //! - [`checkpoint`]: checkpoints kept in a bundle, and dumping and restoring through runc + CRIU.
+//! - [`criu_hook`]: the action script CRIU runs in those calls, to give a restored container its
+//!   network back.
 //! - [`process`]: the OCI process spec of an exec, on top of the bundle's own.
 //! - [`record`]: a container's record on disk, for a restarted daemon to take it over;
 //! - [`procstat`]: a process's start time, which tells it from another that got its pid.
@@ -19,6 +21,7 @@
 pub mod bundle;
 pub mod cgroup;
 pub mod checkpoint;
+pub mod criu_hook;
 pub mod error;
 pub mod id;
 pub mod layout;
@@ -33,7 +36,7 @@ pub mod runner;
 
 pub use bundle::Bundle;
 pub use cgroup::Cgroup;
-pub use checkpoint::{CheckpointMeta, CheckpointOptions, RestoreSpec};
+pub use checkpoint::{CheckpointMeta, CheckpointOptions, ListedCheckpoint, RestoreSpec};
 pub use error::RuntimeError;
 pub use id::{CheckpointName, ContainerId, Namespace, ProcessName};
 pub use layout::StateDir;

@@ -3,7 +3,7 @@
 //! `runc run -d` hands its stdio to the container, so runc's errors are never read from a pipe:
 //! they come from the `--log` file, which holds one JSON object per line.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::criu_hook::NetworkHook;
 use crate::pidfd::{Held, KnownStart};
 use crate::runner::RunError;
 use crate::{
@@ -370,7 +371,22 @@ impl Runc {
         args: &[&str],
         stdio: (Stdio, Stdio, Stdio),
     ) -> Result<(), RuntimeError> {
-        self.call_named(op, ns, id.as_str(), args, stdio)
+        self.call_with_env(op, ns, id.as_str(), args, &[], stdio)
+    }
+
+    /// A call in which runc runs CRIU, which inherits runc's environment: `CRIU_CONFIG_FILE`
+    /// gives it the network hook.
+    pub(crate) fn call_criu(
+        &self,
+        op: &'static str,
+        ns: &Namespace,
+        id: &ContainerId,
+        args: &[&str],
+        hook: &NetworkHook,
+        stdio: (Stdio, Stdio, Stdio),
+    ) -> Result<(), RuntimeError> {
+        let env = [("CRIU_CONFIG_FILE", hook.config().as_os_str())];
+        self.call_with_env(op, ns, id.as_str(), args, &env, stdio)
     }
 
     fn call_named(
@@ -379,6 +395,18 @@ impl Runc {
         ns: &Namespace,
         id: &str,
         args: &[&str],
+        stdio: (Stdio, Stdio, Stdio),
+    ) -> Result<(), RuntimeError> {
+        self.call_with_env(op, ns, id, args, &[], stdio)
+    }
+
+    fn call_with_env(
+        &self,
+        op: &'static str,
+        ns: &Namespace,
+        id: &str,
+        args: &[&str],
+        env: &[(&str, &OsStr)],
         (stdin, stdout, stderr): (Stdio, Stdio, Stdio),
     ) -> Result<(), RuntimeError> {
         let log = self.log_path(op, id, ".json");
@@ -390,6 +418,7 @@ impl Runc {
             .arg(&log)
             .args(["--log-format", "json"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr);

@@ -260,8 +260,29 @@ fn checkpoints_list_shows_their_options_and_delete_removes_them() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows[0], ["NAME", "TCP", "UNIX SOCKETS", "SHELL", "CREATED"]);
-    assert_eq!(rows[2][..4], ["with-options", "true", "true", "false"]);
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "TCP",
+            "UNIX SOCKETS",
+            "SHELL",
+            "PRE-DUMP",
+            "PARENT",
+            "SIZE",
+            "CREATED"
+        ]
+    );
+    assert_eq!(
+        rows[2][..6],
+        ["with-options", "true", "true", "false", "false", "-"]
+    );
+    assert!(
+        rows[2][6].ends_with("KiB") || rows[2][6].ends_with("MiB"),
+        "{table}"
+    );
+    assert_eq!(listed[0]["pre_dump"], false);
+    assert!(listed[0]["size"].as_u64().unwrap() > 0, "{json}");
 
     ctr_ok(&daemon, &["checkpoints", "delete", &id, "with-options"]);
     assert!(!bundle.join("checkpoints/with-options").exists());
@@ -420,6 +441,8 @@ fn kill_and_a_second_checkpoint_are_refused_while_criu_runs() {
                         name: format!("c{attempt}"),
                         options: CheckpointOptions::default(),
                         exit: false,
+                        pre_dump: false,
+                        parent: None,
                     })
             })
         };
@@ -452,6 +475,8 @@ fn kill_and_a_second_checkpoint_are_refused_while_criu_runs() {
         name: "second".into(),
         options: CheckpointOptions::default(),
         exit: false,
+        pre_dump: false,
+        parent: None,
     });
     drop(criu);
     dumping.join().unwrap().expect("the dump itself succeeds");
@@ -497,6 +522,8 @@ fn a_failed_dump_leaves_the_container_running_and_names_criu_s_log() {
             name: "g1".into(),
             options: CheckpointOptions::default(),
             exit: true,
+            pre_dump: false,
+            parent: None,
         })
         .unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::Runtime));
@@ -518,6 +545,152 @@ fn a_failed_dump_leaves_the_container_running_and_names_criu_s_log() {
     let exit = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
     assert_eq!(exit[0].status, Some(137));
     assert!(events.of(&id, EventKind::Checkpoint).is_empty());
+}
+
+/// Whether this kernel tracks written pages, as CRIU sees it.
+fn dirty_tracking() -> bool {
+    Command::new(criu_binary())
+        .args(["check", "--feature", "mem_dirty_track"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn criu_binary() -> PathBuf {
+    let installed = PathBuf::from("/opt/ctrd-criu/criu");
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from("criu")
+    }
+}
+
+/// Pre-copy: pre-dumps while the counter runs, then a final dump holding only the changes since,
+/// restored. On a kernel without soft-dirty tracking the pre-dump is refused with an error that
+/// says so, and leaves nothing behind: both outcomes are checked, whichever this kernel gives.
+#[test]
+fn pre_dumps_carry_a_running_container_to_a_small_final_dump_or_say_why_not() {
+    let daemon = Daemon::start();
+    let bundle = counter_bundle(&daemon, "counter");
+    let bundle_arg = bundle.to_str().unwrap();
+    let id = unique_id("pre");
+    let mut events = daemon.events();
+    daemon.start_container(&id, &bundle);
+    wait_count_above(&bundle, 1);
+
+    let err = daemon
+        .client()
+        .checkpoint(CheckpointRequest {
+            namespace: DEFAULT_NAMESPACE.into(),
+            id: id.clone(),
+            name: "x".into(),
+            options: CheckpointOptions::default(),
+            exit: true,
+            pre_dump: true,
+            parent: None,
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidArgument), "{err}");
+    if !dirty_tracking() {
+        eprintln!("this kernel has no soft-dirty tracking: checking that pre-dumps are refused");
+        let err = ctr_err(
+            &daemon,
+            &["checkpoints", "create", "--pre-dump", &id, "pre1"],
+        );
+        assert!(err.contains("soft-dirty"), "{err}");
+        assert!(!bundle.join("checkpoints/pre1").exists());
+        assert_eq!(status_of(&daemon, &id), Some(Status::Running));
+        daemon.kill(&id, libc::SIGKILL);
+        return;
+    }
+    ctr_ok(
+        &daemon,
+        &["checkpoints", "create", "--pre-dump", &id, "pre1"],
+    );
+    ctr_ok(
+        &daemon,
+        &[
+            "checkpoints",
+            "create",
+            "--pre-dump",
+            "--parent",
+            "pre1",
+            &id,
+            "pre2",
+        ],
+    );
+    assert_eq!(status_of(&daemon, &id), Some(Status::Running));
+    ctr_ok(
+        &daemon,
+        &[
+            "checkpoints",
+            "create",
+            "--exit",
+            "--parent",
+            "pre2",
+            &id,
+            "final",
+        ],
+    );
+    events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
+    let last = count(&bundle).expect("the counter's last value");
+    let err = ctr_err(
+        &daemon,
+        &[
+            "containers",
+            "start",
+            "--checkpoint",
+            "pre2",
+            &id,
+            bundle_arg,
+        ],
+    );
+    assert!(err.contains("is a pre-dump"), "{err}");
+    ctr_ok(
+        &daemon,
+        &[
+            "containers",
+            "start",
+            "--checkpoint",
+            "final",
+            &id,
+            bundle_arg,
+        ],
+    );
+    assert_continues_from(&bundle, last);
+    let listed = daemon.client().checkpoints(DEFAULT_NAMESPACE, &id).unwrap();
+    let by_name = |n: &str| listed.iter().find(|c| c.name == n).unwrap();
+    assert!(by_name("pre1").pre_dump && by_name("pre2").pre_dump && !by_name("final").pre_dump);
+    assert_eq!(by_name("final").parent.as_deref(), Some("pre2"));
+    let err = ctr_err(&daemon, &["checkpoints", "delete", &id, "pre2"]);
+    assert!(
+        err.contains("is the parent of checkpoint \"final\""),
+        "{err}"
+    );
+    daemon.kill(&id, libc::SIGKILL);
+}
+
+/// A pre-dump holds memory only: restoring one is refused before runc is asked.
+#[test]
+fn a_pre_dump_is_not_restored() {
+    let daemon = Daemon::start();
+    let bundle = counter_bundle(&daemon, "counter");
+    let dir = bundle.join("checkpoints/pre");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("checkpoint.json"),
+        r#"{"name":"pre","options":{"tcp_established":false,"ext_unix_sk":false,"shell_job":false},
+            "exit":false,"created":1,"pre_dump":true,"parent":null}"#,
+    )
+    .unwrap();
+    let id = unique_id("pre-restore");
+    let mut request = start_request(&id, &bundle);
+    request.checkpoint = Some("pre".into());
+    let err = daemon.client().start(request).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::FailedPrecondition), "{err}");
+    assert!(err.to_string().contains("is a pre-dump"), "{err}");
+    assert!(status_of(&daemon, &id).is_none());
 }
 
 #[test]
@@ -565,6 +738,8 @@ fn a_paused_container_is_not_checkpointed_until_resumed() {
             name: "c1".into(),
             options: CheckpointOptions::default(),
             exit: false,
+            pre_dump: false,
+            parent: None,
         })
         .unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::FailedPrecondition), "{err}");

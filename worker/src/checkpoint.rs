@@ -18,6 +18,10 @@ pub struct CheckpointJob {
     pub options: CheckpointOptions,
     /// Stop the container once dumped.
     pub exit: bool,
+    /// A pre-dump (memory only; the container keeps running).
+    pub pre_dump: bool,
+    /// A pre-dump in the same bundle to build on.
+    pub parent: Option<CheckpointName>,
 }
 
 pub fn checkpoint_container(
@@ -32,5 +36,7 @@ pub fn checkpoint_container(
         name: &job.name,
         options: job.options,
         exit: job.exit,
+        pre_dump: job.pre_dump,
+        parent: job.parent.as_ref(),
     })
 }

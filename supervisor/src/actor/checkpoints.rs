@@ -216,6 +216,17 @@ impl Supervisor {
         self.accepting()?;
         let (namespace, id) = key(&req.namespace, &req.id)?;
         let name = CheckpointName::new(&req.name).map_err(|e| invalid(e.to_string()))?;
+        let parent = req
+            .parent
+            .as_deref()
+            .map(CheckpointName::new)
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?;
+        if req.pre_dump && req.exit {
+            return Err(invalid(
+                "a pre-dump leaves the container running: it cannot be taken with exit",
+            ));
+        }
         let (_, container) = self.find(&req.namespace, &req.id)?;
         let not = |what: &str| {
             Err(ErrorResponse::new(
@@ -248,6 +259,8 @@ impl Supervisor {
                 shell_job: req.options.shell,
             },
             exit: req.exit,
+            pre_dump: req.pre_dump,
+            parent,
         })
     }
 }

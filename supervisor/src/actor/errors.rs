@@ -27,6 +27,10 @@ pub fn error_kind(err: &RuntimeError) -> ErrorKind {
         // The request raced an exit or a kill: the container is no longer in the state the
         // actor saw when it took the request.
         RuntimeError::WrongState { .. } => ErrorKind::FailedPrecondition,
+        RuntimeError::PreDumpRestore { .. }
+        | RuntimeError::NotAPreDump { .. }
+        | RuntimeError::CheckpointInUse { .. }
+        | RuntimeError::NoDirtyTracking => ErrorKind::FailedPrecondition,
         RuntimeError::Spawn { .. }
         | RuntimeError::Failed { .. }
         | RuntimeError::TimedOut { .. }

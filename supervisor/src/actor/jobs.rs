@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use protocol::{ErrorResponse, Response, Status};
 use runtime::{
-    checkpoint, Bundle, Cgroup, CheckpointMeta, CheckpointName, ProcessName, ResourceUpdate, Runc,
-    RuntimeError,
+    checkpoint, Bundle, Cgroup, CheckpointMeta, CheckpointName, ListedCheckpoint, ProcessName,
+    ResourceUpdate, Runc, RuntimeError,
 };
 use tokio::sync::oneshot;
 use worker::pool::PoolClosed;
@@ -399,7 +399,7 @@ fn wait_for_output((namespace, id): &Key, relay: &Relay) {
     }
 }
 
-fn to_wire(meta: CheckpointMeta) -> protocol::CheckpointInfo {
+fn to_wire(ListedCheckpoint { meta, size }: ListedCheckpoint) -> protocol::CheckpointInfo {
     protocol::CheckpointInfo {
         name: meta.name,
         options: protocol::CheckpointOptions {
@@ -409,5 +409,8 @@ fn to_wire(meta: CheckpointMeta) -> protocol::CheckpointInfo {
         },
         exit: meta.exit,
         created: meta.created,
+        pre_dump: meta.pre_dump,
+        parent: meta.parent,
+        size,
     }
 }

@@ -244,6 +244,8 @@ impl Harness {
             options: job.options,
             exit: job.exit,
             created: 0,
+            pre_dump: job.pre_dump,
+            parent: None,
         };
         let key = (job.namespace, job.id);
         let msg = CheckpointDone {
@@ -477,6 +479,8 @@ fn an_init_exit_during_a_checkpoint_waits_for_the_checkpoint_event() {
             name: "cp1".into(),
             options: CheckpointOptions::default(),
             exit: true,
+            pre_dump: false,
+            parent: None,
         };
         h.actor.send(Checkpoint { req, reply }).await.unwrap();
         h.exit(INIT_PID, 0, 11).await;
