@@ -27,7 +27,8 @@ use worker::{Pool, Priority};
 
 use crate::access::{self, Access};
 use crate::actor::{
-    CloseSubscriptions, Exit, Flushed, HandOver, Settled, Shutdown, Supervisor, WaitEmpty,
+    CloseSubscriptions, Exit, Flushed, HandOver, KeeperSynced, Settled, Shutdown, Supervisor,
+    WaitEmpty,
 };
 use crate::cli::Args;
 use crate::journal::{self, Journal};
@@ -520,10 +521,11 @@ impl Serving {
     }
 }
 
-/// Moves the keeper's exits into the actor's mailbox, and its other news to
-/// [`Serving::until_stopped`]. Neither queue is bounded, nor needs to be: what passes here is
-/// one message per process the keeper reaped, never more than the keeper sends, and the
-/// actor takes each in microseconds.
+/// Moves the keeper's exits and its `Synced` into the actor's mailbox, in the order they came
+/// (recovery relies on it), and its other news to [`Serving::until_stopped`]. Neither queue is
+/// bounded, nor needs to be: what passes here is one message per process the keeper reaped
+/// (and one `Synced`), never more than the keeper sends, and the actor takes each in
+/// microseconds.
 fn forward_incoming(
     incoming: crossbeam_channel::Receiver<Incoming>,
     addr: Addr<Supervisor>,
@@ -535,6 +537,7 @@ fn forward_incoming(
             for message in incoming {
                 match message {
                     Incoming::Exit(exit) => addr.do_send(Exit(exit)),
+                    Incoming::Synced => addr.do_send(KeeperSynced),
                     Incoming::Handover => {
                         let _ = stop.send(Stop::HandOver);
                     }

@@ -102,6 +102,9 @@ pub struct Handshake {
 #[derive(Debug)]
 pub enum Incoming {
     Exit(ProcessExit),
+    /// The keeper's answer to [`KeeperLink::sync`]: every exit it reaped before it was asked
+    /// has come before this.
+    Synced,
     /// Exit without touching the containers: a new daemon takes over.
     Handover,
     /// The keeper is gone: no exit can be reaped or recorded any more.
@@ -172,6 +175,7 @@ impl KeeperLink {
                             None => this.ack(record.seq),
                         }
                     }
+                    Ok(Some((ToDaemon::Synced, _))) => on(Incoming::Synced),
                     Ok(Some((ToDaemon::Handover, _))) => on(Incoming::Handover),
                     Ok(Some((other, _))) => {
                         log::warn!("the keeper sent {other:?} after its replay; ignored");
@@ -217,6 +221,13 @@ impl KeeperLink {
     /// next daemon, which finds it in the journal.
     pub fn flushed(&self, within: Duration) -> bool {
         self.outbox.flushed(within)
+    }
+
+    /// Asks the keeper to answer [`Incoming::Synced`] once every exit it has reaped so far is
+    /// on its way (see [`crate::recovery`]). An error means the keeper is gone and the answer
+    /// will not come.
+    pub fn sync(&self) -> io::Result<()> {
+        self.outbox.tell(ToKeeper::Sync, Vec::new())
     }
 
     /// Sends or queues `message`; a keeper that is gone is the reader's to report.

@@ -6,12 +6,27 @@
 //! cannot race a recycled pid:
 //! - still running (or a zombie the keeper is about to reap): adopted, its exit to come as usual;
 //! - gone, with its exit among the keeper's: that exit reports it;
-//! - gone, with no exit anywhere: its status is lost (it ended while no keeper ran), reported as
-//!   unknown rather than invented;
+//! - gone, with no exit in the replay: unaccounted for, until the keeper has synced (below);
 //! - running but no longer the keeper's child (the keeper died and it was re-parented): adopted,
 //!   and watched through its pidfd, since its status will go to another process;
 //! - already reported (its exit is in the journal; the daemon died before removing the record):
 //!   only its record goes.
+//!
+//! The replay is what the keeper had logged when it started this daemon; whatever it reaps
+//! later comes live on the link, so a process can end, be reaped and be found gone here while
+//! its exit is on its way, or it can have ended while no keeper ran (its status then went to
+//! another process and is lost). Which of the two is settled by asking, not by timing: once every
+//! process is checked, recovery sends the keeper a `Sync`, and the keeper answers `Synced`
+//! behind every exit it has reaped so far. That answer follows the exit of every process found
+//! gone here that the keeper reaped: the process was reaped before it was found gone, so before
+//! the `Sync` was sent and read, and the keeper (one thread) queues a reap pass's exits before
+//! it reads its socket again. The link, the reader thread and the actor's mailbox keep that
+//! order, so by the time the actor handles `Synced` ([`crate::actor::KeeperSynced`]), the true
+//! exit of each unaccounted process the keeper reaped has been claimed by its adopted container;
+//! one whose exit has not come can only have ended while no keeper ran, and is reported with an
+//! unknown status, never an invented one. This holds whatever the timing, across a crash of the
+//! daemon and across an upgrade (the re-executed keeper is the same process, and both replay
+//! and `Sync` are the current keeper's).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
@@ -31,7 +46,8 @@ const ENDED_WITHOUT_KEEPER: &str =
 /// A container taken over, with the processes of it that still run.
 pub struct Adopted {
     pub record: ContainerRecord,
-    /// `None` when the init has exited; its exit is among [`Recovery::exits`].
+    /// `None` when the init has exited: its exit is among [`Recovery::exits`], or comes from the
+    /// keeper before its `Synced`, or else is among [`Recovery::unaccounted`].
     pub init: Option<PidFd>,
     pub execs: BTreeMap<ProcessName, (ProcessRecord, Option<PidFd>)>,
     pub cgroup: Option<Cgroup>,
@@ -42,9 +58,11 @@ pub struct Adopted {
 /// What the new daemon's actor starts from.
 pub struct Recovery {
     pub containers: Vec<Adopted>,
-    /// The keeper's replayed exits, then the unknown exits of processes found gone: handled once
-    /// the containers are in place.
+    /// The keeper's replayed exits: handled once the containers are in place.
     pub exits: Vec<ProcessExit>,
+    /// The unknown exits of processes found gone with no exit in the replay: each stands only if
+    /// the keeper's `Synced` comes with no true exit of that process before it.
+    pub unaccounted: Vec<ProcessExit>,
     /// Processes no keeper will reap: their exit is seen through these pidfds.
     pub orphans: Vec<(PidFd, Option<u64>)>,
 }
@@ -79,6 +97,7 @@ pub fn recover(
     let mut recovery = Recovery {
         containers: Vec::new(),
         exits,
+        unaccounted: Vec::new(),
         orphans: Vec::new(),
     };
     let check = |process: &ProcessRecord, recovery: &mut Recovery| -> Option<PidFd> {
@@ -94,7 +113,7 @@ pub fn recover(
             }
             None => {
                 if !logged.contains(&(process.pid, process.start_time)) {
-                    recovery.exits.push(ProcessExit {
+                    recovery.unaccounted.push(ProcessExit {
                         pid: process.pid,
                         start_time: process.start_time,
                         outcome: Outcome::Unknown(ENDED_WITHOUT_KEEPER),
@@ -180,6 +199,15 @@ pub fn recover(
     }
     for token in outputs.into_keys() {
         keeper.release(token);
+    }
+    // Only now: the answer must follow the exit of every process found gone above.
+    if let Err(e) = keeper.sync() {
+        log::warn!(
+            "cannot ask the keeper for the exits it reaped during recovery: {e}; {} process(es) \
+             found gone are reported with an unknown status",
+            recovery.unaccounted.len()
+        );
+        recovery.exits.append(&mut recovery.unaccounted);
     }
     recovery
 }

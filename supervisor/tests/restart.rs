@@ -435,3 +435,170 @@ fn upgrade_keeps_every_container_and_event() {
     events.wait_for(95, |e| e.kind == EventKind::Exit);
     daemon.wait_until_empty("every container gone");
 }
+
+/// Holds a new daemon's recovery where it reads the container records: a FIFO named like a
+/// record blocks that read until the test lets go. By then the daemon has its keeper's replay and
+/// has checked no process yet, so whatever the keeper reaps meanwhile falls between the two, as
+/// it does by chance around any restart (the keeper starts the new daemon 100 ms after a crash;
+/// an upgrade takes as long).
+struct RecoveryHold {
+    fifo: std::path::PathBuf,
+    writer: Option<std::fs::File>,
+}
+
+impl RecoveryHold {
+    /// Puts the FIFO among the records; the next daemon to start stops on it.
+    fn prepare(daemon: &Daemon) -> RecoveryHold {
+        let dir = daemon.state.join(DEFAULT_NAMESPACE);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join(format!("{}@1.json", unique_id("hold")));
+        let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) reads a NUL-terminated path that outlives the call.
+        let made = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
+        assert_eq!(made, 0, "mkfifo: {}", std::io::Error::last_os_error());
+        RecoveryHold { fifo, writer: None }
+    }
+
+    /// Returns once a daemon's recovery has opened the FIFO (a non-blocking open for writing
+    /// fails until a reader has it open), and takes its name away so that no later recovery
+    /// stops on it.
+    fn wait_held(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let writer = wait_until("a new daemon's recovery to read the records", || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&self.fifo)
+                .ok()
+        });
+        std::fs::remove_file(&self.fifo).unwrap();
+        self.writer = Some(writer);
+    }
+
+    /// Lets the recovery go on: it reads an empty record, logs it as unreadable and checks the
+    /// processes.
+    fn release(mut self) {
+        assert!(self.writer.take().is_some(), "the recovery was never held");
+    }
+}
+
+/// How the daemon is replaced in a round of [`exits_around_a_restart_keep_their_status`].
+#[derive(Debug, Clone, Copy)]
+enum Replace {
+    Crash,
+    Upgrade,
+}
+
+/// Containers exit in the moments around a restart, before, during and after the new daemon's
+/// recovery (the moment after its keeper's replay and before its check of each process is held
+/// open, so exits certainly fall there): every exit is reported once with its true status, never
+/// as unknown, after a crash of the daemon and after an upgrade, which re-executes the keeper.
+#[test]
+fn exits_around_a_restart_keep_their_status() {
+    let daemon = Daemon::start();
+    let bundle = trapping_bundle(&daemon);
+    for replace in [
+        Replace::Crash,
+        Replace::Upgrade,
+        Replace::Crash,
+        Replace::Upgrade,
+    ] {
+        exits_around(&daemon, &bundle, replace);
+    }
+    let log = daemon.log();
+    assert!(!log.contains("unknown status"), "{log}");
+}
+
+/// One round: 20 containers, two of them with an exec; 4 inits exit as the daemon goes, 12
+/// inits and the 2 execs while the new daemon's recovery is held, the last 4 inits right after.
+fn exits_around(daemon: &Daemon, bundle: &std::path::Path, replace: Replace) {
+    const EXEC: &str = "worker";
+    let ids: Vec<String> = (0..20).map(|_| unique_id("around")).collect();
+    let pids: Vec<u32> = ids
+        .iter()
+        .map(|id| daemon.start_container(id, bundle))
+        .collect();
+    let exec_script = "trap 'exit 9' USR1; while :; do sleep 1000 & wait; done";
+    let exec_pids: Vec<u32> = ids[16..18]
+        .iter()
+        .map(|id| {
+            let request = exec_request(id, EXEC, &["sh", "-c", exec_script]);
+            daemon.client().exec(request).unwrap()
+        })
+        .collect();
+    let last_seq = events_since(daemon, 0)
+        .last()
+        .map_or(0, |e| e["seq"].as_u64().unwrap());
+    let exit_init = |i: usize| signal_pid(pids[i], SIGNALS[i % SIGNALS.len()]);
+
+    let mut hold = RecoveryHold::prepare(daemon);
+    let old = daemon.info();
+    let upgrade = match replace {
+        Replace::Crash => {
+            signal_pid(old.pid, libc::SIGKILL);
+            None
+        }
+        Replace::Upgrade => {
+            let mut upgrade = Command::new(env!("CARGO_BIN_EXE_ctrd"));
+            upgrade.arg("upgrade").arg("--address").arg(&daemon.socket);
+            Some(std::thread::spawn(move || upgrade.output().unwrap()))
+        }
+    };
+    (0..4).for_each(exit_init);
+    hold.wait_held();
+    (4..16).for_each(exit_init);
+    for pid in &exec_pids {
+        signal_pid(*pid, libc::SIGUSR1);
+    }
+    for pid in pids[4..16].iter().chain(&exec_pids) {
+        wait_until("the keeper to reap an exit while recovery is held", || {
+            (!process_exists(*pid)).then_some(())
+        });
+    }
+    hold.release();
+    (16..20).for_each(exit_init);
+
+    if let Some(upgrade) = upgrade {
+        let output = upgrade.join().unwrap();
+        assert!(output.status.success(), "{replace:?}: {output:?}");
+    }
+    let new = wait_until("the new daemon", || {
+        daemon.client().info().ok().filter(|i| i.pid != old.pid)
+    });
+    assert_eq!(new.keeper_pid, old.keeper_pid, "{replace:?}");
+
+    let mut want: BTreeMap<(String, String), Option<i64>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let status = 71 + (i % SIGNALS.len()) as i64;
+            ((id.clone(), "init".to_string()), Some(status))
+        })
+        .collect();
+    for id in &ids[16..18] {
+        want.insert((id.clone(), EXEC.to_string()), Some(9));
+    }
+    let exits = wait_until("every exit of the round", || {
+        let exits: Vec<serde_json::Value> = events_since(daemon, last_seq)
+            .into_iter()
+            .filter(|e| e["type"] == "exit")
+            .collect();
+        (exits.len() >= want.len()).then_some(exits)
+    });
+    let got: BTreeMap<(String, String), Option<i64>> = exits
+        .iter()
+        .map(|e| {
+            let key = (
+                e["id"].as_str().unwrap().to_string(),
+                e["process"].as_str().unwrap().to_string(),
+            );
+            (key, e["status"].as_i64())
+        })
+        .collect();
+    assert_eq!(exits.len(), want.len(), "{replace:?}: an exit repeated");
+    assert_eq!(
+        got, want,
+        "{replace:?}: an exit lost or with a wrong status"
+    );
+    daemon.wait_until_empty("every container of the round gone");
+}

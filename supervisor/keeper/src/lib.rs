@@ -655,6 +655,9 @@ fn handle(
             outputs.remove(&token);
         }
         ToKeeper::Ack { seq } => exits.ack(seq),
+        // A reap pass queues its whole batch before the loop reads the socket again, so every
+        // exit reaped before this message was read is already in the outbox ahead of the answer.
+        ToKeeper::Sync => daemon.outbox.push_back((ToDaemon::Synced, Vec::new())),
     }
 }
 

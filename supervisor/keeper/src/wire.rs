@@ -60,6 +60,9 @@ pub enum ToDaemon {
     },
     Exit(ExitRecord),
     ReplayDone,
+    /// The answer to [`ToKeeper::Sync`]: every exit the keeper reaped before it read the `Sync`
+    /// precedes this message on the socket.
+    Synced,
     /// Finish what is in flight, end the streams and exit 0 without touching a container:
     /// the keeper starts a new daemon (from the binary on disk) in its place.
     Handover,
@@ -77,6 +80,10 @@ pub enum ToKeeper {
     Release { token: String },
     /// The exit numbered `seq` is in the event journal (or was no container's): forget it.
     Ack { seq: u64 },
+    /// Answer `Synced`. A new daemon asks once it has checked each recorded process: an exit the
+    /// keeper reaped after building the replay comes live, and this tells the daemon when every
+    /// exit of a process it found gone has come, if the keeper reaped it at all.
+    Sync,
 }
 
 /// Sends `message` with `fds` attached. On a non-blocking socket a full buffer is

@@ -1,5 +1,7 @@
 //! The actor's side of a recovery: the containers [`crate::recovery`] found take their place
-//! in the actor's state, then the exits found with them are handled like any other.
+//! in the actor's state, then the exits found with them are handled like any other. The
+//! processes recovery found gone with no exit wait for the keeper's [`KeeperSynced`]: a true
+//! exit that comes before it is claimed as usual, and only the rest are reported as unknown.
 
 use std::time::Instant;
 
@@ -14,6 +16,12 @@ use crate::container::{Container, ContainerPhase, Exec, ExecPhase};
 use crate::keeper_link::{Outcome, ProcessExit};
 use crate::recovery::{Adopted, Recovery};
 
+/// The keeper has sent every exit it reaped before recovery finished checking the processes
+/// (see [`crate::recovery`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KeeperSynced;
+
 /// Why the status of a process watched through its pidfd is unknown.
 const REPARENTED: &str = "it was no longer a child of the keeper (an earlier keeper was \
      killed), so its status went to another process";
@@ -23,8 +31,10 @@ impl Supervisor {
         let Recovery {
             containers,
             exits,
+            unaccounted,
             orphans,
         } = recovery;
+        self.unaccounted = unaccounted;
         self.recovered = containers.len() as u64;
         for adopted in containers {
             self.adopt_container(adopted);
@@ -105,6 +115,24 @@ impl Supervisor {
             execs,
         };
         self.containers.insert(key, container);
+    }
+}
+
+impl Handler<KeeperSynced> for Supervisor {
+    type Result = ();
+
+    /// Reports, with an unknown status, each process recovery found gone whose true exit has not
+    /// come: it ended while no keeper ran.
+    fn handle(&mut self, _: KeeperSynced, ctx: &mut Context<Self>) {
+        for exit in std::mem::take(&mut self.unaccounted) {
+            let awaited = self
+                .by_pid
+                .get(&exit.pid)
+                .is_some_and(|(key, member)| self.is_same_process(key, member, exit.start_time));
+            if awaited {
+                <Self as Handler<Exit>>::handle(self, Exit(exit), ctx);
+            }
+        }
     }
 }
 

@@ -493,7 +493,12 @@ impl Supervisor {
 
     /// Whether an exit with this start time can be the process `member` of `key`: a pid seen
     /// again with another start time is another process (a stale exit replayed by the keeper).
-    fn is_same_process(&self, key: &Key, member: &Member, start_time: Option<u64>) -> bool {
+    pub(super) fn is_same_process(
+        &self,
+        key: &Key,
+        member: &Member,
+        start_time: Option<u64>,
+    ) -> bool {
         let Some(container) = self.containers.get(key) else {
             return false;
         };

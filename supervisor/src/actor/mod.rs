@@ -20,7 +20,8 @@
 //!   the state dump's [`Dump`](crate::dump::Dump), [`Subscribe`], [`Wait`];
 //! - [`stopping`]: [`Shutdown`], [`WaitEmpty`], [`HandOver`], [`Settled`], [`Flushed`],
 //!   [`CloseSubscriptions`], and why new work is refused;
-//! - [`adopt`]: the containers an earlier daemon left, taken over at start;
+//! - [`adopt`]: the containers an earlier daemon left, taken over at start, and the keeper's
+//!   [`KeeperSynced`] that settles the exits recovery could not find;
 //! - [`errors`]: the one mapping from a runtime error to the client's error kind, and the
 //!   checks of a request's names and paths;
 //! - [`jobs`] and [`keeper`]: the actor's two edges, the worker pool and the keeper, each
@@ -40,6 +41,7 @@ mod supervisor;
 #[cfg(test)]
 mod tests;
 
+pub use adopt::KeeperSynced;
 pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
 pub use control::{Pause, Resume, Update};
 pub use exec::{AddProcess, KillProcess, Resize};

@@ -61,6 +61,9 @@ pub struct Supervisor {
     pub(super) keeper: Arc<dyn Keeper>,
     /// Containers taken over from an earlier daemon at start-up.
     pub(super) recovered: u64,
+    /// The unknown exits of recovered processes found gone with no exit in the keeper's replay,
+    /// until the keeper's [`super::adopt::KeeperSynced`] says whether their true exits came.
+    pub(super) unaccounted: Vec<ProcessExit>,
     /// A new daemon is taking over: requests that would start work are refused.
     pub(super) handing_over: bool,
     /// What an earlier daemon left, taken over when the actor starts.
@@ -109,6 +112,7 @@ impl Supervisor {
             drops_seen: 0,
             keeper,
             recovered: 0,
+            unaccounted: Vec::new(),
             handing_over: false,
             recovery: None,
         }

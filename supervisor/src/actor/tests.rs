@@ -21,12 +21,13 @@ use worker::{Execed, StartedContainer};
 use super::jobs::{CheckpointDone, ControlDone, Deleted, ExecDone, Job, Load, StartDone, Workers};
 use super::keeper::Keeper;
 use super::{
-    AddProcess, Checkpoint, Exit, Flushed, HandOver, Pause, Resume, Start, Subscribe, Supervisor,
-    Wait,
+    AddProcess, Checkpoint, Exit, Flushed, HandOver, KeeperSynced, Pause, Resume, Start, Subscribe,
+    Supervisor, Wait,
 };
 use crate::journal::Journal;
 use crate::keeper_link::{Outcome, ProcessExit};
 use crate::metrics::telemetry::StartTiming;
+use crate::recovery::{Adopted, Recovery};
 
 /// How long a test waits for an answer that must come; reached only when the actor is wrong.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -85,6 +86,11 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Harness {
+        Harness::recovering(None).await
+    }
+
+    /// An actor that starts by taking over what `recovery` found, if anything.
+    async fn recovering(recovery: Option<Recovery>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let (journal, opened) = Journal::open(&dir.path().join("events"), 1 << 20, 1024).unwrap();
         let jobs = HeldJobs::default();
@@ -96,7 +102,11 @@ impl Harness {
             opened.last_seq,
             keeper.clone(),
         )
-        .oom_notify(false)
+        .oom_notify(false);
+        let actor = match recovery {
+            Some(recovery) => actor.recover(recovery),
+            None => actor,
+        }
         .start();
         let (registered, registration) = oneshot::channel();
         let subscribe = Subscribe {
@@ -656,5 +666,77 @@ fn a_pause_or_resume_racing_a_kill_or_an_exit_is_a_precondition_or_not_found() {
 
         let (events, _) = h.journaled().await;
         assert_eq!(events, ["start-container init", "pause init"]);
+    });
+}
+
+/// A container recovery took over whose init had already ended: no process, no pipes.
+fn adopted_gone(id: &str, pid: u32) -> Adopted {
+    let record = runtime::ContainerRecord {
+        namespace: "default".into(),
+        id: id.into(),
+        bundle: format!("/bundles/{id}"),
+        labels: Default::default(),
+        stdout: "/dev/null".into(),
+        stderr: "/dev/null".into(),
+        created: 1,
+        init: runtime::ProcessRecord {
+            pid,
+            start_time: Some(1000 + u64::from(pid)),
+            args: vec!["/bin/sleep".into()],
+        },
+        relayed: false,
+        execs: Default::default(),
+    };
+    Adopted {
+        record,
+        init: None,
+        execs: Default::default(),
+        cgroup: None,
+        paused: false,
+        relay: None,
+    }
+}
+
+#[test]
+fn a_process_found_gone_takes_the_exit_that_comes_before_the_keeper_syncs() {
+    in_system(async {
+        let unaccounted = |pid: u32| ProcessExit {
+            pid,
+            start_time: Some(1000 + u64::from(pid)),
+            outcome: Outcome::Unknown("it ended while no keeper ran"),
+            reaped_at: Instant::now(),
+            ack: None,
+        };
+        let recovery = Recovery {
+            containers: vec![adopted_gone("reaped", 100), adopted_gone("lost", 101)],
+            exits: Vec::new(),
+            unaccounted: vec![unaccounted(100), unaccounted(101)],
+            orphans: Vec::new(),
+        };
+        let mut h = Harness::recovering(Some(recovery)).await;
+        // The keeper reaped 100 after its replay: its exit comes live, before the answer.
+        let live = ProcessExit {
+            pid: 100,
+            start_time: Some(1100),
+            outcome: Outcome::Status(ExitStatus::Exited(41)),
+            reaped_at: Instant::now(),
+            ack: Some(9),
+        };
+        h.actor.send(Exit(live)).await.unwrap();
+        h.actor.send(KeeperSynced).await.unwrap();
+        h.complete_delete().await;
+        h.complete_delete().await;
+        h.no_job();
+        let (reply, flushed) = oneshot::channel();
+        h.actor.send(Flushed { reply }).await.unwrap();
+        flushed.await.unwrap();
+        let mut exits = Vec::new();
+        while let Ok(event) = h.events.try_recv() {
+            exits.push((event.kind.to_string(), event.id, event.status));
+        }
+        exits.sort();
+        let exit = |id: &str, status| ("exit".to_string(), id.to_string(), status);
+        assert_eq!(exits, [exit("lost", None), exit("reaped", Some(41))]);
+        assert_eq!(*h.keeper.acks.lock().unwrap(), [9]);
     });
 }

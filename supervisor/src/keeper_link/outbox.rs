@@ -10,7 +10,7 @@
 //! # Why the outbox is bounded
 //!
 //! Only the daemon's own bookkeeping goes in, never something a client can add at will:
-//! - `Ready`: once;
+//! - `Ready` and `Sync`: once each;
 //! - `Ack`: one per exit the keeper sent this daemon. The keeper is one thread: while it does
 //!   not read it sends nothing either, so the acknowledgements waiting are at most the exits it
 //!   sent before it stalled, which it still holds itself as unacknowledged;
@@ -107,7 +107,7 @@ impl Outbox {
                     return Ok(());
                 }
             }
-            ToKeeper::Ready | ToKeeper::Ack { .. } => {}
+            ToKeeper::Ready | ToKeeper::Ack { .. } | ToKeeper::Sync => {}
         }
         if queue.messages.is_empty() {
             match self.send(&message, &fds) {
