@@ -34,7 +34,7 @@ use crate::cli::Args;
 use crate::journal::{self, Journal};
 use crate::keeper_link::{Handshake, Incoming, KeeperLink, LinkError};
 use crate::notify::Notifier;
-use crate::server::{self, Limits};
+use crate::server::{self, ConnectionLimits};
 use crate::{dump, metrics, priority, recovery, socket};
 use keeper::handoff::{inherited_fd, BadInheritedFd};
 use keeper::wire::LISTEN_FD_ENV;
@@ -318,7 +318,7 @@ impl Daemon {
         let server = actix_rt::spawn(server::serve(
             listener,
             addr.clone(),
-            Limits {
+            ConnectionLimits {
                 max_frame: args.max_frame_size,
                 idle_timeout: args.idle_timeout,
                 max_connections: args.max_connections as usize,

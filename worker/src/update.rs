@@ -4,7 +4,7 @@
 //! refuses: a memory limit below usage fails only after the cpuset and CPU files were written.
 //! So the limits are read before; if runc fails and some changed, the changed ones are put back.
 
-use runtime::cgroup::Limits;
+use runtime::cgroup::CgroupLimits;
 use runtime::{Cgroup, ContainerId, Namespace, ResourceUpdate, Runc, RuntimeError};
 
 /// Runs `runc update`; on failure, restores whatever it changed before failing.
@@ -46,7 +46,7 @@ pub fn update_container(
 
 /// The update that takes `after` back to `before`, naming only what differs; an unlimited
 /// value is runc's -1.
-fn restoring(before: &Limits, after: &Limits) -> ResourceUpdate {
+fn restoring(before: &CgroupLimits, after: &CgroupLimits) -> ResourceUpdate {
     fn changed<T: PartialEq + Clone>(before: &T, after: &T) -> Option<T> {
         (before != after).then(|| before.clone())
     }
@@ -69,15 +69,15 @@ mod tests {
 
     #[test]
     fn restores_only_what_changed_with_unlimited_as_minus_one() {
-        let before = Limits {
+        let before = CgroupLimits {
             memory: None,
             cpu_quota: None,
             cpu_period: Some(100_000),
             cpuset_cpus: Some("0-1".into()),
             pids: None,
-            ..Limits::default()
+            ..CgroupLimits::default()
         };
-        let after = Limits {
+        let after = CgroupLimits {
             cpu_quota: Some(20_000),
             cpuset_cpus: Some("0".into()),
             pids: Some(7),

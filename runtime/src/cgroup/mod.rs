@@ -104,7 +104,7 @@ pub struct IoStats {
 /// The resource limits in force, as `runc update` names them; `None` means unlimited or not
 /// available on this host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Limits {
+pub struct CgroupLimits {
     pub memory: Option<u64>,
     /// Memory plus swap, as runc's `--memory-swap` means it.
     pub memory_swap: Option<u64>,
@@ -188,7 +188,7 @@ impl Cgroup {
         }
     }
 
-    pub fn limits(&self) -> Result<Limits, CgroupError> {
+    pub fn limits(&self) -> Result<CgroupLimits, CgroupError> {
         match self {
             Cgroup::V1(paths) => v1::limits(paths),
             Cgroup::V2(dir) => v2::limits(dir),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::parse::{self, keyed, read_optional, read_optional_u64, read_u64, v1_limit};
-use super::{CgroupError, CpuStats, IoStats, Limits, MemoryStats, PidsStats, Stats};
+use super::{CgroupError, CgroupLimits, CpuStats, IoStats, MemoryStats, PidsStats, Stats};
 
 /// The container's directory in each v1 hierarchy it is in, by controller name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,7 +140,7 @@ fn parse_io_service_bytes(path: &Path, content: &str) -> Result<IoStats, CgroupE
     Ok(stats)
 }
 
-pub fn limits(paths: &V1Paths) -> Result<Limits, CgroupError> {
+pub fn limits(paths: &V1Paths) -> Result<CgroupLimits, CgroupError> {
     let u64_file = |controller, name| match paths.optional(controller, name) {
         Some(path) => read_optional_u64(&path),
         None => Ok(None),
@@ -173,7 +173,7 @@ pub fn limits(paths: &V1Paths) -> Result<Limits, CgroupError> {
         Some(weight) => Some(weight),
         None => u64_file("blkio", "blkio.bfq.weight")?,
     };
-    Ok(Limits {
+    Ok(CgroupLimits {
         memory: u64_file("memory", "memory.limit_in_bytes")?.and_then(v1_limit),
         memory_swap: u64_file("memory", "memory.memsw.limit_in_bytes")?.and_then(v1_limit),
         cpu_shares: u64_file("cpu", "cpu.shares")?,

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::parse::{self, keyed, max_or_u64, read_optional, read_optional_u64};
-use super::{CgroupError, CpuStats, IoStats, Limits, MemoryStats, PidsStats, Stats};
+use super::{CgroupError, CgroupLimits, CpuStats, IoStats, MemoryStats, PidsStats, Stats};
 
 pub fn stats(dir: &Path) -> Result<Stats, CgroupError> {
     Ok(Stats {
@@ -78,7 +78,7 @@ fn io(dir: &Path) -> Result<IoStats, CgroupError> {
     Ok(stats)
 }
 
-pub fn limits(dir: &Path) -> Result<Limits, CgroupError> {
+pub fn limits(dir: &Path) -> Result<CgroupLimits, CgroupError> {
     let max_file = |name: &str| -> Result<Option<u64>, CgroupError> {
         let path = dir.join(name);
         match read_optional(&path)? {
@@ -103,7 +103,7 @@ pub fn limits(dir: &Path) -> Result<Limits, CgroupError> {
         Some(content) => keyed(&dir.join("io.bfq.weight"), &content, "default")?,
         None => None,
     };
-    Ok(Limits {
+    Ok(CgroupLimits {
         memory,
         memory_swap,
         cpu_shares: None,
@@ -228,7 +228,7 @@ mod tests {
         let limits = limits(dir.path()).unwrap();
         assert_eq!(
             limits,
-            Limits {
+            CgroupLimits {
                 memory: Some(64 << 20),
                 memory_swap: Some(64 << 20),
                 cpu_shares: None,

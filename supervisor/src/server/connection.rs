@@ -22,7 +22,7 @@ const INITIAL_BUFFER: usize = 4 * 1024;
 
 /// What every connection is held to.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct ConnectionLimits {
     pub max_frame: usize,
     /// How long a connection may stay silent before a request (the hello included); event
     /// streams are exempt, since listening is all a subscriber does.
@@ -36,11 +36,11 @@ pub struct Connection {
     wr: OwnedWriteHalf,
     /// Bytes read but not yet taken as a frame.
     buffer: Vec<u8>,
-    limits: Limits,
+    limits: ConnectionLimits,
 }
 
 impl Connection {
-    pub fn new(stream: UnixStream, limits: Limits) -> Connection {
+    pub fn new(stream: UnixStream, limits: ConnectionLimits) -> Connection {
         let (rd, wr) = stream.into_split();
         Connection {
             rd,

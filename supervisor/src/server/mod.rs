@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::access::Access;
 use crate::actor::Supervisor;
 use connection::Connection;
-pub use connection::Limits;
+pub use connection::ConnectionLimits;
 use dispatch::Answer;
 
 /// How many turned-away connections are answered at once (each is read and written once, and
@@ -48,7 +48,7 @@ pub type DrainGuard = mpsc::Sender<()>;
 pub async fn serve(
     listener: UnixListener,
     supervisor: Addr<Supervisor>,
-    limits: Limits,
+    limits: ConnectionLimits,
     access: Access,
     drain: DrainGuard,
 ) {
@@ -104,7 +104,7 @@ pub async fn serve(
 /// Answers a connection that will not be served: the handshake, so the client can read what
 /// follows, then one error frame as the answer to its first request (read first, so the client's
 /// write of it does not meet a closed socket).
-async fn turn_away(stream: UnixStream, limits: Limits, kind: ErrorKind, why: String) {
+async fn turn_away(stream: UnixStream, limits: ConnectionLimits, kind: ErrorKind, why: String) {
     let mut connection = Connection::new(stream, limits);
     if let Ok(Some(_)) = connection.read::<Hello>().await {
         let _ = connection.write(&Hello::ours()).await;
