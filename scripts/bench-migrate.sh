@@ -77,7 +77,7 @@ run() { # run MODE-NAME MIGRATE-OPTIONS...
     "$repo/scripts/make-bundle.sh" "$bundle" sh -c "$init"
     sed -i 's/"readonly": true/"readonly": false/' "$bundle/config.json"
     "$repo/scripts/copy-binaries.sh" "$bundle/rootfs" redis-server redis-cli
-    "$bin/ctr" --address "$src" containers start "$id" "$bundle"
+    "$bin/ctr" --address "$src" containers start --quiet "$id" "$bundle"
     deadline "$id to hold $mib MiB" test -e "$bundle/rootfs/populated"
     line=$(CTR=$bin/ctr "$repo/scripts/migrate.sh" "$@" "$src" "$dst" "$id" "$work/moved/$mode")
     echo "$mode: $line"

@@ -121,7 +121,7 @@ ctr() { "$bin/ctr" --address "$sock" -n density "$@"; }
 export -f ctr
 export bin sock
 seq "$count" | sed "s/^/dense-$$-/" \
-    | xargs -P "$concurrency" -I{} bash -c 'ctr containers start {} "$1"' _ "$work/bundle"
+    | xargs -P "$concurrency" -I{} bash -c 'ctr containers start --quiet {} "$1"' _ "$work/bundle"
 now_ns() { date +%s%N; }
 list_us=()
 for _ in $(seq 20); do

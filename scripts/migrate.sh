@@ -125,7 +125,7 @@ if copying; then
     fi
 fi
 t2=$EPOCHREALTIME
-if ! "$ctr" --address "$dst" containers start --checkpoint "$name" "$id" "$dst_bundle"; then
+if ! "$ctr" --address "$dst" containers start --quiet --checkpoint "$name" "$id" "$dst_bundle"; then
     die "restore on $dst failed; $restore_hint"
 fi
 t3=$EPOCHREALTIME

@@ -94,9 +94,13 @@ fn list_table(containers: &[Container]) -> String {
     table.render()
 }
 
-/// Prints nothing on success, so scripts can chain on the exit code alone.
-pub fn start(global: &Global, args: &StartArgs) -> Result<(), Error> {
+/// Prints the id once the container runs, as `docker start` does, so a script can pipe it on;
+/// with `--quiet`, nothing.
+pub fn start(global: &Global, args: &StartArgs, out: &mut impl Write) -> Result<(), Error> {
     global.connect()?.start(start_request(global, args)?)?;
+    if !args.quiet {
+        writeln!(out, "{}", args.id)?;
+    }
     Ok(())
 }
 

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use protocol::{ClientError, ErrorKind, FilterError};
 
+/// The exit code of ctr's own failures, usage errors included: docker's 125, so that a script can
+/// tell them from the status of a process that ctr passes on (`containers wait`, attached `start`
+/// and `exec`), which is often 1 and never 125 unless the process chose it.
+pub const FAILURE: u8 = 125;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The daemon refused, or could not be reached or understood.
@@ -47,8 +52,6 @@ pub enum Error {
     ManPages { dir: PathBuf, source: io::Error },
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("{0} is required")]
-    Missing(&'static str),
     #[error("--tty needs --attach: a terminal is only of use to an attached client")]
     TtyNeedsAttach,
     #[error("{op} fifo {path}: {source}")]
@@ -87,15 +90,15 @@ impl Error {
     }
 
     /// ctr's exit code for this failure: a command that could not be run in a container exits as
-    /// a shell does (127 not found, 126 not executable), anything else 1.
+    /// a shell does (127 not found, 126 not executable), anything else [`FAILURE`].
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Client(e) => match e.kind() {
                 Some(ErrorKind::CommandNotFound) => 127,
                 Some(ErrorKind::CommandNotExecutable) => 126,
-                _ => 1,
+                _ => FAILURE,
             },
-            _ => 1,
+            _ => FAILURE,
         }
     }
 }

@@ -15,8 +15,7 @@ use crate::{ExecArgs, Global};
 const INIT: &str = "init";
 
 pub fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode, Error> {
-    let id = args.id.clone().ok_or(Error::Missing("--id ID"))?;
-    let name = args.pid.clone().ok_or(Error::Missing("--pid NAME"))?;
+    let (id, name) = (args.id.clone(), args.pid.clone());
     let mut request = ExecRequest {
         namespace: global.namespace.clone(),
         id: id.clone(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, CommandFactory, FromArgMatches};
 use clap_complete::Shell;
 
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::Cli;
 
 #[derive(Debug, Args)]
@@ -35,20 +35,35 @@ pub fn parse_command_line() -> Cli {
                 .required(true)
                 .value_parser(clap::value_parser!(PathBuf)),
         );
-    let matches = Cli::command().subcommand(man_command).get_matches();
+    let matches = Cli::command()
+        .subcommand(man_command)
+        .try_get_matches()
+        .unwrap_or_else(|err| exit_on(err));
     if let Some((MAN, args)) = matches.subcommand() {
         if let Some(dir) = args.get_one::<PathBuf>(MAN_DIR) {
             let code = match man(dir) {
                 Ok(()) => 0,
                 Err(err) => {
                     eprintln!("ctr: {err}");
-                    1
+                    error::FAILURE
                 }
             };
-            std::process::exit(code);
+            std::process::exit(code.into());
         }
     }
-    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| exit_on(err))
+}
+
+/// `--help` and `--version` print and exit 0 as clap has them do; a usage error is reported as
+/// clap words it (what is wrong, the usage line, a pointer to `--help`), but exits
+/// [`error::FAILURE`] instead of clap's 2, which a process ctr waits for may well exit with.
+fn exit_on(err: clap::Error) -> ! {
+    if !err.use_stderr() {
+        err.exit();
+    }
+    // Nothing is left to report a failure to write the report to.
+    let _ = err.print();
+    std::process::exit(error::FAILURE.into())
 }
 
 /// Writes the completion script for `shell`; sourcing it completes ctr's commands and flags.

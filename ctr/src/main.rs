@@ -1,8 +1,9 @@
 //! `ctr`: the command-line client of `ctrd`.
 //!
 //! This file owns the command line (clap definitions), dispatch and error reporting: every
-//! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 1
-//! (126 or 127 for a command that could not be run in a container). The commands live in
+//! failure is reported here, once, as a single `ctr: <message>` line on stderr with exit code 125
+//! ([`error::FAILURE`]; 126 or 127 for a command that could not be run in a container), so that
+//! it never reads as the status of a process ctr passes on. The commands live in
 //! [`containers`], [`control`], [`stats`], [`checkpoints`], [`exec`], [`logs`], [`events`],
 //! [`daemon`] and [`metrics`]; [`output`] owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached
 //! process's stdio and signals; [`generate`] writes completion scripts and man pages from this
@@ -73,6 +74,7 @@ impl Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List, start, signal and inspect containers (lists them without a subcommand)
+    #[command(visible_alias = "c")]
     Containers(ContainersArgs),
     /// Stream the namespace's container events until ctrd closes the stream, after replaying
     /// the journal with --since
@@ -101,8 +103,9 @@ struct ContainersArgs {
 #[derive(Debug, Subcommand)]
 enum ContainersCommand {
     /// List the namespace's containers
+    #[command(visible_alias = "ls")]
     List(ListArgs),
-    /// Start a container from an OCI bundle; returns once it runs
+    /// Start a container from an OCI bundle; returns once it runs and prints its id
     Start(StartArgs),
     /// Send a signal to a container
     Kill(KillArgs),
@@ -182,10 +185,12 @@ struct CheckpointsArgs {
 #[derive(Debug, Subcommand)]
 enum CheckpointsCommand {
     /// List the checkpoints in a container's bundle
+    #[command(visible_alias = "ls")]
     List(ListCheckpointsArgs),
     /// Checkpoint a running container into <bundle>/checkpoints/NAME; returns once written
     Create(CreateCheckpointArgs),
     /// Delete a checkpoint from a container's bundle
+    #[command(visible_alias = "rm")]
     Delete(DeleteCheckpointArgs),
 }
 
@@ -269,7 +274,12 @@ struct EventsArgs {
 #[derive(Debug, Args)]
 struct WaitArgs {
     /// The process to wait for
-    #[arg(long = "pid", value_name = "NAME", default_value = "init")]
+    #[arg(
+        long = "pid",
+        visible_alias = "exec-id",
+        value_name = "NAME",
+        default_value = "init"
+    )]
     process: String,
     /// Container id
     id: String,
@@ -278,7 +288,7 @@ struct WaitArgs {
 #[derive(Debug, Args)]
 struct StartArgs {
     /// Label to attach to the container (repeatable)
-    #[arg(long = "label", value_name = "KEY=VALUE")]
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
     /// File that receives the container's stdout [default: its log in ctrd's state dir]
     #[arg(long, value_name = "FILE")]
@@ -287,14 +297,17 @@ struct StartArgs {
     #[arg(long, value_name = "FILE")]
     stderr: Option<PathBuf>,
     /// Restore the container from this checkpoint in <bundle>/checkpoints/
-    #[arg(long, value_name = "NAME", conflicts_with = "attach")]
+    #[arg(short, long, value_name = "NAME", conflicts_with = "attach")]
     checkpoint: Option<String>,
     /// Be the container's stdio and exit with its status
-    #[arg(long, conflicts_with_all = ["stdout", "stderr"])]
+    #[arg(short, long, conflicts_with_all = ["stdout", "stderr"])]
     attach: bool,
     /// Relay the container's terminal (its bundle's process.terminal must be true)
     #[arg(long, requires = "attach")]
     tty: bool,
+    /// Print nothing once the container runs (without --attach, its id is printed)
+    #[arg(short, long)]
+    quiet: bool,
     /// Container id, unique in the namespace
     id: String,
     /// OCI bundle directory (the one holding config.json)
@@ -310,7 +323,7 @@ struct KillArgs {
     #[arg(short, long, conflicts_with = "pid")]
     all: bool,
     /// Signal only the process of this name (`init` is the main process)
-    #[arg(long, value_name = "NAME")]
+    #[arg(short, long, visible_alias = "exec-id", value_name = "NAME")]
     pid: Option<String>,
     /// Container id
     id: String,
@@ -328,27 +341,27 @@ struct StateArgs {
 struct ExecArgs {
     /// Container id
     #[arg(long)]
-    id: Option<String>,
+    id: String,
     /// Name of the new process, unique in the container
-    #[arg(long, value_name = "NAME")]
-    pid: Option<String>,
+    #[arg(long, visible_alias = "exec-id", value_name = "NAME")]
+    pid: String,
     /// Be the process's stdio and exit with its status
-    #[arg(long)]
+    #[arg(short, long)]
     attach: bool,
     /// Run it on a pseudo-terminal (with --attach)
-    #[arg(long)]
+    #[arg(short, long)]
     tty: bool,
     /// Working directory inside the container [default: the bundle's]
     #[arg(long, value_name = "DIR")]
     cwd: Option<String>,
     /// Environment variable, added to the bundle's (repeatable)
-    #[arg(long, value_name = "KEY=VALUE")]
+    #[arg(short, long, value_name = "KEY=VALUE")]
     env: Vec<String>,
     /// User id to run as [default: the bundle's]
-    #[arg(long, value_name = "N")]
+    #[arg(short, long, value_name = "N")]
     uid: Option<u32>,
     /// Group id to run as [default: the user's primary group]
-    #[arg(long, value_name = "N")]
+    #[arg(short, long, value_name = "N")]
     gid: Option<u32>,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -394,7 +407,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
                 let request = containers::start_request(global, &args)?;
                 return exec::start_attached(global, request, args.tty);
             }
-            Some(ContainersCommand::Start(args)) => containers::start(global, &args),
+            Some(ContainersCommand::Start(args)) => containers::start(global, &args, out),
             Some(ContainersCommand::Kill(args)) => containers::kill(global, &args),
             Some(ContainersCommand::State(args)) => {
                 containers::state(global, &args.id, args.format.format, out)
@@ -586,8 +599,7 @@ mod tests {
                 command: Some(ContainersCommand::Exec(exec)),
                 ..
             }) => {
-                assert_eq!(exec.id.as_deref(), Some("web"));
-                assert_eq!(exec.pid.as_deref(), Some("sh1"));
+                assert_eq!((exec.id.as_str(), exec.pid.as_str()), ("web", "sh1"));
                 assert!(exec.attach && exec.tty);
                 assert_eq!(exec.env, ["A=1", "B=2"]);
                 assert_eq!(exec.uid, Some(1000));
@@ -598,6 +610,142 @@ mod tests {
         }
         let no_command = ["ctr", "containers", "exec", "--id", "web", "--pid", "p"];
         assert!(Cli::try_parse_from(no_command).is_err());
+    }
+
+    /// `--id` and `--pid` are required by the parser, so `--help` shows them in the usage line
+    /// and a missing one is a usage error naming it.
+    #[test]
+    fn exec_requires_its_container_and_process_names() {
+        for missing in [
+            ["ctr", "containers", "exec", "--pid", "p", "--", "true"],
+            ["ctr", "containers", "exec", "--id", "web", "--", "true"],
+        ] {
+            let err = Cli::try_parse_from(missing).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{err}"
+            );
+        }
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("containers")
+            .and_then(|c| c.find_subcommand_mut("exec"))
+            .unwrap()
+            .render_usage()
+            .to_string();
+        assert!(help.contains(" --id <ID> --pid <NAME> "), "{help}");
+    }
+
+    /// containerd's short names: `ctr c ls`, `--exec-id` for `--pid`.
+    #[test]
+    fn containerd_aliases_parse_as_the_long_names() {
+        let cli = Cli::try_parse_from(["ctr", "c", "ls", "--format", "json"]).unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::List(list)),
+                ..
+            }) => assert_eq!(list.format.format, Format::Json),
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["ctr", "checkpoints", "ls", "web"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Checkpoints(CheckpointsArgs {
+                command: CheckpointsCommand::List(_)
+            })
+        ));
+        let cli = Cli::try_parse_from(["ctr", "checkpoints", "rm", "web", "c1"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Checkpoints(CheckpointsArgs {
+                command: CheckpointsCommand::Delete(_)
+            })
+        ));
+        let exec = [
+            "ctr",
+            "c",
+            "exec",
+            "--id",
+            "web",
+            "--exec-id",
+            "p",
+            "--",
+            "true",
+        ];
+        match Cli::try_parse_from(exec).unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Exec(exec)),
+                ..
+            }) => assert_eq!(exec.pid, "p"),
+            other => panic!("parsed as {other:?}"),
+        }
+        let kill = ["ctr", "c", "kill", "--exec-id", "p", "web"];
+        match Cli::try_parse_from(kill).unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Kill(kill)),
+                ..
+            }) => assert_eq!(kill.pid.as_deref(), Some("p")),
+            other => panic!("parsed as {other:?}"),
+        }
+        let wait = ["ctr", "c", "wait", "--exec-id", "p", "web"];
+        match Cli::try_parse_from(wait).unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Wait(wait)),
+                ..
+            }) => assert_eq!(wait.process, "p"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// The original ctr's short flags, as its README and its users' scripts write them.
+    #[test]
+    fn the_original_short_flags_parse() {
+        let start = ["ctr", "c", "start", "-a", "-l", "k=v", "-q", "web", "/b"];
+        match Cli::try_parse_from(start).unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Start(start)),
+                ..
+            }) => {
+                assert!(start.attach && start.quiet);
+                assert_eq!(start.labels, ["k=v"]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let restore = ["ctr", "c", "start", "-c", "c1", "web", "/b"];
+        match Cli::try_parse_from(restore).unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Start(start)),
+                ..
+            }) => assert_eq!(start.checkpoint.as_deref(), Some("c1")),
+            other => panic!("parsed as {other:?}"),
+        }
+        let kill = ["ctr", "c", "kill", "-s", "KILL", "-p", "sh1", "web"];
+        match Cli::try_parse_from(kill).unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Kill(kill)),
+                ..
+            }) => assert_eq!(
+                (kill.signal.as_str(), kill.pid.as_deref()),
+                ("KILL", Some("sh1"))
+            ),
+            other => panic!("parsed as {other:?}"),
+        }
+        let exec = [
+            "ctr", "c", "exec", "--id", "web", "--pid", "p", "-a", "-t", "-e", "A=1", "-u", "7",
+            "-g", "8", "--", "sh",
+        ];
+        match Cli::try_parse_from(exec).unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Exec(exec)),
+                ..
+            }) => {
+                assert!(exec.attach && exec.tty);
+                assert_eq!(exec.env, ["A=1"]);
+                assert_eq!((exec.uid, exec.gid), (Some(7), Some(8)));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]

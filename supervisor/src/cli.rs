@@ -20,13 +20,13 @@ use keeper::RestartPolicy;
 pub struct Args {
     /// Config file holding any of these flags, named without their dashes; flags given here
     /// override it [default: /etc/ctrd/config.toml when it exists].
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where ctrd keeps runc state, container logs and its socket.
     #[arg(long, default_value = "/run/ctrd")]
     pub state_dir: PathBuf,
     /// The socket clients connect to [default: <state-dir>/ctrd.sock].
-    #[arg(long)]
+    #[arg(short = 'l', long, visible_alias = "listen")]
     pub socket: Option<PathBuf>,
     /// The OCI runtime binary.
     #[arg(long, default_value = "runc")]
@@ -165,6 +165,16 @@ mod tests {
             "{err}"
         );
         assert!(parsed("0").is_err());
+    }
+
+    /// The original daemon's names: scripts and units written for it start this one.
+    #[test]
+    fn the_original_short_flags_and_listen_are_taken() {
+        let args = Args::try_parse_from(["ctrd", "-c", "/etc/x.toml", "-l", "/s1"]).unwrap();
+        assert_eq!(args.config, Some(PathBuf::from("/etc/x.toml")));
+        assert_eq!(args.socket, Some(PathBuf::from("/s1")));
+        let args = Args::try_parse_from(["ctrd", "--listen", "/s2"]).unwrap();
+        assert_eq!(args.socket, Some(PathBuf::from("/s2")));
     }
 
     #[test]

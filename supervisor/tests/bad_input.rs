@@ -132,7 +132,7 @@ fn ctr_reports_errors_on_one_line_with_a_non_zero_exit() {
     for (args, expected) in cases {
         let out = daemon.ctr(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {stderr:?}");
         assert!(stderr.starts_with(expected), "{args:?}: {stderr:?}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
     }
@@ -141,6 +141,7 @@ fn ctr_reports_errors_on_one_line_with_a_non_zero_exit() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert_eq!(unreachable.status.code(), Some(125), "{stderr}");
     assert!(
         stderr.starts_with("ctr: cannot connect to ctrd at /nonexistent/ctrd.sock"),
         "{stderr}"

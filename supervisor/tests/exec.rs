@@ -793,23 +793,22 @@ fn bad_execs_are_one_line_errors_and_leave_nothing_behind() {
             "--",
             "true",
         ]),
-        1,
+        125,
         "ctr: container \"nosuch\" not found",
     );
     check(
         exec(&["--pid", "dup"], &["true"]),
-        1,
+        125,
         &format!("ctr: process \"dup\" already exists in container \"{id}\""),
     );
-    check(exec(&[], &["true"]), 1, "ctr: --pid NAME is required");
     check(
         exec(&["--pid", "init"], &["true"]),
-        1,
+        125,
         "ctr: process name \"init\" is the container's main process; choose another",
     );
     check(
         exec(&["--pid", "u", "--uid", "4242"], &["true"]),
-        1,
+        125,
         &format!(
             "ctr: cannot exec process \"u\" in container \"{id}\": invalid process for \
              container {id}: no user 4242 in its /etc/passwd"
@@ -832,8 +831,18 @@ fn bad_execs_are_one_line_errors_and_leave_nothing_behind() {
     );
     check(
         exec(&["--pid", "badenv", "--env", "NOEQUALS"], &["true"]),
-        1,
+        125,
         "ctr: invalid environment entry \"NOEQUALS\": expected KEY=VALUE",
+    );
+    // A missing --pid is a usage error: clap's report, naming the flag, and no request sent.
+    let out = daemon.ctr(&["containers", "exec", "--id", &id, "--attach", "--", "true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: the following required arguments were not provided:\n  --pid <NAME>\n"
+        ),
+        "{stderr}"
     );
     let state = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
     let names: Vec<&str> = state.processes.iter().map(|p| p.name.as_str()).collect();
@@ -905,7 +914,7 @@ fn wait_names_an_exec_and_gets_its_status_before_and_after_its_exit() {
     let out = daemon.ctr(&["containers", "wait", "--pid", "job", &id]);
     assert_eq!(out.status.code(), Some(137), "{out:?}");
     let out = daemon.ctr(&["containers", "wait", "--pid", "nosuch", &id]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has no process \"nosuch\""), "{stderr}");
     daemon.kill(&id, libc::SIGKILL);

@@ -34,7 +34,7 @@ fn logs_show_what_a_detached_container_printed_also_once_it_is_gone() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "two\nthree\n");
 
     let out = daemon.ctr(&["containers", "logs", "never-started"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "ctr: no logs for container \"never-started\"\n"

@@ -160,7 +160,7 @@ fn pause_and_resume_refuse_the_wrong_state_and_missing_containers() {
         format!("container \"{id}\" is paused; resume it to exec into it")
     );
     let out = daemon.ctr(&["containers", "pause", "nope"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "ctr: container \"nope\" not found\n"

@@ -222,7 +222,7 @@ fn the_client_and_ctr_refuse_a_daemon_of_another_protocol_version() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
     let expected = format!(
         "protocol version mismatch: this client speaks {}, ctrd 9.9.9 speaks {}; use matching \
          versions",

@@ -120,14 +120,14 @@ fn nonsense_and_missing_containers_get_clear_errors() {
     let pid = daemon.start_container(&id, &bundle);
 
     let out = daemon.ctr(&["containers", "update", "--memory-limit", "lots", &id]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "ctr: invalid --memory-limit \"lots\": expected bytes, optionally with a suffix k, M, G \
          or T (512M)\n"
     );
     let out = daemon.ctr(&["containers", "update", &id]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to update"));
 
     let err = daemon
@@ -148,13 +148,13 @@ fn nonsense_and_missing_containers_get_clear_errors() {
     assert_eq!(cgroup_file(pid, "pids", "pids.max", "pids.max"), "max");
 
     let out = daemon.ctr(&["containers", "update", "--pids-limit", "20", "nope"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "ctr: container \"nope\" not found\n"
     );
     let out = daemon.ctr(&["containers", "stats", "nope"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "ctr: container \"nope\" not found\n"
