@@ -24,6 +24,8 @@ set -euo pipefail
 #                   needed: a policy-rc.d that refuses every start is in place
 #                   while apt-get runs (unless the host has its own), and
 #                   nothing is enabled to start later
+#   binutils, gdb   package.sh strips the packaged binaries (objcopy, strip, readelf) as
+#                   Debian does; the packaging test finds their symbols again with gdb
 # Then runs scripts/install-criu.sh: when the system's `criu check` fails (Debian
 # bookworm's CRIU 3.17 does on this kernel), it unpacks CRIU 4 from Debian trixie
 # under /opt/ctrd-criu without touching the system's apt sources or dpkg database.
@@ -51,6 +53,8 @@ command -v man >/dev/null 2>&1 || missing+=(man-db)
 command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || missing+=(redis-server)
+command -v objcopy >/dev/null 2>&1 || missing+=(binutils)
+command -v gdb >/dev/null 2>&1 || missing+=(gdb)
 
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null 2>&1 \
