@@ -39,7 +39,10 @@ trap cleanup EXIT
 run() { # run LABEL BIN_DIR: one ctrd-bench run through a fresh ctrd of that build
     local dir
     dir=$(mktemp -d "$work/$1.XXXXXX")
-    "$2/ctrd" --state-dir "$dir/state" --socket "$dir/ctrd.sock" --metrics-interval 0 >"$dir/ctrd.log" 2>&1 &
+    # Builds with an image store get a root of their own, not /var/lib/ctrd.
+    local root=()
+    if "$2/ctrd" --help | grep -q -- '--root'; then root=(--root "$dir/root"); fi
+    "$2/ctrd" --state-dir "$dir/state" "${root[@]}" --socket "$dir/ctrd.sock" --metrics-interval 0 >"$dir/ctrd.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         "$2/ctr" --address "$dir/ctrd.sock" version >/dev/null 2>&1 && break

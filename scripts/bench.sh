@@ -69,7 +69,7 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/make-bundle.sh "$work/bundle" sleep 1000000
-"$bin/ctrd" --state-dir "$work/state" --socket "$sock" --metrics-interval 0 >"$work/ctrd.log" 2>&1 &
+"$bin/ctrd" --state-dir "$work/state" --root "$work/root" --socket "$sock" --metrics-interval 0 >"$work/ctrd.log" 2>&1 &
 ctrd_pid=$!
 for _ in $(seq 100); do
     "$bin/ctr" --address "$sock" version >/dev/null 2>&1 && break

@@ -134,7 +134,7 @@ pub fn start_request(global: &Global, args: &StartArgs) -> Result<StartRequest, 
 }
 
 /// Later labels win over earlier ones with the same key, as repeated flags usually do.
-fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, Error> {
+pub fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, Error> {
     labels
         .iter()
         .map(|label| match label.split_once('=') {
@@ -147,11 +147,11 @@ fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, Error> {
 
 /// Joins without touching the file system: symlinks stay as the user named them, and `.` and
 /// doubled slashes are dropped only for readability (`..` is kept, since it may cross a symlink).
-fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+pub fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     cwd.join(path).components().collect()
 }
 
-fn path_string(path: PathBuf) -> Result<String, Error> {
+pub fn path_string(path: PathBuf) -> Result<String, Error> {
     path.into_os_string()
         .into_string()
         .map_err(|raw| Error::NonUtf8Path(raw.into()))

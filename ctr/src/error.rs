@@ -75,6 +75,12 @@ pub enum Error {
     NoLogs(String),
     #[error("container \"{id}\" does not log: its output goes to {path}")]
     NotLogged { id: String, path: PathBuf },
+    #[error("cannot {op} {}: {source}", .path.display())]
+    File {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("cannot read log {path}: {source}")]
     Log { path: PathBuf, source: io::Error },
     /// Writing to stdout failed; a closed pipe is not a failure of ctr (see `is_closed_stdout`).

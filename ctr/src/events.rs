@@ -123,14 +123,20 @@ fn table_row(e: &Event) -> String {
         (Some(status), false) => status.to_string(),
         (None, _) => "-".to_string(),
     };
+    // An image store event is about no process.
+    let (process, pid) = if e.process.is_empty() {
+        ("-", "-".to_string())
+    } else {
+        (e.process.as_str(), e.pid.to_string())
+    };
     output::stream_row(
         &WIDTHS,
         &[
             &output::rfc3339(e.time),
             &e.kind.to_string(),
             &e.id,
-            &e.process,
-            &e.pid.to_string(),
+            process,
+            &pid,
             &status,
         ],
     )

@@ -5,24 +5,28 @@
 //! ([`error::FAILURE`]; 126 or 127 for a command that could not be run in a container), so that
 //! it never reads as the status of a process ctr passes on. The commands live in
 //! [`containers`], [`control`], [`stats`], [`checkpoints`], [`exec`], [`logs`], [`events`],
-//! [`daemon`] and [`metrics`]; [`output`] owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached
+//! [`daemon`] and [`metrics`]; the image store's in [`images`], [`snapshots`] and [`content`]
+//! (each defining its own subcommands); [`output`] owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached
 //! process's stdio and signals; [`generate`] writes completion scripts and man pages from this
 //! definition.
 
 mod attach;
 mod checkpoints;
 mod containers;
+mod content;
 mod control;
 mod daemon;
 mod error;
 mod events;
 mod exec;
 mod generate;
+mod images;
 mod logs;
 mod metrics;
 mod output;
 mod proxy;
 mod signal;
+mod snapshots;
 mod stats;
 mod terminal;
 
@@ -76,8 +80,8 @@ enum Command {
     /// List, start, signal and inspect containers (lists them without a subcommand)
     #[command(visible_alias = "c")]
     Containers(ContainersArgs),
-    /// Stream the namespace's container events until ctrd closes the stream, after replaying
-    /// the journal with --since
+    /// Stream the namespace's container and image events until ctrd closes the stream, after
+    /// replaying the journal with --since
     Events(EventsArgs),
     /// Print the versions of ctr and ctrd
     Version(FormatArgs),
@@ -89,6 +93,13 @@ enum Command {
     Completion(generate::CompletionArgs),
     /// Print ctrd's telemetry: start times, counters and their rates, gauges
     Metrics(FormatArgs),
+    /// Import, list, inspect, export and remove images
+    Images(images::ImagesArgs),
+    /// List, remove and measure snapshots (unpacked image layers, containers' writable layers);
+    /// prepare and mount a container's
+    Snapshots(snapshots::SnapshotsArgs),
+    /// List the blobs of the image content store
+    Content(content::ContentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -432,6 +443,9 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
         },
         Command::Completion(args) => generate::completion(args.shell, out),
         Command::Metrics(args) => metrics::show(global, args.format, out),
+        Command::Images(args) => images::run(global, args, out),
+        Command::Snapshots(args) => snapshots::run(global, args, out),
+        Command::Content(args) => content::run(global, args, out),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

@@ -3,8 +3,9 @@
 //! Everything renders to a `String` first and is written with one call, so the only write errors
 //! are the caller's to report (a closed pipe among them).
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -95,6 +96,45 @@ pub fn rfc3339(nanos: u64) -> String {
     humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
 }
 
+/// Bytes in binary units with one decimal, as containerd's ctr prints sizes: `512 B`, `3.0 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// How long ago a wire timestamp (nanoseconds since the Unix epoch) was, in its largest whole
+/// unit: `40 seconds`, `3 hours`. A time in the future counts as now.
+pub fn age(nanos: u64, now: SystemTime) -> String {
+    let then = UNIX_EPOCH + Duration::from_nanos(nanos);
+    let secs = now.duration_since(then).unwrap_or_default().as_secs();
+    let (n, unit) = match secs {
+        0 => return "less than a second".to_string(),
+        s if s < 60 => (s, "second"),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 48 * 3600 => (s / 3600, "hour"),
+        s => (s / 86400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Labels as one cell: `k=v,k2=v2`, by key.
+pub fn labels(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Writes one whole JSON document, for commands that answer once.
 pub fn json_document<T: Serialize>(out: &mut impl Write, value: &T) -> Result<(), Error> {
     let mut text = serde_json::to_string_pretty(value)?;
@@ -163,6 +203,24 @@ mod tests {
         );
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(u64::MAX).len(), rfc3339(0).len());
+    }
+
+    #[test]
+    fn sizes_and_ages_read_as_people_write_them() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(100 << 20), "100.0 MiB");
+        assert_eq!(human_size(u64::MAX), "16.0 EiB");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let ago = |s: u64| age((1_000_000 - s) * 1_000_000_000, now);
+        assert_eq!(ago(0), "less than a second");
+        assert_eq!(ago(1), "1 second");
+        assert_eq!(ago(59), "59 seconds");
+        assert_eq!(ago(60 * 5), "5 minutes");
+        assert_eq!(ago(3600 * 47), "47 hours");
+        assert_eq!(ago(86400 * 3), "3 days");
+        assert_eq!(age(2_000_000 * 1_000_000_000, now), "less than a second");
     }
 
     #[test]

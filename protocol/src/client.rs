@@ -3,11 +3,12 @@
 //! Used by `ctr`, the integration tests and the benchmark. Every call returns a typed error; a
 //! response of the wrong kind is [`ClientError::Unexpected`], never a panic.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use crate::frame::{self, FrameError};
+use crate::images::*;
 use crate::message::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,13 @@ pub enum ClientError {
         "ctrd dropped the event stream because it fell behind; resume with --since {last_seq}"
     )]
     Lagged { last_seq: u64 },
+    /// Reading the archive to import, or writing the one exported, failed on this side.
+    #[error("cannot {op} the archive: {source}")]
+    Archive {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl ClientError {
@@ -84,7 +92,12 @@ impl Client {
 
     /// Sends one request and returns its response; an error response becomes `Err`.
     pub fn call(&mut self, req: impl Into<Request>) -> Result<Response, ClientError> {
-        if let Err(write_failed) = frame::write_frame(&mut self.stream, &req.into()) {
+        self.call_raw(&req.into())
+    }
+
+    /// Sends one frame (a request, or the end of an upload) and returns the response to it.
+    fn call_raw(&mut self, msg: &impl serde::Serialize) -> Result<Response, ClientError> {
+        if let Err(write_failed) = frame::write_frame(&mut self.stream, msg) {
             // A daemon that closed the connection usually said why first (idle too long, say).
             return match self.read() {
                 Ok(Response::Error(e)) => Err(ClientError::Daemon(e)),
@@ -272,6 +285,214 @@ impl Client {
         }
     }
 
+    /// Imports the archive `archive` reads: sends the request, then the archive in the chunks
+    /// the daemon asks for, calling `sent` with the bytes sent so far after each. Returns the
+    /// images recorded. Any failure before the daemon's answer leaves its store as it was.
+    pub fn import(
+        &mut self,
+        req: ImportRequest,
+        archive: &mut impl Read,
+        mut sent: impl FnMut(u64),
+    ) -> Result<Vec<ImportedImage>, ClientError> {
+        let chunk_size = match self.call(req)? {
+            Response::UploadReady(ready) => ready.chunk_size.max(1) as usize,
+            other => return Err(unexpected(other)),
+        };
+        let mut buf = vec![0u8; chunk_size];
+        let mut total = 0u64;
+        loop {
+            let n = match archive.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(ClientError::Archive { op: "read", source }),
+            };
+            let frame = UploadFrame::Data(Bytes(buf[..n].to_vec()));
+            if let Err(write_failed) = frame::write_frame(&mut self.stream, &frame) {
+                // The daemon refused the archive part-way and said why before it closed.
+                return match self.read() {
+                    Ok(Response::Error(e)) => Err(ClientError::Daemon(e)),
+                    _ => Err(write_failed.into()),
+                };
+            }
+            total += n as u64;
+            sent(total);
+        }
+        match self.call_raw(&UploadFrame::End)? {
+            Response::Imported(images) => Ok(images),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Exports the named images as one OCI layout archive into `out`; returns its size. On an
+    /// error what `out` received is incomplete.
+    pub fn export(
+        &mut self,
+        req: ExportImagesRequest,
+        out: &mut impl Write,
+    ) -> Result<u64, ClientError> {
+        let mut response = self.call(req)?;
+        let mut total = 0u64;
+        loop {
+            match response {
+                Response::Data(Bytes(data)) => {
+                    out.write_all(&data)
+                        .map_err(|source| ClientError::Archive {
+                            op: "write",
+                            source,
+                        })?;
+                    total += data.len() as u64;
+                }
+                Response::Done => return Ok(total),
+                other => return Err(unexpected(other)),
+            }
+            response = match self.read()? {
+                Response::Error(e) => return Err(ClientError::Daemon(e)),
+                resp => resp,
+            };
+        }
+    }
+
+    pub fn list_images(
+        &mut self,
+        namespace: &str,
+        filters: Vec<String>,
+    ) -> Result<Vec<Image>, ClientError> {
+        let req = ListImagesRequest {
+            namespace: namespace.into(),
+            filters,
+        };
+        match self.call(req)? {
+            Response::Images(images) => Ok(images),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes image names, all or none; returns them.
+    pub fn remove_images(
+        &mut self,
+        namespace: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, ClientError> {
+        let req = RemoveImagesRequest {
+            namespace: namespace.into(),
+            names: names.to_vec(),
+        };
+        match self.call(req)? {
+            Response::Removed(names) => Ok(names),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn inspect_image(
+        &mut self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ImageDetails, ClientError> {
+        let req = InspectImageRequest {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        match self.call(req)? {
+            Response::ImageDetails(details) => Ok(details),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes what no image, container or running import uses.
+    pub fn prune(&mut self, namespace: &str) -> Result<Pruned, ClientError> {
+        let req = PruneRequest {
+            namespace: namespace.into(),
+        };
+        match self.call(req)? {
+            Response::Pruned(pruned) => Ok(pruned),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn list_snapshots(
+        &mut self,
+        namespace: &str,
+        filters: Vec<String>,
+    ) -> Result<Vec<Snapshot>, ClientError> {
+        let req = ListSnapshotsRequest {
+            namespace: namespace.into(),
+            filters,
+        };
+        match self.call(req)? {
+            Response::Snapshots(snapshots) => Ok(snapshots),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn remove_snapshot(&mut self, namespace: &str, key: &str) -> Result<(), ClientError> {
+        let req = RemoveSnapshotRequest {
+            namespace: namespace.into(),
+            key: key.into(),
+        };
+        self.done(req)
+    }
+
+    pub fn snapshot_usage(
+        &mut self,
+        namespace: &str,
+        keys: &[String],
+    ) -> Result<Vec<SnapshotUsage>, ClientError> {
+        let req = SnapshotUsageRequest {
+            namespace: namespace.into(),
+            keys: keys.to_vec(),
+        };
+        match self.call(req)? {
+            Response::SnapshotUsage(usage) => Ok(usage),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Creates container `id`'s writable snapshot on `image`; returns its key.
+    pub fn prepare_snapshot(
+        &mut self,
+        namespace: &str,
+        id: &str,
+        image: &str,
+    ) -> Result<String, ClientError> {
+        let req = PrepareSnapshotRequest {
+            namespace: namespace.into(),
+            id: id.into(),
+            image: image.into(),
+        };
+        match self.call(req)? {
+            Response::Prepared(key) => Ok(key),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn mount_snapshot(
+        &mut self,
+        namespace: &str,
+        id: &str,
+        target: &str,
+    ) -> Result<(), ClientError> {
+        let req = MountSnapshotRequest {
+            namespace: namespace.into(),
+            id: id.into(),
+            target: target.into(),
+        };
+        self.done(req)
+    }
+
+    pub fn unmount_snapshot(&mut self, target: &str) -> Result<(), ClientError> {
+        self.done(UnmountSnapshotRequest {
+            target: target.into(),
+        })
+    }
+
+    pub fn list_content(&mut self, filters: Vec<String>) -> Result<Vec<ContentBlob>, ClientError> {
+        match self.call(ListContentRequest { filters })? {
+            Response::Content(blobs) => Ok(blobs),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Turns this connection into the namespace's live event stream.
     pub fn subscribe(self, namespace: &str) -> Result<EventStream, ClientError> {
         self.subscribe_with(SubscribeRequest::live(namespace))
@@ -373,6 +594,17 @@ fn unexpected(resp: Response) -> ClientError {
         Response::Stats(_) => "stats",
         Response::Noted(_) => "noted",
         Response::Metrics(_) => "metrics",
+        Response::UploadReady(_) => "upload-ready",
+        Response::Imported(_) => "imported",
+        Response::Images(_) => "images",
+        Response::ImageDetails(_) => "image-details",
+        Response::Data(_) => "data",
+        Response::Removed(_) => "removed",
+        Response::Pruned(_) => "pruned",
+        Response::Snapshots(_) => "snapshots",
+        Response::SnapshotUsage(_) => "snapshot-usage",
+        Response::Prepared(_) => "prepared",
+        Response::Content(_) => "content",
     };
     ClientError::Unexpected(name.to_string())
 }

@@ -1,4 +1,4 @@
-//! Filters on events and containers, in the selector syntax users of container tools know.
+//! Filters on events, containers and the image store's listings, in the selector syntax users of container tools know.
 //!
 //! ```text
 //! filter   := clause ("," clause)*          every clause must hold (and)
@@ -23,6 +23,7 @@ use std::marker::PhantomData;
 
 use regex::{Regex, RegexBuilder};
 
+use crate::images::{ContentBlob, Image, Snapshot};
 use crate::message::{Container, Event};
 
 /// The largest compiled regular expression a filter may hold: filters come from clients, and
@@ -83,6 +84,62 @@ impl Fields for Container {
             [map, key] if map == "labels" => {
                 self.labels.get(key).map(|v| Cow::Borrowed(v.as_str()))
             }
+            _ => None,
+        }
+    }
+}
+
+impl Fields for Image {
+    const SCALARS: &'static [&'static str] = &["name", "type", "digest", "size", "platforms"];
+    const MAPS: &'static [&'static str] = &["labels"];
+
+    fn field(&self, path: &[String]) -> Option<Cow<'_, str>> {
+        match path {
+            [name] => Some(match name.as_str() {
+                "name" => Cow::Borrowed(self.name.as_str()),
+                "type" => Cow::Borrowed(self.media_type.as_str()),
+                "digest" => Cow::Borrowed(self.digest.as_str()),
+                "size" => Cow::Owned(self.size.to_string()),
+                // One value for a list: `platforms~=arm64` finds an image that has that one.
+                "platforms" => Cow::Owned(self.platforms.join(",")),
+                _ => return None,
+            }),
+            [map, key] if map == "labels" => {
+                self.labels.get(key).map(|v| Cow::Borrowed(v.as_str()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Fields for Snapshot {
+    const SCALARS: &'static [&'static str] = &["key", "parent", "kind"];
+    const MAPS: &'static [&'static str] = &[];
+
+    fn field(&self, path: &[String]) -> Option<Cow<'_, str>> {
+        match path {
+            [name] => Some(match name.as_str() {
+                "key" => Cow::Borrowed(self.key.as_str()),
+                "parent" => Cow::Borrowed(self.parent.as_deref()?),
+                "kind" => Cow::Owned(self.kind.to_string()),
+                _ => return None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Fields for ContentBlob {
+    const SCALARS: &'static [&'static str] = &["digest", "size"];
+    const MAPS: &'static [&'static str] = &[];
+
+    fn field(&self, path: &[String]) -> Option<Cow<'_, str>> {
+        match path {
+            [name] => Some(match name.as_str() {
+                "digest" => Cow::Borrowed(self.digest.as_str()),
+                "size" => Cow::Owned(self.size.to_string()),
+                _ => return None,
+            }),
             _ => None,
         }
     }
@@ -485,6 +542,32 @@ mod tests {
             .matches(&c));
         assert!(!parse("bundle!=/b").unwrap().matches(&c));
         assert_eq!(parse("type==exit").unwrap_err().column, 1);
+    }
+
+    #[test]
+    fn images_snapshots_and_blobs_have_their_own_fields() {
+        let image = crate::Image {
+            name: "docker.io/library/busybox:1".into(),
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            digest: "sha256:ab".into(),
+            size: 42,
+            platforms: vec!["linux/amd64".into(), "linux/arm64/v8".into()],
+            labels: BTreeMap::from([("team".into(), "a".into())]),
+            created: 0,
+        };
+        let images = |e: &str| Filter::<crate::Image>::parse(&[e.to_string()]).unwrap();
+        assert!(images("name~=busybox,platforms~=arm64,labels.team==a").matches(&image));
+        assert!(!images("type~=manifest.v1").matches(&image));
+        let snapshot = crate::Snapshot {
+            key: "default/web".into(),
+            parent: None,
+            kind: crate::SnapshotKind::Active,
+            created: 0,
+        };
+        let snapshots = |e: &str| Filter::<crate::Snapshot>::parse(&[e.to_string()]).unwrap();
+        assert!(snapshots("kind==active").matches(&snapshot));
+        assert!(!snapshots("parent").matches(&snapshot), "no parent");
+        assert!(Filter::<crate::ContentBlob>::parse(&["status==x".to_string()]).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::images::*;
+
 /// The first frame each side sends on a new connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -46,6 +48,19 @@ pub enum Request {
     Update(UpdateRequest),
     Stats(StatsRequest),
     Metrics(MetricsRequest),
+    ImportImage(ImportRequest),
+    ListImages(ListImagesRequest),
+    RemoveImages(RemoveImagesRequest),
+    InspectImage(InspectImageRequest),
+    ExportImages(ExportImagesRequest),
+    Prune(PruneRequest),
+    ListSnapshots(ListSnapshotsRequest),
+    RemoveSnapshot(RemoveSnapshotRequest),
+    SnapshotUsage(SnapshotUsageRequest),
+    PrepareSnapshot(PrepareSnapshotRequest),
+    MountSnapshot(MountSnapshotRequest),
+    UnmountSnapshot(UnmountSnapshotRequest),
+    ListContent(ListContentRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -335,6 +350,19 @@ request_from!(
     Update(UpdateRequest),
     Stats(StatsRequest),
     Metrics(MetricsRequest),
+    ImportImage(ImportRequest),
+    ListImages(ListImagesRequest),
+    RemoveImages(RemoveImagesRequest),
+    InspectImage(InspectImageRequest),
+    ExportImages(ExportImagesRequest),
+    Prune(PruneRequest),
+    ListSnapshots(ListSnapshotsRequest),
+    RemoveSnapshot(RemoveSnapshotRequest),
+    SnapshotUsage(SnapshotUsageRequest),
+    PrepareSnapshot(PrepareSnapshotRequest),
+    MountSnapshot(MountSnapshotRequest),
+    UnmountSnapshot(UnmountSnapshotRequest),
+    ListContent(ListContentRequest),
 );
 
 /// Not `Eq`: metrics carry floating-point rates.
@@ -364,6 +392,21 @@ pub enum Response {
     /// paused container waits until it is resumed; `kill --all` thaws a paused container.
     Noted(String),
     Metrics(MetricsReport),
+    /// Send the archive of an [`ImportRequest`].
+    UploadReady(UploadReady),
+    Imported(Vec<ImportedImage>),
+    Images(Vec<Image>),
+    ImageDetails(ImageDetails),
+    /// A piece of an export; the last is followed by [`Response::Done`].
+    Data(Bytes),
+    /// The names an `images rm` removed.
+    Removed(Vec<String>),
+    Pruned(Pruned),
+    Snapshots(Vec<Snapshot>),
+    SnapshotUsage(Vec<SnapshotUsage>),
+    /// The key of the snapshot a [`PrepareSnapshotRequest`] created.
+    Prepared(String),
+    Content(Vec<ContentBlob>),
 }
 
 /// Where a dropped subscriber stood: resubscribing with `Since::Seq(last_seq)` loses nothing.
@@ -547,7 +590,7 @@ impl fmt::Display for Status {
     }
 }
 
-/// Something that happened to a container.
+/// Something that happened to a container, or in the image store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Assigned in emission order, starting at 1, and kept across daemon restarts by the journal.
@@ -557,13 +600,17 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: EventKind,
     pub namespace: String,
+    /// The container; for an image store event, the image name, the snapshot key or the blob
+    /// digest it is about.
     pub id: String,
-    /// The process inside the container: `init` for the container's main process.
+    /// The process inside the container: `init` for the container's main process; empty for an
+    /// image store event.
     pub process: String,
+    /// 0 for an image store event.
     pub pid: u32,
     /// The exit status, for `exit` events: the exit code, or 128 + the signal that killed it.
     pub status: Option<i32>,
-    /// The container's labels.
+    /// The container's labels; an `image-create` event's are the image's.
     pub labels: BTreeMap<String, String>,
     /// On `exit` events: the kernel's OOM killer killed a process of the container.
     #[serde(default)]
@@ -582,6 +629,17 @@ pub enum EventKind {
     Update,
     /// The kernel's OOM killer killed a process of the container; precedes its `exit`.
     Oom,
+    /// An image was imported (`id` is its name).
+    ImageCreate,
+    /// An image name was removed.
+    ImageDelete,
+    /// A container's writable snapshot was created (`id` is its key).
+    SnapshotPrepare,
+    /// An image layer was unpacked into a committed snapshot (`id` is its chain ID).
+    SnapshotCommit,
+    SnapshotRemove,
+    /// A blob left the content store (`id` is its digest).
+    ContentDelete,
 }
 
 impl fmt::Display for EventKind {
@@ -594,6 +652,12 @@ impl fmt::Display for EventKind {
             EventKind::Resume => "resume",
             EventKind::Update => "update",
             EventKind::Oom => "oom",
+            EventKind::ImageCreate => "image-create",
+            EventKind::ImageDelete => "image-delete",
+            EventKind::SnapshotPrepare => "snapshot-prepare",
+            EventKind::SnapshotCommit => "snapshot-commit",
+            EventKind::SnapshotRemove => "snapshot-remove",
+            EventKind::ContentDelete => "content-delete",
         })
     }
 }

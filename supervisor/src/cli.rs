@@ -25,6 +25,10 @@ pub struct Args {
     /// Where ctrd keeps runc state, container logs and its socket.
     #[arg(long, default_value = "/run/ctrd")]
     pub state_dir: PathBuf,
+    /// Where ctrd keeps images: their blobs, records and unpacked layers. Unlike the state dir
+    /// it must persist across reboots; one ctrd at a time may use it.
+    #[arg(long, default_value = images::DEFAULT_ROOT)]
+    pub root: PathBuf,
     /// The socket clients connect to [default: <state-dir>/ctrd.sock].
     #[arg(short = 'l', long, visible_alias = "listen")]
     pub socket: Option<PathBuf>,

@@ -4,8 +4,8 @@
 //! (rlimits, the subreaper bit, the state directory, the bound socket) before any thread or
 //! child exists, then hands over to [`keeper::run`], which starts the daemon as its child.
 //!
-//! The daemon goes through [`Daemon::prepare`] (before the event loop: the worker pool, the
-//! keeper's reader, the journal, recovery), then [`Daemon::run`]: `serve` (the actor, the
+//! The daemon goes through [`Daemon::prepare`] (before the event loop: the image store, the
+//! worker pool, the keeper's reader, the journal, recovery), then [`Daemon::run`]: `serve` (the actor, the
 //! socket server, readiness), `until_stopped` (a signal, or the keeper's news), and `stop`
 //! (containers, subscribers, journal, socket). Each step's doc gives its order and why.
 
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Arbiter};
+use images::ImageStore;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use runtime::{DirectRunner, Runc, StateDir};
 use tokio::signal::unix::{signal, SignalKind};
@@ -65,6 +66,8 @@ pub enum DaemonError {
     Socket(#[from] socket::SocketError),
     #[error("--group: {0}")]
     Access(#[from] access::AccessError),
+    #[error("--root: {0}")]
+    Images(#[from] images::Error),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
     #[error("cannot start {what}: {source}")]
@@ -150,6 +153,8 @@ pub struct Daemon {
     link: Arc<KeeperLink>,
     criu: PathBuf,
     pool: Arc<Pool>,
+    /// Shared with the server, whose image requests run on blocking threads, off the actor.
+    images: Arc<ImageStore>,
     /// The keeper's messages, queued since before the actor existed.
     from_keeper: crossbeam_channel::Receiver<Incoming>,
     /// Built with the recovered containers; started by [`Daemon::serve`].
@@ -160,8 +165,9 @@ impl Daemon {
     /// Everything before the event loop, in this order:
     /// 1. name the process and take `$NOTIFY_SOCKET` out of the environment, before any thread
     ///    exists (runc must not inherit it);
-    /// 2. take the listening socket the keeper handed down, and bind the metrics address, so a
-    ///    bad address fails start-up before anything runs;
+    /// 2. take the listening socket the keeper handed down, bind the metrics address and open
+    ///    the image store (which another ctrd may hold), so a bad address or a taken store
+    ///    fails start-up before anything runs;
     /// 3. start the worker pool, then lower the nice value: the workers keep the daemon's
     ///    priority, every thread made after them (the event loop, the actor, the keeper's
     ///    reader, the exit forwarder) answers clients and collects exits at `--server-nice`;
@@ -200,6 +206,7 @@ impl Daemon {
                     .map_err(|source| DaemonError::MetricsAddress { address, source })
             })
             .transpose()?;
+        let images = Arc::new(ImageStore::open(&args.root)?);
 
         let link = Arc::new(link);
         let criu = args.criu.clone().unwrap_or_else(default_criu);
@@ -261,6 +268,7 @@ impl Daemon {
             link,
             criu,
             pool,
+            images,
             from_keeper,
             actor,
         })
@@ -292,6 +300,7 @@ impl Daemon {
             link,
             criu,
             pool,
+            images,
             from_keeper,
             actor,
         } = self;
@@ -318,6 +327,7 @@ impl Daemon {
         let server = actix_rt::spawn(server::serve(
             listener,
             addr.clone(),
+            images,
             ConnectionLimits {
                 max_frame: args.max_frame_size,
                 idle_timeout: args.idle_timeout,
@@ -337,9 +347,10 @@ impl Daemon {
         }
         link.ready();
         log::info!(
-            "ctrd {} serving on {} (runtime {}, criu {}, {} workers, keeper pid {})",
+            "ctrd {} serving on {} (images in {}, runtime {}, criu {}, {} workers, keeper pid {})",
             protocol::VERSION,
             socket_path.display(),
+            args.root.display(),
             args.runtime.display(),
             criu.display(),
             args.concurrency,

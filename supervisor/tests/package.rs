@@ -222,6 +222,8 @@ fn the_package_holds_the_service_and_installs_a_ctrd_that_starts() {
             .arg(root.join("etc/ctrd/config.toml"))
             .arg("--state-dir")
             .arg(&state)
+            .arg("--root")
+            .arg(dir.path().join("root"))
             .arg("--socket")
             .arg(&socket)
             .env_remove("NOTIFY_SOCKET")

@@ -95,9 +95,10 @@ fn the_default_config_starts_ctrd_and_flags_override_it() {
     let config = config.to_str().unwrap();
 
     // `ctrd config default > f && ctrd --config f`, with the flags that keep a test off
-    // /run/ctrd: they override the file's state-dir.
+    // /run/ctrd and /var/lib/ctrd: they override the file's state-dir and root.
     let socket = dir.path().join("from-flag.sock");
     let state = dir.path().join("flag-state");
+    let root = dir.path().join("flag-root");
     let mut daemon = Ctrd::spawn(
         dir.path(),
         &[
@@ -105,6 +106,8 @@ fn the_default_config_starts_ctrd_and_flags_override_it() {
             config,
             "--state-dir",
             state.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
             "--socket",
             socket.to_str().unwrap(),
         ],
@@ -114,10 +117,12 @@ fn the_default_config_starts_ctrd_and_flags_override_it() {
         serves(&socket).then_some(())
     });
     assert!(state.join("runc").is_dir());
+    assert!(root.join("metadata.redb").is_file());
     daemon.terminate();
 
     // The file alone decides where ctrd works.
     let state = dir.path().join("file-state");
+    let root = dir.path().join("file-root");
     let socket = dir.path().join("from-file.sock");
     let edited = default
         .replace(
@@ -125,11 +130,17 @@ fn the_default_config_starts_ctrd_and_flags_override_it() {
             &format!("state-dir = {:?}", state.to_str().unwrap()),
         )
         .replace(
+            "root = \"/var/lib/ctrd\"",
+            &format!("root = {:?}", root.to_str().unwrap()),
+        )
+        .replace(
             "# socket = \"SOCKET\"",
             &format!("socket = {:?}", socket.to_str().unwrap()),
         );
     assert!(
-        edited.contains("from-file.sock") && !edited.contains("/run/ctrd\""),
+        edited.contains("from-file.sock")
+            && !edited.contains("/run/ctrd\"")
+            && !edited.contains("/var/lib/ctrd\""),
         "the default config changed shape:\n{default}"
     );
     std::fs::write(config, edited).unwrap();
@@ -138,6 +149,7 @@ fn the_default_config_starts_ctrd_and_flags_override_it() {
         serves(&socket).then_some(())
     });
     assert!(state.join("runc").is_dir());
+    assert!(root.join("metadata.redb").is_file());
     daemon.terminate();
 }
 
@@ -215,11 +227,14 @@ fn check_readiness(abstract_name: bool) {
     let (listener, address) = notify_listener(dir.path(), abstract_name);
     let socket = dir.path().join("ctrd.sock");
     let state = dir.path().join("state");
+    let root = dir.path().join("root");
     let mut daemon = Ctrd::spawn(
         dir.path(),
         &[
             "--state-dir",
             state.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
             "--socket",
             socket.to_str().unwrap(),
         ],

@@ -20,6 +20,7 @@
 //!   the state dump's [`Dump`](crate::dump::Dump), [`Subscribe`], [`Wait`];
 //! - [`stopping`]: [`Shutdown`], [`WaitEmpty`], [`HandOver`], [`Settled`], [`Flushed`],
 //!   [`CloseSubscriptions`], and why new work is refused;
+//! - [`images`]: [`StoreEvents`], the events of image store operations the server ran;
 //! - [`adopt`]: the containers an earlier daemon left, taken over at start, and the keeper's
 //!   [`KeeperSynced`] that settles the exits recovery could not find;
 //! - [`errors`]: the one mapping from a runtime error to the client's error kind, and the
@@ -32,6 +33,7 @@ mod checkpoints;
 mod control;
 mod errors;
 mod exec;
+mod images;
 mod jobs;
 mod keeper;
 mod lifecycle;
@@ -45,6 +47,7 @@ pub use adopt::KeeperSynced;
 pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
 pub use control::{Pause, Resume, Update};
 pub use exec::{AddProcess, KillProcess, Resize};
+pub use images::{StoreEvent, StoreEvents};
 pub use lifecycle::{Exit, Signal, Start};
 pub use queries::{Info, List, Logs, State, Stats, StatsTarget, Subscribe, TakeMetrics, Wait};
 pub use stopping::{CloseSubscriptions, Flushed, HandOver, Settled, Shutdown, WaitEmpty};

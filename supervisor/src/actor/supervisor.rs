@@ -1,8 +1,8 @@
 //! The actor's state, its start, and the two things every handler does with it: number an event
-//! and hand it to the journal ([`Supervisor::emit`]), and have work follow that event onto the
+//! and hand it to the journal ([`Supervisor::emit`], [`Supervisor::emit_store`]), and have work follow that event onto the
 //! disk ([`Supervisor::persist`], [`Supervisor::acknowledge`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -158,10 +158,8 @@ impl Supervisor {
             .get(key)
             .map(|c| c.labels.clone())
             .unwrap_or_default();
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let event = Event {
-            seq,
+        self.append(Event {
+            seq: 0,
             time: now_ns(),
             kind,
             namespace: key.0.to_string(),
@@ -171,11 +169,46 @@ impl Supervisor {
             status,
             labels,
             oom_killed,
-        };
+        });
+    }
+
+    /// Numbers an image store event and hands it to the journal, in one order with the
+    /// containers' events. `subject` is what it is about: an image name, a snapshot key, a blob
+    /// digest.
+    pub(super) fn emit_store(
+        &mut self,
+        kind: EventKind,
+        namespace: &str,
+        subject: &str,
+        labels: BTreeMap<String, String>,
+    ) {
+        self.append(Event {
+            seq: 0,
+            time: now_ns(),
+            kind,
+            namespace: namespace.to_string(),
+            id: subject.to_string(),
+            process: String::new(),
+            pid: 0,
+            status: None,
+            labels,
+            oom_killed: false,
+        });
+    }
+
+    /// Gives `event` the next sequence number and hands it to the journal.
+    fn append(&mut self, mut event: Event) {
+        event.seq = self.next_seq;
+        self.next_seq += 1;
         log::debug!(
-            "event {seq} {kind} {}/{} {process} pid {pid} status {status:?}",
-            key.0,
-            key.1
+            "event {} {} {}/{} {} pid {} status {:?}",
+            event.seq,
+            event.kind,
+            event.namespace,
+            event.id,
+            event.process,
+            event.pid,
+            event.status
         );
         self.journal.append(event);
         let now = Instant::now();

@@ -78,6 +78,11 @@ impl Connection {
         }
     }
 
+    /// The largest frame this connection reads.
+    pub fn max_frame(&self) -> usize {
+        self.limits.max_frame
+    }
+
     pub async fn write<T: Serialize>(&mut self, msg: &T) -> Result<(), FrameError> {
         self.wr.write_all(&frame::encode(msg)?).await?;
         Ok(())

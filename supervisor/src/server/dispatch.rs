@@ -3,15 +3,18 @@
 //! Most requests are one message to the actor and its answer. Those that need more do it here,
 //! off the actor: a container's limits and stats are read from its cgroup on a blocking thread,
 //! a `wait` ends early when its client hangs up, and a subscription is registered with the
-//! journal (through the actor) before it becomes a [`Stream`].
+//! journal (through the actor) before it becomes a [`Stream`]. Image store requests go to
+//! [`super::images`], which runs them on blocking threads and tells the actor what to emit.
 
 use std::sync::Arc;
 
+use ::images::ImageStore;
 use actix::Addr;
 use protocol::{ErrorKind, ErrorResponse, Filter, Request, Response, SubscribeRequest};
 use tokio::sync::oneshot;
 
 use super::connection::Connection;
+use super::images;
 use super::stream::Stream;
 use crate::actor::{
     AddProcess, Checkpoint, DeleteCheckpoint, Info, KillProcess, List, ListCheckpoints, Logs,
@@ -24,6 +27,9 @@ use crate::stats;
 pub enum Answer {
     /// The response to write; the connection then reads its next request.
     Reply(Response),
+    /// The last response to write: the client is still sending frames of a request that was
+    /// given up on (an upload that failed), so the connection cannot read a next request.
+    Close(Response),
     /// A registered subscription: the connection becomes its event stream.
     Stream(Stream),
     /// The client hung up before it was answered.
@@ -33,6 +39,7 @@ pub enum Answer {
 /// Takes `request` to the actor. `connection` is only watched, for a client that stops waiting.
 pub async fn dispatch(
     supervisor: &Addr<Supervisor>,
+    store: &Arc<ImageStore>,
     request: Request,
     connection: &mut Connection,
 ) -> Answer {
@@ -123,6 +130,21 @@ pub async fn dispatch(
         }
         Request::Stats(req) => stats(supervisor, req).await,
         Request::Metrics(_) => crate::metrics::respond(supervisor).await,
+        Request::ImportImage(req) => {
+            return images::import(supervisor, store, req, connection).await;
+        }
+        Request::ExportImages(req) => return images::export(store, req, connection).await,
+        Request::ListImages(req) => images::list(store, req).await,
+        Request::RemoveImages(req) => images::remove(supervisor, store, req).await,
+        Request::InspectImage(req) => images::inspect(store, req).await,
+        Request::Prune(req) => images::prune(supervisor, store, req).await,
+        Request::ListSnapshots(req) => images::list_snapshots(store, req).await,
+        Request::RemoveSnapshot(req) => images::remove_snapshot(supervisor, store, req).await,
+        Request::SnapshotUsage(req) => images::snapshot_usage(store, req).await,
+        Request::PrepareSnapshot(req) => images::prepare(supervisor, store, req).await,
+        Request::MountSnapshot(req) => images::mount(store, req).await,
+        Request::UnmountSnapshot(req) => images::unmount(store, req).await,
+        Request::ListContent(req) => images::list_content(store, req).await,
     };
     Answer::Reply(response)
 }
@@ -231,14 +253,14 @@ where
     answer.await.unwrap_or_else(|_| gone())
 }
 
-fn invalid(err: protocol::FilterError) -> Response {
+pub(super) fn invalid(err: protocol::FilterError) -> Response {
     Response::Error(ErrorResponse::new(
         ErrorKind::InvalidArgument,
         err.to_string(),
     ))
 }
 
-fn gone() -> Response {
+pub(super) fn gone() -> Response {
     Response::Error(ErrorResponse::new(
         ErrorKind::Unavailable,
         "the supervisor stopped before answering",

@@ -6,6 +6,8 @@
 //!
 //! - [`connection`]: a client's socket, its framing and its limits;
 //! - [`dispatch`]: each request, taken to the actor and answered;
+//! - [`images`]: image store requests, run on blocking threads beside the actor;
+//!   [`transfer`]: the archives they upload and download;
 //! - [`stream`]: a subscribed connection's events.
 //!
 //! This module accepts, turns away what it cannot serve, and runs each connection's handshake
@@ -19,11 +21,14 @@
 
 mod connection;
 mod dispatch;
+mod images;
 mod stream;
+mod transfer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::images::ImageStore;
 use actix::Addr;
 use protocol::frame::FrameError;
 use protocol::{ErrorKind, ErrorResponse, Hello, Request, Response};
@@ -48,6 +53,7 @@ pub type DrainGuard = mpsc::Sender<()>;
 pub async fn serve(
     listener: UnixListener,
     supervisor: Addr<Supervisor>,
+    images: Arc<ImageStore>,
     limits: ConnectionLimits,
     access: Access,
     drain: DrainGuard,
@@ -83,10 +89,11 @@ pub async fn serve(
                     continue;
                 }
                 let supervisor = supervisor.clone();
+                let images = images.clone();
                 let drain = drain.clone();
                 actix_rt::spawn(async move {
                     let connection = Connection::new(stream, limits);
-                    if let Err(e) = run(connection, supervisor).await {
+                    if let Err(e) = run(connection, supervisor, images).await {
                         log::debug!("connection closed: {e}");
                     }
                     drop((slot, drain));
@@ -116,7 +123,11 @@ async fn turn_away(stream: UnixStream, limits: ConnectionLimits, kind: ErrorKind
 
 /// Serves one connection: the handshake, then requests until the client hangs up, subscribes
 /// (the stream then runs to its end), or sends something that is no request.
-async fn run(mut connection: Connection, supervisor: Addr<Supervisor>) -> Result<(), FrameError> {
+async fn run(
+    mut connection: Connection,
+    supervisor: Addr<Supervisor>,
+    images: Arc<ImageStore>,
+) -> Result<(), FrameError> {
     let hello = match connection.read::<Hello>().await {
         Ok(Some(hello)) => hello,
         Ok(None) => return Ok(()),
@@ -138,8 +149,9 @@ async fn run(mut connection: Connection, supervisor: Addr<Supervisor>) -> Result
             Ok(None) => return Ok(()),
             Err(e) => return Err(connection.refuse(e).await),
         };
-        match dispatch::dispatch(&supervisor, request, &mut connection).await {
+        match dispatch::dispatch(&supervisor, &images, request, &mut connection).await {
             Answer::Reply(response) => connection.write(&response).await?,
+            Answer::Close(response) => return connection.write(&response).await,
             Answer::Stream(stream) => {
                 connection.write(&Response::Subscribed).await?;
                 return stream.run(connection).await;

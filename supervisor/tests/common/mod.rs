@@ -141,6 +141,8 @@ impl Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_ctrd"))
             .arg("--state-dir")
             .arg(&self.state)
+            .arg("--root")
+            .arg(self.root())
             .arg("--socket")
             .arg(&self.socket)
             .args(["--shutdown-timeout", "5s", "--debug"])
@@ -152,6 +154,11 @@ impl Daemon {
             .unwrap();
         self.child = Some(child);
         wait_until("ctrd to serve", || Client::connect(&self.socket).ok());
+    }
+
+    /// The image store's root: beside the state dir, in the test's temp dir.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
     }
 
     /// The pid of the process the test started: the keeper.
