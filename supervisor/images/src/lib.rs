@@ -27,7 +27,8 @@
 //! files that the next open (temp files, record-less snapshot directories) or [`ImageStore::prune`]
 //! (blobs) removes.
 //!
-//! Every operation blocks (disk, mounts): the daemon runs them off its actor, on the worker pool.
+//! Every operation blocks (disk, mounts): the daemon runs them off its actor, on blocking threads
+//! of its socket server.
 
 mod content;
 mod digest;
