@@ -4,10 +4,12 @@
 //! 1. **Generate** an image offline in `--work`: `--layers` gzip layers of about `--size-mb` in
 //!    all (uncompressed), each holding files of 4 KiB to 4 MiB, half of random bytes and half
 //!    of compressible text, as an OCI image layout archive, and each layer also as a file.
-//! 2. **Import vs tar**: for `--rounds` rounds, alternating which goes first: `tar -xzf` of every
-//!    layer into a directory of its own under `--work` (the baseline: the same decompression and
-//!    file writes, on the same disk), and the archive sent to ctrd's import over the socket (the
-//!    image removed and pruned after each, so every import starts cold). Wall times, medians.
+//! 2. **Import vs tar**: for `--rounds` rounds, each starting with a different one: the archive
+//!    sent to ctrd's import over the socket (the image removed and pruned after each, so every
+//!    import starts cold); `tar -xzf` of every layer into a directory of its own under `--work`
+//!    (the baseline: the same decompression and file writes, on the same disk); and the same
+//!    with a `sync -f` after each layer (the store makes each unpacked layer durable with one
+//!    `syncfs`). Wall times, medians.
 //! 3. **Prepare + mount**: the image imported once, then `--containers` times: a container's
 //!    snapshot prepared and mounted, timed per container through the socket; then all unmounted
 //!    and released.
@@ -97,27 +99,36 @@ fn run(args: &Args) -> Result<(), Error> {
 
     let mut imports = Vec::new();
     let mut tars = Vec::new();
+    let mut synced = Vec::new();
     for round in 0..args.rounds {
-        if round % 2 == 0 {
-            imports.push(import(args, &image)?);
-            tars.push(baseline(args, &image)?);
-        } else {
-            tars.push(baseline(args, &image)?);
-            imports.push(import(args, &image)?);
+        // Each round starts with a different one of the three.
+        for step in 0..3 {
+            match (round + step) % 3 {
+                0 => imports.push(import(args, &image)?),
+                1 => tars.push(baseline(args, &image, false)?),
+                _ => synced.push(baseline(args, &image, true)?),
+            }
         }
         println!(
-            "round {}: import {:.2?}, tar -xzf {:.2?}",
+            "round {}: import {:.2?}, tar -xzf {:.2?}, tar -xzf + sync -f {:.2?}",
             round + 1,
             imports[round],
-            tars[round]
+            tars[round],
+            synced[round]
         );
     }
-    let (import_median, tar_median) = (median(&mut imports), median(&mut tars));
+    let import_median = median(&mut imports);
+    for (what, times) in [("tar -xzf", &mut tars), ("tar -xzf + sync -f", &mut synced)] {
+        let baseline = median(times);
+        println!(
+            "import median {:.2?} vs {what} median {:.2?}: ratio {:.2}",
+            import_median,
+            baseline,
+            import_median.as_secs_f64() / baseline.as_secs_f64(),
+        );
+    }
     println!(
-        "import median {:.2?} vs tar -xzf median {:.2?}: ratio {:.2} ({:.0} MiB/s of uncompressed layers)",
-        import_median,
-        tar_median,
-        import_median.as_secs_f64() / tar_median.as_secs_f64(),
+        "import: {:.0} MiB/s of uncompressed layers",
         mib(image.uncompressed) / import_median.as_secs_f64()
     );
 
@@ -181,6 +192,8 @@ fn generate(args: &Args) -> Result<Generated, Error> {
             let mut header = tar::Header::new_gnu();
             header.set_size(size);
             header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
             header.set_mtime(1_600_000_000);
             let path = format!("layer{n}/dir{}/file{file}", file % 16);
             tar.append_data(&mut header, &path, &data[..])
@@ -289,31 +302,37 @@ fn import(args: &Args, image: &Generated) -> Result<Duration, Error> {
     Ok(took)
 }
 
-/// `tar -xzf` of every layer into a fresh directory of its own, one after the other.
-fn baseline(args: &Args, image: &Generated) -> Result<Duration, Error> {
+/// `tar -xzf` of every layer into a fresh directory of its own, one after the other; with
+/// `sync`, each followed by `sync -f` (one `syncfs`, as the store makes each unpacked layer
+/// durable).
+fn baseline(args: &Args, image: &Generated, sync: bool) -> Result<Duration, Error> {
     let dir = args.work.join("baseline");
     let _ = fs::remove_dir_all(&dir);
     let start = Instant::now();
     for (n, layer) in image.layers.iter().enumerate() {
         let target = dir.join(n.to_string());
         fs::create_dir_all(&target).map_err(io_err("create", &target))?;
-        let status = Command::new("tar")
-            .arg("-xzf")
-            .arg(layer)
-            .arg("-C")
-            .arg(&target)
-            .status()
-            .map_err(io_err("run tar on", layer))?;
-        if !status.success() {
-            return Err(Error::Baseline(format!(
-                "tar -xzf {} failed: {status}",
-                layer.display()
-            )));
+        let mut tar = Command::new("tar");
+        tar.arg("-xzf").arg(layer).arg("-C").arg(&target);
+        run_tool(tar, layer)?;
+        if sync {
+            let mut sync = Command::new("sync");
+            sync.arg("-f").arg(&target);
+            run_tool(sync, &target)?;
         }
     }
     let took = start.elapsed();
     fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
     Ok(took)
+}
+
+fn run_tool(mut command: Command, path: &Path) -> Result<(), Error> {
+    let status = command.status().map_err(io_err("run a tool on", path))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Baseline(format!("{command:?} failed: {status}")))
+    }
 }
 
 /// Prepares and mounts a snapshot per container, timing each pair; then cleans up.
@@ -329,6 +348,7 @@ fn mounts(args: &Args, image: &Generated) -> Result<(), Error> {
     client.import(req, &mut archive, |_| {})?;
     let mnt = args.work.join("mnt");
     let mut times = Vec::with_capacity(args.containers);
+    let mut prepares = Vec::with_capacity(args.containers);
     let mut made = Vec::new();
     let mut result: Result<(), Error> = Ok(());
     for n in 0..args.containers {
@@ -341,6 +361,7 @@ fn mounts(args: &Args, image: &Generated) -> Result<(), Error> {
             result = Err(e.into());
             break;
         }
+        prepares.push(start.elapsed());
         made.push((id.clone(), None));
         if let Err(e) = client.mount_snapshot(NAMESPACE, &id, &target) {
             result = Err(e.into());
@@ -359,16 +380,23 @@ fn mounts(args: &Args, image: &Generated) -> Result<(), Error> {
     client.prune(NAMESPACE)?;
     let _ = fs::remove_dir_all(&mnt);
     result?;
-    times.sort();
-    let p95 = times[(times.len() * 95 / 100).min(times.len() - 1)];
-    println!(
-        "prepare + mount, {} containers of {} layers: median {:.2?}, p95 {:.2?}, max {:.2?}",
-        times.len(),
-        image.layers.len(),
-        times[times.len() / 2],
-        p95,
-        times[times.len() - 1]
-    );
+    let mut mounts: Vec<Duration> = times.iter().zip(&prepares).map(|(t, p)| *t - *p).collect();
+    for (what, times) in [
+        ("prepare + mount", &mut times),
+        ("  prepare", &mut prepares),
+        ("  mount", &mut mounts),
+    ] {
+        times.sort();
+        let p95 = times[(times.len() * 95 / 100).min(times.len() - 1)];
+        println!(
+            "{what}, {} containers of {} layers: median {:.2?}, p95 {:.2?}, max {:.2?}",
+            times.len(),
+            image.layers.len(),
+            times[times.len() / 2],
+            p95,
+            times[times.len() - 1]
+        );
+    }
     Ok(())
 }
 
