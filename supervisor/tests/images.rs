@@ -1,7 +1,7 @@
 //! The image store through the real daemon and `ctr`: import over the socket, list, inspect,
 //! export and re-import, remove and prune, refused archives and dropped uploads that change
-//! nothing, the events all of it emits, a second ctrd on the same root, and a container started
-//! from a bundle whose rootfs is a mounted snapshot.
+//! nothing, the events all of it emits, a second ctrd on the same root, images across a daemon
+//! crash, and a container started from a bundle whose rootfs is a mounted snapshot.
 //!
 //! Archives are written by the image store's own test helper (`images/tests/common`).
 
@@ -463,6 +463,29 @@ fn a_container_runs_on_a_mounted_snapshot() {
         [
             ("snapshot-prepare".to_string(), format!("default/{id}")),
             ("snapshot-remove".to_string(), format!("default/{id}"))
+        ]
+    );
+}
+
+/// The store outlives the daemon process: a crashed daemon's lock is released, and the one the
+/// keeper starts in its place opens the same root with the same images.
+#[test]
+fn images_survive_a_daemon_crash() {
+    let daemon = Daemon::start();
+    let (file, digest) = archive(&daemon, "kept", &two_layers());
+    ok(daemon.ctr(&["images", "import", path(&file)]));
+    let before = listings(&daemon);
+    daemon.kill_daemon_process();
+    assert_eq!(listings(&daemon), before);
+    let listed = json(daemon.ctr(&["images", "ls", "--format", "json"]));
+    assert_eq!(listed[0]["digest"], digest.as_str());
+    ok(daemon.ctr(&["images", "rm", "kept"]));
+    ok(daemon.ctr(&["images", "prune"]));
+    assert_eq!(
+        journal(&daemon, "type~=image"),
+        [
+            ("image-create".to_string(), "kept".to_string()),
+            ("image-delete".to_string(), "kept".to_string())
         ]
     );
 }
