@@ -69,9 +69,10 @@ fn ok(output: Output) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// A `ctr` failure: exit code 1 and one line `ctr: ...` on stderr; returns that line.
+/// A `ctr` failure: ctr's own exit code, 125, and one line `ctr: ...` on stderr; returns that
+/// line.
 fn refused(output: Output) -> String {
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(output.status.code(), Some(125), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("ctr: "), "{stderr}");
