@@ -391,6 +391,16 @@ fn a_second_ctrd_on_the_same_root_is_refused() {
     ok(daemon.ctr(&["images", "ls"]));
 }
 
+/// A mount the test made, taken off (lazily) if the test fails before it unmounts it, so the
+/// temp dir can go.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// Until containers are run from images: a container's snapshot, prepared on an image and
 /// mounted as a bundle's rootfs, is what the container sees.
 #[test]
@@ -429,6 +439,7 @@ fn a_container_runs_on_a_mounted_snapshot() {
     std::fs::remove_dir_all(&rootfs).unwrap();
     std::fs::create_dir(&rootfs).unwrap();
     ok(daemon.ctr(&["snapshots", "mount", &id, path(&rootfs)]));
+    let mounted = Mounted(rootfs.clone());
     assert!(rootfs.join("greeting").exists());
 
     let mut events = daemon.events();
@@ -449,6 +460,7 @@ fn a_container_runs_on_a_mounted_snapshot() {
     let busy = refused(daemon.ctr(&["snapshots", "rm", &id]));
     assert!(busy.contains("mounted"), "{busy}");
     ok(daemon.ctr(&["snapshots", "unmount", path(&rootfs)]));
+    std::mem::forget(mounted);
     ok(daemon.ctr(&["snapshots", "rm", &id]));
     let active = json(daemon.ctr(&[
         "snapshots",
