@@ -94,6 +94,7 @@ enum Command {
     /// Print ctrd's telemetry: start times, counters and their rates, gauges
     Metrics(FormatArgs),
     /// Import, list, inspect, export and remove images
+    #[command(visible_alias = "i")]
     Images(images::ImagesArgs),
     /// List, remove and measure snapshots (unpacked image layers, containers' writable layers);
     /// prepare and mount a container's
