@@ -142,7 +142,7 @@ impl Copies {
 }
 
 /// Waits for the exit event of process `name` (pid `pid`) of container `id`; its status.
-pub fn wait_exit(events: EventStream, id: &str, name: &str, pid: u32) -> Result<i32, Error> {
+pub fn wait_exit(events: &mut EventStream, id: &str, name: &str, pid: u32) -> Result<i32, Error> {
     for event in events {
         let event = event?;
         if event.kind == EventKind::Exit

@@ -60,6 +60,8 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
+    #[error("the container exited, but its snapshot {key} may not be removed: {why}")]
+    NotRemoved { key: String, why: String },
     #[error("ctrd closed the event stream before process \"{name}\" of container \"{id}\" exited")]
     LostExit { id: String, name: String },
     #[error(

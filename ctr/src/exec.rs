@@ -12,7 +12,7 @@ use crate::terminal::{self, RawMode};
 use crate::{ExecArgs, Global};
 
 /// The name of a container's main process.
-const INIT: &str = "init";
+pub const INIT: &str = "init";
 
 pub fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode, Error> {
     let (id, name) = (args.id.clone(), args.pid.clone());
@@ -35,7 +35,7 @@ pub fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     // Subscribed before the process exists, so its exit cannot be missed.
-    let events = global.connect()?.subscribe(&global.namespace)?;
+    let mut events = global.connect()?.subscribe(&global.namespace)?;
     let fifos = Fifos::create(!args.tty)?;
     let raw = args.tty.then(RawMode::enter).transpose()?;
     request.stdio = Some(ExecStdio {
@@ -47,7 +47,7 @@ pub fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode, Error> {
     handle_signals(global, raw.as_ref(), &id, &name)?;
     let pid = global.connect()?.exec(request)?;
     let copies = fifos.connect()?;
-    let status = attach::wait_exit(events, &id, &name, pid)?;
+    let status = attach::wait_exit(&mut events, &id, &name, pid)?;
     copies.finish();
     drop(raw);
     Ok(exit_code(status))
@@ -60,7 +60,7 @@ pub fn start_attached(
     mut request: StartRequest,
     tty: bool,
 ) -> Result<ExitCode, Error> {
-    let events = global.connect()?.subscribe(&global.namespace)?;
+    let mut events = global.connect()?.subscribe(&global.namespace)?;
     let fifos = Fifos::create(!tty)?;
     let raw = tty.then(RawMode::enter).transpose()?;
     request.stdin = Some(fifos.stdin_path());
@@ -71,7 +71,7 @@ pub fn start_attached(
     handle_signals(global, raw.as_ref(), &id, INIT)?;
     let pid = global.connect()?.start(request)?;
     let copies = fifos.connect()?;
-    let status = attach::wait_exit(events, &id, INIT, pid)?;
+    let status = attach::wait_exit(&mut events, &id, INIT, pid)?;
     copies.finish();
     drop(raw);
     Ok(exit_code(status))
@@ -79,7 +79,7 @@ pub fn start_attached(
 
 /// With a terminal, window size changes are forwarded and ending signals restore it; without,
 /// ending signals are forwarded to the process.
-fn handle_signals(
+pub fn handle_signals(
     global: &Global,
     raw: Option<&RawMode>,
     id: &str,
@@ -102,6 +102,6 @@ fn handle_signals(
 }
 
 /// A status is 0 to 255 (128 + a signal included); anything else reads as a failure.
-fn exit_code(status: i32) -> ExitCode {
+pub fn exit_code(status: i32) -> ExitCode {
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

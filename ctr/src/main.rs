@@ -5,7 +5,7 @@
 //! ([`error::FAILURE`]; 126 or 127 for a command that could not be run in a container), so that
 //! it never reads as the status of a process ctr passes on. The commands live in
 //! [`containers`], [`control`], [`stats`], [`checkpoints`], [`exec`], [`logs`], [`events`],
-//! [`daemon`] and [`metrics`]; the image store's in [`images`], [`snapshots`] and [`content`]
+//! [`daemon`] and [`metrics`]; [`run`] a container from an image; the image store's in [`images`], [`snapshots`] and [`content`]
 //! (each defining its own subcommands); [`output`] owns the formats, [`attach`], [`terminal`] and [`proxy`] an attached
 //! process's stdio and signals; [`generate`] writes completion scripts and man pages from this
 //! definition.
@@ -25,6 +25,7 @@ mod logs;
 mod metrics;
 mod output;
 mod proxy;
+mod run;
 mod signal;
 mod snapshots;
 mod stats;
@@ -101,6 +102,8 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// List the blobs of the image content store
     Content(content::ContentArgs),
+    /// Run a container from an image: ctr run [flags] IMAGE ID [COMMAND [ARG...]]
+    Run(run::RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -447,6 +450,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
         Command::Images(args) => images::run(global, args, out),
         Command::Snapshots(args) => snapshots::run(global, args, out),
         Command::Content(args) => content::run(global, args, out),
+        Command::Run(args) => return run::run(global, &args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

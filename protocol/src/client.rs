@@ -118,6 +118,14 @@ impl Client {
         }
     }
 
+    /// Runs a container from an image; returns its init's pid.
+    pub fn run(&mut self, req: RunRequest) -> Result<u32, ClientError> {
+        match self.call(req)? {
+            Response::Started(s) => Ok(s.pid),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub fn kill(&mut self, req: KillRequest) -> Result<(), ClientError> {
         self.kill_noting(req).map(drop)
     }

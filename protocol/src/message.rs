@@ -61,6 +61,7 @@ pub enum Request {
     MountSnapshot(MountSnapshotRequest),
     UnmountSnapshot(UnmountSnapshotRequest),
     ListContent(ListContentRequest),
+    Run(RunRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -82,6 +83,48 @@ pub struct StartRequest {
     pub stdin: Option<String>,
     /// With `stdin` and `stdout`: run the init on a pseudo-terminal of this size, relayed to those
     /// FIFOs. The bundle's `process.terminal` must be true.
+    pub terminal: Option<WindowSize>,
+}
+
+/// On the `snapshot-remove` event of a [`RunRequest`] with `remove`: why the removal failed
+/// (what is left stays, for `ctr snapshots` to show).
+pub const REMOVE_ERROR_LABEL: &str = "ctrd.remove-error";
+
+/// Run a container from an image (`ctr run`): the daemon prepares its snapshot, mounts it as the
+/// rootfs of a bundle it writes in its state directory, and starts it as [`StartRequest`] does;
+/// answered with [`Response::Started`] once its init runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub namespace: String,
+    pub id: String,
+    /// The image's name in the namespace.
+    pub image: String,
+    /// Replaces the image's Cmd (its Entrypoint stays); empty: the image's Cmd.
+    pub command: Vec<String>,
+    /// `KEY=VALUE`, each replacing the image's variable of that name.
+    pub env: Vec<String>,
+    /// Working directory, absolute; default: the image's.
+    pub cwd: Option<String>,
+    /// `user[:group]`, names or numbers; default: the image's.
+    pub user: Option<String>,
+    /// Added to the image's labels, replacing those of the same key.
+    pub labels: BTreeMap<String, String>,
+    pub hostname: Option<String>,
+    /// Mount the rootfs read-only.
+    pub read_only: bool,
+    /// Share the host's network namespace instead of having one of its own (with only
+    /// loopback).
+    pub net_host: bool,
+    /// Bytes.
+    pub memory_limit: Option<i64>,
+    pub pids_limit: Option<i64>,
+    /// Remove the snapshot and the bundle once the container exits; a `snapshot-remove` event
+    /// says when that is done (with [`REMOVE_ERROR_LABEL`] if it failed).
+    pub remove: bool,
+    /// As in [`StartRequest`].
+    pub stdin: Option<String>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
     pub terminal: Option<WindowSize>,
 }
 
@@ -363,6 +406,7 @@ request_from!(
     MountSnapshot(MountSnapshotRequest),
     UnmountSnapshot(UnmountSnapshotRequest),
     ListContent(ListContentRequest),
+    Run(RunRequest),
 );
 
 /// Not `Eq`: metrics carry floating-point rates.

@@ -6,6 +6,8 @@
 //! <state-dir>/runc-logs/              runc's --log files, one per call, removed after reading
 //! <state-dir>/events/                 the event journal's segment files
 //! <state-dir>/<namespace>/<id>/       a container's pid file and its stdout.log / stderr.log
+//! <state-dir>/bundles/<namespace>/<id>/  the bundle of a container run from an image: its
+//!                                     config.json and its snapshot mounted at rootfs/
 //! ```
 //! Every name joined here is a validated [`Namespace`] or [`ContainerId`].
 
@@ -40,6 +42,10 @@ impl StateDir {
 
     pub fn events_dir(&self) -> PathBuf {
         self.0.join("events")
+    }
+
+    pub fn bundle_dir(&self, ns: &Namespace, id: &ContainerId) -> PathBuf {
+        self.0.join("bundles").join(ns.as_str()).join(id.as_str())
     }
 
     pub fn container_dir(&self, ns: &Namespace, id: &ContainerId) -> PathBuf {

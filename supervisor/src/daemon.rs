@@ -328,6 +328,7 @@ impl Daemon {
             listener,
             addr.clone(),
             images,
+            StateDir::new(&args.state_dir),
             ConnectionLimits {
                 max_frame: args.max_frame_size,
                 idle_timeout: args.idle_timeout,

@@ -62,7 +62,7 @@ pub use platform::{Platform, PlatformSelector};
 pub use snapshot::Usage;
 
 use error::io_err;
-use metadata::Metadata;
+use metadata::{ManifestRecord, Metadata};
 
 /// The store's default root.
 pub const DEFAULT_ROOT: &str = "/var/lib/ctrd";
@@ -288,22 +288,7 @@ impl ImageStore {
             .meta
             .image(namespace, image)?
             .ok_or_else(|| not_found(namespace, image))?;
-        let host = Platform::host();
-        let manifest = record
-            .manifests
-            .iter()
-            .find(|m| {
-                m.platform.as_deref().is_none_or(|p| {
-                    p.parse::<Platform>()
-                        .is_ok_and(|p| p.os == host.os && p.architecture == host.architecture)
-                })
-            })
-            .or(record.manifests.first())
-            .ok_or_else(|| Error::NoMatchingPlatform {
-                image: image.to_string(),
-                wanted: host.to_string(),
-                available: "none".to_string(),
-            })?;
+        let manifest = host_manifest(&record.manifests, image)?;
         let mut lease = self.leases.begin();
         let layers = import::manifest_layers(self, &manifest.digest, &mut lease)?;
         let top = import::unpack_layers(self, &layers, &mut lease, |_| {})?;
@@ -314,6 +299,16 @@ impl ImageStore {
         self.snapshots
             .prepare_active(&self.meta, &key, top.as_ref(), kind)?;
         Ok(key)
+    }
+
+    /// The config of the manifest [`Self::prepare`] unpacks: the host platform's, or the first.
+    pub fn host_config(&self, namespace: &str, image: &str) -> Result<ImageConfiguration> {
+        let record = self
+            .meta
+            .image(namespace, image)?
+            .ok_or_else(|| not_found(namespace, image))?;
+        let manifest = host_manifest(&record.manifests, image)?;
+        import::read_json(self, &manifest.config, "image config")
     }
 
     /// Mounts container `container`'s snapshot at `target` (an existing directory).
@@ -333,6 +328,26 @@ impl ImageStore {
         let key = container_key(namespace, container)?;
         self.snapshots.remove(&self.meta, &key)
     }
+}
+
+/// The manifest for the host platform, or else the first (an image imported for one platform
+/// only, or without platforms).
+fn host_manifest<'a>(manifests: &'a [ManifestRecord], image: &str) -> Result<&'a ManifestRecord> {
+    let host = Platform::host();
+    manifests
+        .iter()
+        .find(|m| {
+            m.platform.as_deref().is_none_or(|p| {
+                p.parse::<Platform>()
+                    .is_ok_and(|p| p.os == host.os && p.architecture == host.architecture)
+            })
+        })
+        .or(manifests.first())
+        .ok_or_else(|| Error::NoMatchingPlatform {
+            image: image.to_string(),
+            wanted: host.to_string(),
+            available: "none".to_string(),
+        })
 }
 
 fn not_found(namespace: &str, name: &str) -> Error {

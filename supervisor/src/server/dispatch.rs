@@ -4,17 +4,20 @@
 //! off the actor: a container's limits and stats are read from its cgroup on a blocking thread,
 //! a `wait` ends early when its client hangs up, and a subscription is registered with the
 //! journal (through the actor) before it becomes a [`Stream`]. Image store requests go to
-//! [`super::images`], which runs them on blocking threads and tells the actor what to emit.
+//! [`super::images`], which runs them on blocking threads and tells the actor what to emit;
+//! `run` to [`super::run`], which makes a bundle from an image before it starts it.
 
 use std::sync::Arc;
 
 use ::images::ImageStore;
 use actix::Addr;
 use protocol::{ErrorKind, ErrorResponse, Filter, Request, Response, SubscribeRequest};
+use runtime::StateDir;
 use tokio::sync::oneshot;
 
 use super::connection::Connection;
 use super::images;
+use super::run;
 use super::stream::Stream;
 use crate::actor::{
     AddProcess, Checkpoint, DeleteCheckpoint, Info, KillProcess, List, ListCheckpoints, Logs,
@@ -40,6 +43,7 @@ pub enum Answer {
 pub async fn dispatch(
     supervisor: &Addr<Supervisor>,
     store: &Arc<ImageStore>,
+    state_dir: &StateDir,
     request: Request,
     connection: &mut Connection,
 ) -> Answer {
@@ -145,6 +149,7 @@ pub async fn dispatch(
         Request::MountSnapshot(req) => images::mount(store, req).await,
         Request::UnmountSnapshot(req) => images::unmount(store, req).await,
         Request::ListContent(req) => images::list_content(store, req).await,
+        Request::Run(req) => run::run(supervisor, store, state_dir, req).await,
     };
     Answer::Reply(response)
 }

@@ -477,7 +477,7 @@ fn answer<T>(result: Result<T, ErrorResponse>, ok: impl FnOnce(T) -> Response) -
 
 /// Has the actor emit `events`, then answers with `response`: a client that sees the answer
 /// can find the events in the journal.
-async fn emit_then(
+pub(super) async fn emit_then(
     supervisor: &Addr<Supervisor>,
     namespace: String,
     events: Vec<StoreEvent>,
@@ -523,7 +523,7 @@ fn error_kind(e: &images::Error) -> ErrorKind {
     }
 }
 
-fn error_response(e: &images::Error) -> ErrorResponse {
+pub(super) fn error_response(e: &images::Error) -> ErrorResponse {
     ErrorResponse::new(error_kind(e), e.to_string())
 }
 

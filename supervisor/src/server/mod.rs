@@ -8,6 +8,7 @@
 //! - [`dispatch`]: each request, taken to the actor and answered;
 //! - [`images`]: image store requests, run on blocking threads beside the actor;
 //!   [`transfer`]: the archives they upload and download;
+//! - [`run`]: a container from an image, its bundle made off the actor then started by it;
 //! - [`stream`]: a subscribed connection's events.
 //!
 //! This module accepts, turns away what it cannot serve, and runs each connection's handshake
@@ -22,6 +23,7 @@
 mod connection;
 mod dispatch;
 mod images;
+mod run;
 mod stream;
 mod transfer;
 
@@ -32,6 +34,7 @@ use ::images::ImageStore;
 use actix::Addr;
 use protocol::frame::FrameError;
 use protocol::{ErrorKind, ErrorResponse, Hello, Request, Response};
+use runtime::StateDir;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -54,6 +57,7 @@ pub async fn serve(
     listener: UnixListener,
     supervisor: Addr<Supervisor>,
     images: Arc<ImageStore>,
+    state: StateDir,
     limits: ConnectionLimits,
     access: Access,
     drain: DrainGuard,
@@ -90,10 +94,11 @@ pub async fn serve(
                 }
                 let supervisor = supervisor.clone();
                 let images = images.clone();
+                let state = state.clone();
                 let drain = drain.clone();
                 actix_rt::spawn(async move {
                     let connection = Connection::new(stream, limits);
-                    if let Err(e) = run(connection, supervisor, images).await {
+                    if let Err(e) = run(connection, supervisor, images, state).await {
                         log::debug!("connection closed: {e}");
                     }
                     drop((slot, drain));
@@ -127,6 +132,7 @@ async fn run(
     mut connection: Connection,
     supervisor: Addr<Supervisor>,
     images: Arc<ImageStore>,
+    state: StateDir,
 ) -> Result<(), FrameError> {
     let hello = match connection.read::<Hello>().await {
         Ok(Some(hello)) => hello,
@@ -149,7 +155,7 @@ async fn run(
             Ok(None) => return Ok(()),
             Err(e) => return Err(connection.refuse(e).await),
         };
-        match dispatch::dispatch(&supervisor, &images, request, &mut connection).await {
+        match dispatch::dispatch(&supervisor, &images, &state, request, &mut connection).await {
             Answer::Reply(response) => connection.write(&response).await?,
             Answer::Close(response) => return connection.write(&response).await,
             Answer::Stream(stream) => {

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, ImageConfigurationBuilder, ImageIndexBuilder,
+    Arch, Config, ConfigBuilder, Descriptor, ImageConfigurationBuilder, ImageIndexBuilder,
     ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
 };
 use sha2::{Digest as _, Sha256};
@@ -142,6 +142,9 @@ pub struct ImageSpec {
     pub layers: Vec<(Vec<Entry>, Compression)>,
     pub os: &'static str,
     pub arch: &'static str,
+    /// The image config's `config`; `None`: `/bin/sh -c "echo hello"` as user 1000 in
+    /// `/home/user`, with `GREETING=hi`.
+    pub config: Option<Config>,
 }
 
 impl ImageSpec {
@@ -150,6 +153,7 @@ impl ImageSpec {
             layers,
             os: "linux",
             arch: host_arch(),
+            config: None,
         }
     }
 }
@@ -210,7 +214,7 @@ impl Layout {
                     .build()
                     .unwrap(),
             )
-            .config(
+            .config(spec.config.clone().unwrap_or_else(|| {
                 ConfigBuilder::default()
                     .entrypoint(vec!["/bin/sh".to_string(), "-c".to_string()])
                     .cmd(vec!["echo hello".to_string()])
@@ -221,8 +225,8 @@ impl Layout {
                     .working_dir("/home/user")
                     .user("1000:1000")
                     .build()
-                    .unwrap(),
-            )
+                    .unwrap()
+            }))
             .build()
             .unwrap();
         let config = self.typed(
