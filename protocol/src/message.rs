@@ -90,6 +90,10 @@ pub struct StartRequest {
 /// (what is left stays, for `ctr snapshots` to show).
 pub const REMOVE_ERROR_LABEL: &str = "ctrd.remove-error";
 
+/// The label of a container run from an image that names the image (`ctr containers state`
+/// shows it); set by the daemon, over any label of that key the image or the request gives.
+pub const IMAGE_LABEL: &str = "ctrd.image";
+
 /// Run a container from an image (`ctr run`): the daemon prepares its snapshot, mounts it as the
 /// rootfs of a bundle it writes in its state directory, and starts it as [`StartRequest`] does;
 /// answered with [`Response::Started`] once its init runs.

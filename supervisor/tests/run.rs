@@ -13,9 +13,10 @@ mod layout;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{unique_id, wait_until, Daemon};
+use common::{unique_id, Daemon};
 use layout::{Compression, Entry, ImageSpec, Layout};
 use oci_spec::image::{Config, ConfigBuilder};
+use protocol::{EventKind, REMOVE_ERROR_LABEL};
 use serde_json::Value;
 
 const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\napp:x:1234:2345::/srv:/bin/sh\n";
@@ -237,11 +238,13 @@ fn one_id_runs_in_two_namespaces_at_once() {
         ])))
         .unwrap();
         assert_eq!(state["status"], "running", "{state}");
+        assert_eq!(state["labels"]["ctrd.image"], "report", "{state}");
         assert!(bundle_dir(&daemon, ns, id)
             .join("rootfs/bin/busybox")
             .exists());
     }
     for ns in ["a", "b"] {
+        let events = daemon.client().subscribe(ns).unwrap();
         ok(daemon.ctr(&["-n", ns, "containers", "kill", "--signal", "KILL", id]));
         let status = daemon
             .ctr_command(&["-n", ns, "containers", "wait", id])
@@ -249,9 +252,13 @@ fn one_id_runs_in_two_namespaces_at_once() {
             .unwrap();
         assert_eq!(status.code(), Some(137));
         // The removal follows the exit: its event is the sign it is done.
-        wait_until("the snapshot removed", || {
-            (active_snapshots(&daemon, ns) == Value::Array(Vec::new())).then_some(())
-        });
+        let key = format!("{ns}/{id}");
+        let removed = events
+            .map(Result::unwrap)
+            .find(|e| e.kind == EventKind::SnapshotRemove && e.id == key)
+            .expect("a snapshot-remove event");
+        assert_eq!(removed.labels.get(REMOVE_ERROR_LABEL), None, "{removed:?}");
+        assert_eq!(active_snapshots(&daemon, ns), Value::Array(Vec::new()));
         assert!(!bundle_dir(&daemon, ns, id).exists());
     }
 }

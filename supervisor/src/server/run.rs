@@ -18,7 +18,7 @@ use ::images::ImageStore;
 use actix::Addr;
 use protocol::{
     ErrorKind, ErrorResponse, EventKind, Response, RunRequest, StartRequest, WaitRequest,
-    REMOVE_ERROR_LABEL,
+    IMAGE_LABEL, REMOVE_ERROR_LABEL,
 };
 use runtime::{ContainerId, Namespace, StateDir};
 use spec::{Network, RunOptions, SpecError};
@@ -70,7 +70,7 @@ impl Bundle {
     }
 
     /// Makes the bundle; on failure nothing of it is left. Returns the container's labels: the
-    /// image's, then the request's.
+    /// image's, then the request's, then [`IMAGE_LABEL`].
     fn create(&self, req: &RunRequest) -> Result<BTreeMap<String, String>, RunError> {
         let config = self.store.host_config(&self.namespace, &req.image)?;
         // The snapshot's key is the container's: a second run with the id fails here, before
@@ -90,6 +90,7 @@ impl Bundle {
             .into_iter()
             .collect();
         labels.extend(req.labels.clone());
+        labels.insert(IMAGE_LABEL.to_string(), req.image.clone());
         Ok(labels)
     }
 
