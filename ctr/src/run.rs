@@ -153,3 +153,46 @@ fn wait_removed(events: &mut EventStream, key: &str) -> Result<(), Error> {
         why: "ctrd closed the event stream first".to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::RunArgs;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn everything_after_the_id_is_the_command_flags_included() {
+        let cli = Cli::try_parse_from([
+            "run",
+            "--rm",
+            "-u",
+            "app",
+            "img",
+            "web",
+            "sh",
+            "-c",
+            "echo -n x",
+            "--rm",
+        ])
+        .unwrap();
+        assert!(cli.run.rm && !cli.run.detach);
+        assert_eq!(cli.run.user.as_deref(), Some("app"));
+        assert_eq!(
+            (cli.run.image.as_str(), cli.run.id.as_str()),
+            ("img", "web")
+        );
+        assert_eq!(cli.run.command, ["sh", "-c", "echo -n x", "--rm"]);
+    }
+
+    #[test]
+    fn a_terminal_is_for_an_attached_run_only() {
+        assert!(Cli::try_parse_from(["run", "-d", "-t", "img", "web"]).is_err());
+        assert!(Cli::try_parse_from(["run", "--net", "bridge", "img", "web"]).is_err());
+    }
+}
