@@ -9,7 +9,8 @@ set -euo pipefail
 #   2. copy the whole bundle (rootfs, config.json, checkpoints) to DST_BUNDLE, which must not
 #      exist or be empty; without DST_BUNDLE, or when it is the source bundle, nothing is copied
 #      (both daemons see the same file system);
-#   3. restore it on the destination: ctr containers start --checkpoint <name> ID DST_BUNDLE.
+#   3. restore it on the destination: ctr containers start --checkpoint <name> ID DST_BUNDLE;
+#   4. delete the stopped container the source keeps (its bundle and checkpoints stay).
 # The container is frozen from step 1 to the end of step 3.
 #
 # --pre-copy [ROUNDS] (default 2 rounds): while the container runs, take ROUNDS pre-dumps, each
@@ -24,7 +25,8 @@ set -euo pipefail
 #
 # Prints one line with the time each step took and the freeze time: from the start of the dump
 # that stops the container to the restored container running. If the restore fails, the
-# checkpoint is kept and the command that restores the container on the source is printed.
+# checkpoint is kept, and so is the stopped container on the source, with the command that
+# restores it there.
 # The namespace is CTRD_NAMESPACE (default "default"), as for ctr. The ctr binary is $CTR, else
 # `ctr` on PATH, else the repo's release or debug build of ctr (in target/, or under
 # CARGO_TARGET_DIR). Installs nothing.
@@ -77,7 +79,7 @@ fi
 copying() { [[ $dst_bundle != "$src_bundle" ]]; }
 
 name="migrate-$(date -u +%Y%m%dT%H%M%S)-$$"
-restore_hint="restore on the source with: $ctr --address $src containers start --checkpoint $name $id $src_bundle"
+restore_hint="restore on the source with: $ctr --address $src containers start --checkpoint $name $id"
 seconds() { LC_ALL=C awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # --- pre-copy: pre-dumps while the container runs --------------------------------------------
@@ -129,4 +131,5 @@ if ! "$ctr" --address "$dst" containers start --quiet --checkpoint "$name" "$id"
     die "restore on $dst failed; $restore_hint"
 fi
 t3=$EPOCHREALTIME
+"$ctr" --address "$src" containers delete "$id" || echo "migrate.sh: warning: $id runs on $dst, but its stopped copy on $src was not deleted" >&2
 echo "migrated $id as checkpoint $name:$precopy checkpoint $(seconds "$t0" "$t1")s, copy $(seconds "$t1" "$t2")s, restore $(seconds "$t2" "$t3")s, freeze $(seconds "$t0" "$t3")s"

@@ -242,6 +242,8 @@ fn start_request(plan: &Plan, n: usize) -> StartRequest {
         checkpoint: None,
         stdin: None,
         terminal: None,
+        // Nothing of a run is kept once it has stopped.
+        remove: true,
     }
 }
 

@@ -1,5 +1,5 @@
-//! `ctr containers`: list, start, kill and state, and the one view of a container that their
-//! table and JSON outputs share.
+//! `ctr containers`: list, start, delete, kill and state, and the one view of a container that
+//! their table and JSON outputs share.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use protocol::{
-    Container, Filter, KillProcessRequest, KillRequest, Limits, LostOutput, Process, StartRequest,
-    Status, WaitRequest,
+    Container, DeleteRequest, Filter, KillProcessRequest, KillRequest, Limits, LostOutput, Process,
+    StartExistingRequest, StartRequest, Status, WaitRequest,
 };
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::output::{self, Format, Table};
-use crate::{signal, Global, KillArgs, StartArgs, WaitArgs};
+use crate::{signal, DeleteArgs, Global, KillArgs, StartArgs, WaitArgs};
 
 /// A container as ctr prints it: the wire type with its creation time readable.
 #[derive(Debug, Serialize)]
@@ -37,6 +37,12 @@ struct ContainerView<'a> {
     limits: Option<&'a Limits>,
     /// Output that could not be written to `stdout` or `stderr` (see [`LostOutput`]).
     lost_output: LostOutput,
+    /// Once stopped: the init's exit status (`null` while it runs, or when it is unknown).
+    exit_status: Option<i32>,
+    /// Once stopped: when it exited, RFC 3339.
+    exited: Option<String>,
+    /// Once stopped: whether the kernel's OOM killer killed a process of it.
+    oom_killed: bool,
 }
 
 impl<'a> From<&'a Container> for ContainerView<'a> {
@@ -54,6 +60,9 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
             processes: &c.processes,
             limits: c.limits.as_deref(),
             lost_output: c.lost_output,
+            exit_status: c.exit.and_then(|e| e.status),
+            exited: c.exit.map(|e| output::rfc3339(e.time)),
+            oom_killed: c.exit.is_some_and(|e| e.oom_killed),
         }
     }
 }
@@ -87,7 +96,7 @@ fn list_table(containers: &[Container]) -> String {
         table.row([
             c.id.clone(),
             c.bundle.clone(),
-            c.status.to_string(),
+            status_cell(c),
             pid_cell(c.pid),
         ]);
     }
@@ -95,9 +104,19 @@ fn list_table(containers: &[Container]) -> String {
 }
 
 /// Prints the id once the container runs, as `docker start` does, so a script can pipe it on;
-/// with `--quiet`, nothing.
+/// with `--quiet`, nothing. Without a bundle, the container ctrd keeps starts again (or is
+/// restored with `--checkpoint`).
 pub fn start(global: &Global, args: &StartArgs, out: &mut impl Write) -> Result<(), Error> {
-    global.connect()?.start(start_request(global, args)?)?;
+    if args.bundle.is_none() {
+        let request = StartExistingRequest {
+            namespace: global.namespace.clone(),
+            id: args.id.clone(),
+            checkpoint: args.checkpoint.clone(),
+        };
+        global.connect()?.start_existing(request)?;
+    } else {
+        global.connect()?.start(start_request(global, args)?)?;
+    }
     if !args.quiet {
         writeln!(out, "{}", args.id)?;
     }
@@ -105,10 +124,11 @@ pub fn start(global: &Global, args: &StartArgs, out: &mut impl Write) -> Result<
 }
 
 pub fn start_request(global: &Global, args: &StartArgs) -> Result<StartRequest, Error> {
+    let bundle = args.bundle.as_ref().ok_or(Error::NoBundle)?;
     let labels = parse_labels(&args.labels)?;
     // ctrd runs in another directory, so relative paths are resolved here. The cwd is read only
     // when a path needs it: a removed cwd must not break a command that names absolute paths.
-    let needs_cwd = std::iter::once(&args.bundle)
+    let needs_cwd = std::iter::once(bundle)
         .chain(&args.stdout)
         .chain(&args.stderr)
         .any(|path| path.is_relative());
@@ -122,13 +142,14 @@ pub fn start_request(global: &Global, args: &StartArgs) -> Result<StartRequest, 
     let request = StartRequest {
         namespace: global.namespace.clone(),
         id: args.id.clone(),
-        bundle: resolve(&args.bundle)?,
+        bundle: resolve(bundle)?,
         labels,
         stdout: args.stdout.as_deref().map(resolve).transpose()?,
         stderr: args.stderr.as_deref().map(resolve).transpose()?,
         checkpoint: args.checkpoint.clone(),
         stdin: None,
         terminal: None,
+        remove: args.remove,
     };
     Ok(request)
 }
@@ -155,6 +176,35 @@ pub fn path_string(path: PathBuf) -> Result<String, Error> {
     path.into_os_string()
         .into_string()
         .map_err(|raw| Error::NonUtf8Path(raw.into()))
+}
+
+/// Deletes each container in turn; a failure is reported and the others are still deleted.
+pub fn delete(global: &Global, args: &DeleteArgs) -> Result<(), Error> {
+    let mut client = global.connect()?;
+    let mut failed = 0;
+    let mut last = None;
+    for id in &args.ids {
+        let request = DeleteRequest {
+            namespace: global.namespace.clone(),
+            id: id.clone(),
+            force: args.force,
+        };
+        if let Err(e) = client.delete(request) {
+            failed += 1;
+            if args.ids.len() > 1 {
+                eprintln!("ctr: {e}");
+            }
+            last = Some(e);
+        }
+    }
+    match last {
+        None => Ok(()),
+        Some(e) if args.ids.len() == 1 => Err(e.into()),
+        Some(_) => Err(Error::NotDeleted {
+            failed,
+            of: args.ids.len(),
+        }),
+    }
 }
 
 pub fn kill(global: &Global, args: &KillArgs) -> Result<(), Error> {
@@ -224,6 +274,12 @@ fn state_table(c: &Container) -> String {
     table.row(["PATH".to_string(), c.bundle.clone()]);
     table.row(["STATUS".to_string(), c.status.to_string()]);
     table.row(["PID1".to_string(), pid_cell(c.pid)]);
+    if let Some(exit) = &c.exit {
+        let status = exit.status.map_or("unknown".to_string(), |s| s.to_string());
+        table.row(["EXIT STATUS".to_string(), status]);
+        table.row(["EXITED".to_string(), output::rfc3339(exit.time)]);
+        table.row(["OOM KILLED".to_string(), exit.oom_killed.to_string()]);
+    }
     table.row(["CREATED".to_string(), output::rfc3339(c.created)]);
     table.row(["LABELS".to_string(), labels]);
     table.row(["STDOUT".to_string(), c.stdout.clone()]);
@@ -273,6 +329,17 @@ fn limit_rows(table: &mut Table, l: &Limits) {
     }
 }
 
+/// A stopped container's status carries its exit status: `stopped (137)`.
+fn status_cell(c: &Container) -> String {
+    match c.exit {
+        Some(exit) => {
+            let status = exit.status.map_or("unknown".to_string(), |s| s.to_string());
+            format!("{} ({status})", c.status)
+        }
+        None => c.status.to_string(),
+    }
+}
+
 /// A starting container has no init process yet.
 fn pid_cell(pid: Option<u32>) -> String {
     pid.map_or_else(|| "-".to_string(), |pid| pid.to_string())
@@ -307,6 +374,7 @@ mod tests {
                 .collect(),
             limits: None,
             lost_output: Default::default(),
+            exit: None,
         }
     }
 

@@ -69,6 +69,11 @@ pub enum Error {
          while ctrd's keeper was not running to collect it (see ctrd's log)"
     )]
     UnknownStatus { id: String, name: String },
+    #[error("a new container needs a BUNDLE")]
+    NoBundle,
+    /// Each failure was reported on its own line already.
+    #[error("{failed} of {of} containers were not deleted")]
+    NotDeleted { failed: usize, of: usize },
     #[error("cannot set up the terminal: {0}")]
     Terminal(io::Error),
     #[error("cannot set up signal forwarding: {0}")]

@@ -120,8 +120,12 @@ enum ContainersCommand {
     /// List the namespace's containers
     #[command(visible_alias = "ls")]
     List(ListArgs),
-    /// Start a container from an OCI bundle; returns once it runs and prints its id
+    /// Start a container from an OCI bundle, or a stopped one again (no bundle); returns once it
+    /// runs and prints its id
     Start(StartArgs),
+    /// Delete stopped containers (--force: running ones too, killed first)
+    #[command(visible_alias = "rm")]
+    Delete(DeleteArgs),
     /// Send a signal to a container
     Kill(KillArgs),
     /// Show one container and its processes
@@ -140,6 +144,16 @@ enum ContainersCommand {
     Update(Box<UpdateArgs>),
     /// Show containers' CPU, memory, pids, block and network I/O (every running one without IDs)
     Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+struct DeleteArgs {
+    /// Kill a running container first
+    #[arg(short, long)]
+    force: bool,
+    /// Container ids
+    #[arg(required = true, value_name = "ID")]
+    ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -303,19 +317,22 @@ struct WaitArgs {
 #[derive(Debug, Args)]
 struct StartArgs {
     /// Label to attach to the container (repeatable)
-    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    #[arg(short, long = "label", value_name = "KEY=VALUE", requires = "bundle")]
     labels: Vec<String>,
     /// File that receives the container's stdout [default: its log in ctrd's state dir]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "bundle")]
     stdout: Option<PathBuf>,
     /// File that receives the container's stderr [default: its log in ctrd's state dir]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "bundle")]
     stderr: Option<PathBuf>,
     /// Restore the container from this checkpoint in <bundle>/checkpoints/
     #[arg(short, long, value_name = "NAME", conflicts_with = "attach")]
     checkpoint: Option<String>,
+    /// Delete the container as soon as it stops (default: it is kept until deleted)
+    #[arg(long = "rm", requires = "bundle")]
+    remove: bool,
     /// Be the container's stdio and exit with its status
-    #[arg(short, long, conflicts_with_all = ["stdout", "stderr"])]
+    #[arg(short, long, conflicts_with_all = ["stdout", "stderr"], requires = "bundle")]
     attach: bool,
     /// Relay the container's terminal (its bundle's process.terminal must be true)
     #[arg(long, requires = "attach")]
@@ -325,8 +342,9 @@ struct StartArgs {
     quiet: bool,
     /// Container id, unique in the namespace
     id: String,
-    /// OCI bundle directory (the one holding config.json)
-    bundle: PathBuf,
+    /// OCI bundle directory (the one holding config.json); without it, a stopped container
+    /// starts again from its own
+    bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -423,6 +441,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Error> {
                 return exec::start_attached(global, request, args.tty);
             }
             Some(ContainersCommand::Start(args)) => containers::start(global, &args, out),
+            Some(ContainersCommand::Delete(args)) => containers::delete(global, &args),
             Some(ContainersCommand::Kill(args)) => containers::kill(global, &args),
             Some(ContainersCommand::State(args)) => {
                 containers::state(global, &args.id, args.format.format, out)
@@ -790,6 +809,46 @@ mod tests {
             "/b",
         ];
         assert!(Cli::try_parse_from(attach_and_file).is_err());
+    }
+
+    #[test]
+    fn delete_takes_ids_and_start_needs_no_bundle_for_a_kept_container() {
+        let cli = Cli::try_parse_from(["ctr", "containers", "rm", "-f", "a", "b"]).unwrap();
+        match cli.command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Delete(delete)),
+                ..
+            }) => {
+                assert!(delete.force);
+                assert_eq!(delete.ids, ["a", "b"]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["ctr", "containers", "delete"]).is_err());
+        let cli = Cli::try_parse_from(["ctr", "containers", "start", "--checkpoint", "c1", "web"]);
+        match cli.unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Start(start)),
+                ..
+            }) => assert_eq!(
+                (start.bundle, start.checkpoint.as_deref()),
+                (None, Some("c1"))
+            ),
+            other => panic!("parsed as {other:?}"),
+        }
+        // What a new container takes needs a bundle to take it with.
+        for flag in ["--rm", "--attach", "--label=a=1"] {
+            let args = ["ctr", "containers", "start", flag, "web"];
+            assert!(Cli::try_parse_from(args).is_err(), "{flag}");
+        }
+        let cli = Cli::try_parse_from(["ctr", "containers", "start", "--rm", "web", "/b"]);
+        match cli.unwrap().command {
+            Command::Containers(ContainersArgs {
+                command: Some(ContainersCommand::Start(start)),
+                ..
+            }) => assert!(start.remove),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]

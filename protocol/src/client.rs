@@ -126,6 +126,22 @@ impl Client {
         }
     }
 
+    /// Starts a container the daemon keeps (a stopped one again, or from a checkpoint).
+    pub fn start_existing(&mut self, req: StartExistingRequest) -> Result<u32, ClientError> {
+        match self.call(req)? {
+            Response::Started(s) => Ok(s.pid),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes a stopped container (with `force`, a running one is killed first).
+    pub fn delete(&mut self, req: DeleteRequest) -> Result<(), ClientError> {
+        match self.call(req)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub fn kill(&mut self, req: KillRequest) -> Result<(), ClientError> {
         self.kill_noting(req).map(drop)
     }

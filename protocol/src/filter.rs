@@ -68,7 +68,8 @@ impl Fields for Event {
 }
 
 impl Fields for Container {
-    const SCALARS: &'static [&'static str] = &["id", "namespace", "bundle", "status", "pid"];
+    const SCALARS: &'static [&'static str] =
+        &["id", "namespace", "bundle", "status", "pid", "exit_status"];
     const MAPS: &'static [&'static str] = &["labels"];
 
     fn field(&self, path: &[String]) -> Option<Cow<'_, str>> {
@@ -79,6 +80,7 @@ impl Fields for Container {
                 "bundle" => Cow::Borrowed(self.bundle.as_str()),
                 "status" => Cow::Owned(self.status.to_string()),
                 "pid" => Cow::Owned(self.pid?.to_string()),
+                "exit_status" => Cow::Owned(self.exit?.status?.to_string()),
                 _ => return None,
             }),
             [map, key] if map == "labels" => {
@@ -535,11 +537,25 @@ mod tests {
             processes: Vec::new(),
             limits: None,
             lost_output: Default::default(),
+            exit: None,
         };
         let parse = |e: &str| Filter::<Container>::parse(&[e.to_string()]);
         assert!(parse("status==running,labels.app==web")
             .unwrap()
             .matches(&c));
+        assert!(!parse("exit_status").unwrap().matches(&c));
+        let stopped = Container {
+            status: crate::Status::Stopped,
+            exit: Some(crate::ContainerExit {
+                status: Some(137),
+                time: 1,
+                oom_killed: false,
+            }),
+            ..c.clone()
+        };
+        assert!(parse("status==stopped,exit_status==137")
+            .unwrap()
+            .matches(&stopped));
         assert!(!parse("bundle!=/b").unwrap().matches(&c));
         assert_eq!(parse("type==exit").unwrap_err().column, 1);
     }

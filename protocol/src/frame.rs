@@ -194,6 +194,7 @@ mod tests {
             checkpoint: None,
             stdin: None,
             terminal: None,
+            remove: false,
         })
     }
 

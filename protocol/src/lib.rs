@@ -25,7 +25,7 @@ pub use latency::{Latency, LatencyRecorder};
 pub use message::*;
 
 /// Bumped whenever a wire type changes shape.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The largest frame payload this code carries, in either direction: the one limit that a
 /// frame's length, what decoding it may allocate ([`frame::decode_limit`]) and the journal's

@@ -62,6 +62,8 @@ pub enum Request {
     UnmountSnapshot(UnmountSnapshotRequest),
     ListContent(ListContentRequest),
     Run(RunRequest),
+    StartExisting(StartExistingRequest),
+    Delete(DeleteRequest),
 }
 
 /// Start a container from an OCI bundle; answered once its init process runs.
@@ -84,6 +86,27 @@ pub struct StartRequest {
     /// With `stdin` and `stdout`: run the init on a pseudo-terminal of this size, relayed to those
     /// FIFOs. The bundle's `process.terminal` must be true.
     pub terminal: Option<WindowSize>,
+    /// Delete the container as soon as it has stopped (`start --rm`): nothing of it is kept.
+    pub remove: bool,
+}
+
+/// Start a container the daemon keeps, as it was started before: a stopped one again from its
+/// bundle (its logs start afresh), or with `checkpoint` restored from that checkpoint in its
+/// bundle (its logs continue). Answered once its init process runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartExistingRequest {
+    pub namespace: String,
+    pub id: String,
+    pub checkpoint: Option<String>,
+}
+
+/// Forget a stopped container: its record, its runtime state and its directory in the state
+/// dir (the default logs). With `force` a running one is killed first; answered once it is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    pub namespace: String,
+    pub id: String,
+    pub force: bool,
 }
 
 /// On the `snapshot-remove` event of a [`RunRequest`] with `remove`: why the removal failed
@@ -411,6 +434,8 @@ request_from!(
     UnmountSnapshot(UnmountSnapshotRequest),
     ListContent(ListContentRequest),
     Run(RunRequest),
+    StartExisting(StartExistingRequest),
+    Delete(DeleteRequest),
 );
 
 /// Not `Eq`: metrics carry floating-point rates.
@@ -501,6 +526,20 @@ pub struct Container {
     pub limits: Option<Box<Limits>>,
     /// Its output that could not be written where it goes, since this daemon started.
     pub lost_output: LostOutput,
+    /// Once it has stopped: how its init ended.
+    pub exit: Option<ContainerExit>,
+}
+
+/// How a stopped container's init ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerExit {
+    /// The exit code, or 128 + the signal that killed it; `None` when it could not be known
+    /// (it ended while no keeper ran to collect it).
+    pub status: Option<i32>,
+    /// When its exit was reported, in nanoseconds since the Unix epoch.
+    pub time: u64,
+    /// The kernel's OOM killer killed a process of the container.
+    pub oom_killed: bool,
 }
 
 /// Writes of a container's output that failed (the FIFO's reader gone, the disk full), and the
@@ -618,7 +657,7 @@ pub enum Status {
     /// The runtime is creating it; it has no pid yet.
     Starting,
     Running,
-    /// Its init has exited and the runtime is cleaning up; the id is still taken.
+    /// Its init has exited; it is kept, with its exit, until it is deleted (or started again).
     Stopped,
     /// CRIU is dumping it; it cannot be signalled or checkpointed again until that is done.
     Checkpointing,

@@ -43,7 +43,7 @@ pub use layout::StateDir;
 pub use pidfd::{Held, KnownStart, PidFd};
 pub use process::ExecProcess;
 pub use procstat::ProcStat;
-pub use record::{ContainerRecord, ProcessRecord};
+pub use record::{ContainerRecord, ExitRecord, ProcessRecord};
 pub use resources::ResourceUpdate;
 pub use runc::{ExecSpec, Launched, Runc, RuncContainer, StartSpec};
 pub use runner::{DirectRunner, ExitStatus, ProcessRunner, RunError};

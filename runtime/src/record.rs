@@ -1,7 +1,9 @@
 //! A container's record on disk: what a restarted daemon needs to take the container over.
 //!
 //! The record is written when the container starts and rewritten when its set of processes
-//! changes; it is removed once the container's exit is in the event journal. Each write goes to
+//! changes, and once the container's exit is in the event journal, with that exit: a stopped
+//! container is kept (and survives restarts) until it is deleted, which removes the record, or
+//! started again, which gives it a record of its new life. Each write goes to
 //! a temporary file renamed over the record, so a daemon killed mid-write leaves the old record
 //! or the new one, never half of one. Records are not fsynced: they describe running processes,
 //! which do not outlive the host, and a daemon crash loses nothing the page cache holds.
@@ -35,6 +37,23 @@ pub struct ContainerRecord {
     /// can take the relay over; an attached start's output went to a client's FIFOs.
     pub relayed: bool,
     pub execs: BTreeMap<String, ProcessRecord>,
+    /// Once its init has exited and the exit is journaled: the container is stopped, kept until
+    /// it is deleted.
+    #[serde(default)]
+    pub exit: Option<ExitRecord>,
+    /// Started with `--rm`: deleted as soon as it stops.
+    #[serde(default)]
+    pub remove: bool,
+}
+
+/// How a stopped container's init ended, as its `exit` event reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// `None` when its status could not be known.
+    pub status: Option<i32>,
+    /// Nanoseconds since the epoch when the exit was reported.
+    pub time: u64,
+    pub oom_killed: bool,
 }
 
 /// One process of the container.
@@ -169,6 +188,8 @@ mod tests {
             },
             relayed: true,
             execs: BTreeMap::new(),
+            exit: None,
+            remove: false,
         }
     }
 
@@ -189,6 +210,12 @@ mod tests {
             },
         );
         b.write(&state).unwrap();
+        b.exit = Some(ExitRecord {
+            status: Some(137),
+            time: 9,
+            oom_killed: true,
+        });
+        b.write(&state).unwrap();
         // A container's own directory (logs) sits next to the records and is not one.
         fs::create_dir_all(dir.path().join("default/a")).unwrap();
         let (mut loaded, bad) = load_all(&state).unwrap();
@@ -198,6 +225,19 @@ mod tests {
         a.remove(&state).unwrap();
         a.remove(&state).unwrap();
         assert_eq!(load_all(&state).unwrap().0, vec![b]);
+    }
+
+    #[test]
+    fn a_record_written_before_stopped_containers_were_kept_loads_as_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let mut json = serde_json::to_value(record("a", 1)).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("exit");
+        fields.remove("remove");
+        fs::create_dir_all(dir.path().join("default")).unwrap();
+        fs::write(dir.path().join("default/a@1.json"), json.to_string()).unwrap();
+        assert_eq!(load_all(&state).unwrap().0, vec![record("a", 1)]);
     }
 
     #[test]

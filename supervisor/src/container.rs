@@ -1,28 +1,32 @@
 //! A container as the supervisor actor owns it, and the phases it moves through.
 //!
 //! ```text
-//!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Stopped ──(runc delete and
-//!                 │                       │ ▲                            no exec left)──► gone
-//!                 │            runc pause ▼ │ runc resume
-//!                 │             Running { paused: true }  (status `paused`)
-//!                 └──────(runc failed)──────────────────────────────────────────────────────► gone
+//!   Start ──► Starting ──(runc ok)──► Running ──(init reaped)──► Exiting ──(runc delete and
+//!              ▲  │                     │ ▲                         no exec left: `exit`)
+//!              │  │          runc pause ▼ │ runc resume                     │
+//!              │  │           Running { paused: true }  (status `paused`)   ▼
+//!              │  └──(runc failed)──► gone (a first start)             Stopped ──(delete)──► gone
+//!              └───────────(start it again, or restore it from a checkpoint)───┘
 //!                         Running ──(Checkpoint)──► Checkpointing ──(CRIU done)──► Running
 //! ```
-//! A start with a checkpoint (a restore) goes through the same phases as any other start.
+//! A start with a checkpoint (a restore) goes through the same phases as any other start. A
+//! stopped container is kept, with its exit, until it is deleted; one started with `--rm` (or
+//! deleted with `--force` while it ran) is deleted as soon as it is stopped. A start of a
+//! stopped container that fails leaves it stopped as it was.
 //!
 //! A running container also holds its exec processes by name, each `Starting` (runc exec in
-//! flight) then `Running` until its exit is reported, which removes it. A stopped container is
-//! gone only once every exec of it is, so each exec's exit is reported before the init's.
+//! flight) then `Running` until its exit is reported, which removes it. A container is stopped
+//! only once every exec of it is gone, so each exec's exit is reported before the init's.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use protocol::{ErrorKind, ErrorResponse, Process, Response, Status};
+use protocol::{ContainerExit, ErrorKind, ErrorResponse, Process, Response, Status};
 use runtime::{
-    Cgroup, CheckpointName, ContainerId, ContainerRecord, Namespace, PidFd, ProcessName,
-    ProcessRecord,
+    Cgroup, CheckpointName, ContainerId, ContainerRecord, ExitRecord, Namespace, PidFd,
+    ProcessName, ProcessRecord,
 };
 use tokio::sync::oneshot;
 use worker::Relay;
@@ -65,6 +69,10 @@ pub struct Container {
     /// The init's pty master, when it runs on a terminal: kept to resize it.
     pub console: Option<File>,
     pub execs: BTreeMap<ProcessName, Exec>,
+    /// Delete it as soon as it is stopped: started with `--rm`, or deleted with `--force`.
+    pub remove: bool,
+    /// Clients waiting for it to be deleted (`delete --force` of a running one).
+    pub deleters: Vec<oneshot::Sender<Response>>,
 }
 
 /// A process added with `exec`.
@@ -104,6 +112,8 @@ pub enum ContainerPhase {
         since: Instant,
         /// Answers the client that asked for the start.
         reply: oneshot::Sender<Response>,
+        /// A stopped container started again: what it goes back to if the start fails.
+        again: Option<Box<Again>>,
     },
     Running {
         pid: u32,
@@ -114,11 +124,14 @@ pub enum ContainerPhase {
         /// Frozen by `runc pause`: its processes run again only after `runc resume`.
         paused: bool,
     },
-    Stopped {
+    /// Its init has exited: runc deletes it, and its execs' exits are reported before its own.
+    Exiting {
         exit: ProcessExit,
-        /// runc has deleted it; it goes once its last exec has gone too.
+        /// runc has deleted it; it is stopped once its last exec has gone too.
         deleted: bool,
     },
+    /// Its exit is reported; kept until it is deleted or started again.
+    Stopped(Ended),
     /// Running, with CRIU dumping it in a worker: nothing else may touch it until that is done.
     Checkpointing {
         pid: u32,
@@ -134,25 +147,64 @@ pub enum ContainerPhase {
     },
 }
 
+/// How a stopped container's init ended, as its `exit` event reported it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    pub pid: u32,
+    /// `None` when the status could not be known.
+    pub status: Option<i32>,
+    /// When the exit was reported, in nanoseconds since the epoch.
+    pub time: u64,
+    pub oom_killed: bool,
+}
+
+impl Ended {
+    pub fn from_record(pid: u32, exit: &ExitRecord) -> Ended {
+        Ended {
+            pid,
+            status: exit.status,
+            time: exit.time,
+            oom_killed: exit.oom_killed,
+        }
+    }
+}
+
+/// A stopped container being started again, as it was before: restored if the start fails.
+pub struct Again {
+    pub created: u64,
+    pub ended: Ended,
+    /// The record of its last life, removed once the new one runs (and has its own).
+    pub record: Option<ContainerRecord>,
+}
+
 impl ContainerPhase {
     pub fn status(&self) -> Status {
         match self {
             ContainerPhase::Starting { .. } => Status::Starting,
             ContainerPhase::Running { paused: true, .. } => Status::Paused,
             ContainerPhase::Running { .. } => Status::Running,
-            ContainerPhase::Stopped { .. } => Status::Stopped,
+            ContainerPhase::Exiting { .. } | ContainerPhase::Stopped(_) => Status::Stopped,
             ContainerPhase::Checkpointing { .. } => Status::Checkpointing,
         }
     }
 
+    /// The init's pid, while it runs or its exit is being dealt with.
     pub fn pid(&self) -> Option<u32> {
         match self {
-            ContainerPhase::Starting { .. } => None,
+            ContainerPhase::Starting { .. } | ContainerPhase::Stopped(_) => None,
             ContainerPhase::Running { pid, .. } | ContainerPhase::Checkpointing { pid, .. } => {
                 Some(*pid)
             }
-            ContainerPhase::Stopped { exit, .. } => Some(exit.pid),
+            ContainerPhase::Exiting { exit, .. } => Some(exit.pid),
         }
+    }
+
+    /// Whether its init has exited (it may still be being cleaned up).
+    pub fn has_exited(&self) -> bool {
+        matches!(
+            self,
+            ContainerPhase::Exiting { .. } | ContainerPhase::Stopped(_)
+        )
     }
 
     pub fn is_paused(&self) -> bool {
@@ -183,7 +235,7 @@ impl Container {
             } => Ok(pidfd),
             ContainerPhase::Running { pidfd: None, .. } => Err(not("exiting")),
             ContainerPhase::Starting { .. } => Err(not("still starting; signal it once it runs")),
-            ContainerPhase::Stopped { .. } => Err(not("stopped")),
+            ContainerPhase::Exiting { .. } | ContainerPhase::Stopped(_) => Err(not("stopped")),
             ContainerPhase::Checkpointing { .. } => Err(not(
                 "being checkpointed; try again once the checkpoint is done",
             )),
@@ -204,6 +256,14 @@ impl Container {
             processes: self.processes(),
             limits: None,
             lost_output: self.lost_output(),
+            exit: match &self.phase {
+                ContainerPhase::Stopped(ended) => Some(ContainerExit {
+                    status: ended.status,
+                    time: ended.time,
+                    oom_killed: ended.oom_killed,
+                }),
+                _ => None,
+            },
         }
     }
 
@@ -218,7 +278,17 @@ impl Container {
 
     /// What a restarted daemon needs to take the container over; `None` before its init runs.
     pub fn record(&self) -> Option<ContainerRecord> {
-        let pid = self.phase.pid()?;
+        let (pid, exit) = match &self.phase {
+            ContainerPhase::Stopped(ended) => (
+                ended.pid,
+                Some(ExitRecord {
+                    status: ended.status,
+                    time: ended.time,
+                    oom_killed: ended.oom_killed,
+                }),
+            ),
+            phase => (phase.pid()?, None),
+        };
         let execs = self
             .execs
             .iter()
@@ -251,6 +321,8 @@ impl Container {
             },
             relayed: self.relayed,
             execs,
+            exit,
+            remove: self.remove,
         })
     }
 

@@ -9,8 +9,10 @@
 //! - gone, with no exit in the replay: unaccounted for, until the keeper has synced (below);
 //! - running but no longer the keeper's child (the keeper died and it was re-parented): adopted,
 //!   and watched through its pidfd, since its status will go to another process;
-//! - already reported (its exit is in the journal; the daemon died before removing the record):
-//!   only its record goes.
+//! - already reported (its exit is in the journal; the daemon died before the record took it):
+//!   stopped, with the exit the journal holds (or, started with `--rm`, deleted).
+//!
+//! A stopped container (its record holds its exit) runs nothing: it is kept as it was.
 //!
 //! The replay is what the keeper had logged when it started this daemon; whatever it reaps
 //! later comes live on the link, so a process can end, be reaped and be found gone here while
@@ -32,7 +34,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use runtime::{
-    Cgroup, ContainerRecord, Namespace, PidFd, ProcStat, ProcessName, ProcessRecord, Runc, StateDir,
+    Cgroup, ContainerRecord, ExitRecord, Namespace, PidFd, ProcStat, ProcessName, ProcessRecord,
+    Runc, StateDir,
 };
 use worker::{Relay, RelayPipes};
 
@@ -58,6 +61,8 @@ pub struct Adopted {
 /// What the new daemon's actor starts from.
 pub struct Recovery {
     pub containers: Vec<Adopted>,
+    /// Stopped containers, each record holding its exit: kept until deleted.
+    pub stopped: Vec<ContainerRecord>,
     /// The keeper's replayed exits: handled once the containers are in place.
     pub exits: Vec<ProcessExit>,
     /// The unknown exits of processes found gone with no exit in the replay: each stands only if
@@ -96,6 +101,7 @@ pub fn recover(
     let logged: HashSet<(u32, Option<u64>)> = exits.iter().map(|e| (e.pid, e.start_time)).collect();
     let mut recovery = Recovery {
         containers: Vec::new(),
+        stopped: Vec::new(),
         exits,
         unaccounted: Vec::new(),
         orphans: Vec::new(),
@@ -126,7 +132,7 @@ pub fn recover(
         }
     };
     for mut record in records {
-        let was_reported = |process: &str, pid: u32| {
+        let reported_exit = |process: &str, pid: u32| {
             let key = ProcessKey {
                 namespace: record.namespace.clone(),
                 id: record.id.clone(),
@@ -134,15 +140,38 @@ pub fn recover(
             };
             reported
                 .get(&key)
-                .is_some_and(|exit| exit.pid == pid && exit.time >= record.created)
+                .filter(|exit| exit.pid == pid && exit.time >= record.created)
+                .copied()
         };
-        if was_reported(crate::container::INIT, record.init.pid) {
-            log::info!(
-                "container {}/{}: its exit was reported before the restart; forgetting it",
-                record.namespace,
-                record.id
-            );
-            forget(state, keeper, &record, &mut outputs);
+        let was_reported = |process: &str, pid: u32| reported_exit(process, pid).is_some();
+        if record.exit.is_none() {
+            if let Some(exit) = reported_exit(crate::container::INIT, record.init.pid) {
+                log::info!(
+                    "container {}/{}: its exit was reported before the restart",
+                    record.namespace,
+                    record.id
+                );
+                record.exit = Some(ExitRecord {
+                    status: exit.status,
+                    time: exit.time,
+                    oom_killed: exit.oom_killed,
+                });
+                record.execs.clear();
+                if record.remove {
+                    forget(state, keeper, &record, &mut outputs);
+                    remove_dir(state, &record);
+                    continue;
+                }
+                if let Err(e) = record.write(state) {
+                    log::warn!("cannot record the exit of {}: {e}", record.id);
+                }
+            }
+        }
+        if record.exit.is_some() {
+            if outputs.remove(&record.token()).is_some() {
+                keeper.release(record.token());
+            }
+            recovery.stopped.push(record);
             continue;
         }
         let execs_reported: Vec<String> = record
@@ -236,6 +265,22 @@ fn forget(
     }
     if outputs.remove(&record.token()).is_some() {
         keeper.release(record.token());
+    }
+}
+
+/// Removes the directory of a container deleted at its exit (`--rm`).
+fn remove_dir(state: &StateDir, record: &ContainerRecord) {
+    let (Ok(ns), Ok(id)) = (
+        Namespace::new(&record.namespace),
+        runtime::ContainerId::new(&record.id),
+    ) else {
+        return;
+    };
+    let dir = state.container_dir(&ns, &id);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!("cannot remove {}: {e}", dir.display());
+        }
     }
 }
 

@@ -105,7 +105,6 @@ fn status_of(daemon: &Daemon, id: &str) -> Option<Status> {
 fn a_counter_keeps_counting_stops_with_its_checkpoint_and_continues_when_restored() {
     let daemon = Daemon::start();
     let bundle = counter_bundle(&daemon, "counter");
-    let bundle_arg = bundle.to_str().unwrap();
     let id = unique_id("counter");
     let mut events = daemon.events();
     let pid = daemon.start_container(&id, &bundle);
@@ -119,7 +118,7 @@ fn a_counter_keeps_counting_stops_with_its_checkpoint_and_continues_when_restore
     wait_count_above(&bundle, after_c0);
     assert!(bundle.join("checkpoints/c0/checkpoint.json").is_file());
 
-    // With --exit: a checkpoint event, then the exit, and the container is gone.
+    // With --exit: a checkpoint event, then the exit; the container is kept, stopped.
     ctr_ok(&daemon, &["checkpoints", "create", "--exit", &id, "c1"]);
     let exit = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
     assert_eq!(exit[0].pid, pid);
@@ -138,19 +137,22 @@ fn a_counter_keeps_counting_stops_with_its_checkpoint_and_continues_when_restore
             EventKind::Exit
         ]
     );
-    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    let stopped = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
+    assert_eq!(stopped.status, Status::Stopped);
+    assert_eq!(stopped.exit.and_then(|e| e.status), Some(137));
     assert!(
         daemon.runc_leftovers().is_empty(),
         "{:?}",
         daemon.runc_leftovers()
     );
+    // Its checkpoints are listed through it while it is kept.
+    let listed = ctr_ok(&daemon, &["checkpoints", "list", &id]);
+    assert!(listed.contains("c0") && listed.contains("c1"), "{listed}");
     let last = count(&bundle).expect("the counter's last value");
 
-    // Restored: running, counting on from where it stopped, an ordinary child of ctrd.
-    ctr_ok(
-        &daemon,
-        &["containers", "start", "--checkpoint", "c1", &id, bundle_arg],
-    );
+    // Restored: running, counting on from where it stopped, an ordinary child of ctrd. The
+    // container is kept, so no bundle is named: it is restored from its own.
+    ctr_ok(&daemon, &["containers", "start", "--checkpoint", "c1", &id]);
     let restored = daemon.client().state(DEFAULT_NAMESPACE, &id).unwrap();
     assert_eq!(restored.status, Status::Running);
     let restored_pid = restored.pid.unwrap();
@@ -170,7 +172,10 @@ fn a_counter_keeps_counting_stops_with_its_checkpoint_and_continues_when_restore
     let exits = events.wait_for(2, |e| e.id == id && e.kind == EventKind::Exit);
     assert_eq!(exits[1].pid, restored_pid);
     assert_eq!(exits[1].status, Some(137));
+    ctr_ok(&daemon, &["containers", "rm", &id]);
     assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    // The checkpoints are the bundle's: deleting the container leaves them.
+    assert!(bundle.join("checkpoints/c1/checkpoint.json").is_file());
 }
 
 #[test]
@@ -200,6 +205,7 @@ fn migrate_moves_a_counting_container_to_another_daemon() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The source's stopped copy is deleted once the target runs it.
     assert!(source.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
     assert!(source.runc_leftovers().is_empty());
     let last = count(&bundle).expect("the counter's last value on the source");

@@ -478,7 +478,7 @@ fn a_subscriber_that_falls_behind_is_told_where_to_resume_and_loses_nothing() {
         daemon.kill(&id, libc::SIGKILL);
         started += 1;
         // Let the exit reach the fan-out before looking again.
-        daemon.wait_until_empty("the exit to be emitted");
+        daemon.wait_until_stopped("the exit to be emitted");
     }
 
     assert_eq!(next_item(&mut stream), StreamItem::Live);

@@ -187,7 +187,9 @@ fn execs_still_running_are_reported_before_the_init() {
     for exit in &exits {
         assert_eq!(exit.status, Some(137), "{exit:?}");
     }
-    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    assert!(all_stopped(
+        &daemon.client().list(DEFAULT_NAMESPACE).unwrap()
+    ));
     assert!(daemon.runc_leftovers().is_empty());
 }
 
@@ -240,7 +242,9 @@ fn execs_racing_the_inits_exit_are_each_reported_once_before_it() {
             Err(e) => assert!(reported.is_empty(), "{name} failed ({e}) yet exited"),
         }
     }
-    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    assert!(all_stopped(
+        &daemon.client().list(DEFAULT_NAMESPACE).unwrap()
+    ));
     assert!(daemon.runc_leftovers().is_empty());
 }
 
@@ -271,7 +275,9 @@ fn an_exec_answered_after_its_container_died_is_reported_once_before_it() {
     for exit in &exits {
         assert_eq!(exit.status, Some(137), "{exit:?}");
     }
-    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    assert!(all_stopped(
+        &daemon.client().list(DEFAULT_NAMESPACE).unwrap()
+    ));
     assert!(daemon.runc_leftovers().is_empty());
 }
 
@@ -876,7 +882,7 @@ fn bad_execs_are_one_line_errors_and_leave_nothing_behind() {
     ]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!("ctr: container \"{id}\" not found\n")
+        format!("ctr: container \"{id}\" is stopped\n")
     );
 }
 

@@ -283,7 +283,7 @@ fn hanging_crashing_and_garbage_printing_runtimes_give_clear_errors_and_free_the
     wait_until("the hung runtime's child to die", || {
         (!process_exists(child)).then_some(())
     });
-    daemon.wait_until_empty("the killed containers to be gone");
+    daemon.wait_until_stopped("the killed containers to stop");
     assert!(daemon.runc_leftovers().is_empty());
 }
 
@@ -336,7 +336,7 @@ fn a_full_state_disk_gives_errors_and_the_daemon_keeps_serving() {
     let id = unique_id("roomy");
     daemon.start_container(&id, &bundle);
     daemon.kill(&id, libc::SIGKILL);
-    daemon.wait_until_empty("the container to be gone");
+    daemon.wait_until_stopped("the container to stop");
 }
 
 /// The keeper, stopped with SIGSTOP until this is dropped (even by a failing test, so the

@@ -59,7 +59,11 @@ fn twenty_concurrent_containers_start_run_and_die_with_137() {
         };
         assert!(pos(EventKind::StartContainer) < pos(EventKind::Exit));
     }
-    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    // Each is kept, stopped with its status, until deleted.
+    let listed = daemon.client().list(DEFAULT_NAMESPACE).unwrap();
+    assert_eq!(listed.len(), 20);
+    assert!(all_stopped(&listed), "{listed:#?}");
+    assert!(listed.iter().all(|c| c.exit.unwrap().status == Some(137)));
     assert!(
         daemon.runc_leftovers().is_empty(),
         "{:?}",
@@ -96,7 +100,9 @@ fn a_container_that_exits_before_its_start_returns_is_reported_once() {
         );
         assert_eq!(starts[0].pid, exits[0].pid);
     }
-    assert!(daemon.client().list(DEFAULT_NAMESPACE).unwrap().is_empty());
+    assert!(all_stopped(
+        &daemon.client().list(DEFAULT_NAMESPACE).unwrap()
+    ));
 }
 
 /// runc's pid file names a process other than the one runc started, as it does when that one
@@ -180,7 +186,7 @@ fn a_fake_runtime_reports_its_true_exit_status() {
 }
 
 #[test]
-fn kill_reaches_the_init_and_a_gone_container_cannot_be_signalled() {
+fn kill_reaches_the_init_and_a_stopped_or_deleted_container_cannot_be_signalled() {
     let daemon = Daemon::start();
     let script = "trap 'exit 7' USR1; echo ready; while true; do sleep 0.05; done";
     let trap = daemon.bundle("trap", &["sh", "-c", script]);
@@ -195,16 +201,20 @@ fn kill_reaches_the_init_and_a_gone_container_cannot_be_signalled() {
     daemon.kill(&id, libc::SIGUSR1);
     let exits = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
     assert_eq!(exits[0].status, Some(7));
-    let err = daemon
-        .client()
-        .kill(KillRequest {
-            namespace: DEFAULT_NAMESPACE.into(),
-            id: id.clone(),
-            signal: libc::SIGKILL,
-            all: false,
-        })
-        .unwrap_err();
-    assert_eq!(err.to_string(), format!("container \"{id}\" not found"));
+    let kill = || {
+        daemon
+            .client()
+            .kill(KillRequest {
+                namespace: DEFAULT_NAMESPACE.into(),
+                id: id.clone(),
+                signal: libc::SIGKILL,
+                all: false,
+            })
+            .unwrap_err()
+    };
+    assert_eq!(kill().to_string(), format!("container \"{id}\" is stopped"));
+    daemon.delete(&id);
+    assert_eq!(kill().to_string(), format!("container \"{id}\" not found"));
 }
 
 /// Without `--all` only the init is signalled; with it, every process of the container is.

@@ -91,7 +91,8 @@ fn ctr_metrics_counts_every_start() {
     let report = metrics_json(&daemon);
     assert_eq!(named(&report, "meters", "events")["count"], 12);
     assert_eq!(named(&report, "gauges", "containers-running")["value"], 0);
-    assert_eq!(named(&report, "gauges", "containers")["value"], 0);
+    // Kept, stopped, until deleted.
+    assert_eq!(named(&report, "gauges", "containers")["value"], 6);
 
     let table = daemon.ctr(&["metrics"]);
     assert!(table.status.success(), "{table:?}");

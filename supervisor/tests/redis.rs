@@ -245,5 +245,5 @@ fn redis_keeps_its_data_and_its_open_connection_through_checkpoint_restore_and_m
     assert_data_intact(&target, &id, &moved_session, "after migration");
 
     target.kill(&id, libc::SIGKILL);
-    target.wait_until_empty("the migrated redis to exit");
+    target.wait_until_stopped("the migrated redis to exit");
 }

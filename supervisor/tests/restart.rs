@@ -147,7 +147,7 @@ fn containers_and_exits_survive_a_killed_daemon() {
     assert!(exits.iter().all(|e| e.status == Some(137)), "{exits:#?}");
     let reported: BTreeSet<&str> = exits.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(reported.len(), 40);
-    daemon.wait_until_empty("every container gone");
+    daemon.wait_until_stopped("every container stopped");
     assert!(daemon.runc_leftovers().is_empty());
 }
 
@@ -296,7 +296,7 @@ fn a_killed_keeper_loses_statuses_but_not_containers() {
     let log = daemon.log();
     assert!(log.contains("ended while no keeper was running"), "{log}");
     assert!(log.contains("no longer a child of the keeper"), "{log}");
-    daemon.wait_until_empty("every container gone");
+    daemon.wait_until_stopped("every container stopped");
 }
 
 /// A record whose pid now belongs to another process (same pid, another start time) is never
@@ -336,7 +336,7 @@ fn a_recycled_pid_is_not_adopted() {
     )
     .unwrap();
     daemon.spawn(&[]);
-    daemon.wait_until_empty("the stale record to be reported");
+    daemon.wait_until_stopped("the stale record to be reported");
     let exits = wait_until("the stale record's exit", || {
         let exits: Vec<serde_json::Value> = events_since(&daemon, 0)
             .into_iter()
@@ -433,7 +433,7 @@ fn upgrade_keeps_every_container_and_event() {
         daemon.kill(id, libc::SIGKILL);
     }
     events.wait_for(95, |e| e.kind == EventKind::Exit);
-    daemon.wait_until_empty("every container gone");
+    daemon.wait_until_stopped("every container stopped");
 }
 
 /// Holds a new daemon's recovery where it reads the container records: a FIFO named like a
@@ -600,5 +600,5 @@ fn exits_around(daemon: &Daemon, bundle: &std::path::Path, replace: Replace) {
         got, want,
         "{replace:?}: an exit lost or with a wrong status"
     );
-    daemon.wait_until_empty("every container of the round gone");
+    daemon.wait_until_stopped("every container of the round stopped");
 }

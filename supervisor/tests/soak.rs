@@ -168,7 +168,12 @@ fn one_client(
                 } else {
                     (sleep, 137)
                 };
-                if daemon.client().start(start_request(&id, bundle)).is_ok() {
+                // Deleted at their exits, so that deletions are part of the mix.
+                let request = protocol::StartRequest {
+                    remove: true,
+                    ..start_request(&id, bundle)
+                };
+                if daemon.client().start(request).is_ok() {
                     let mut ledger = ledger.lock().unwrap();
                     ledger
                         .expected
@@ -320,7 +325,7 @@ fn a_random_mix_from_many_clients_loses_nothing_and_leaks_nothing() {
     let warm = unique_id("warm");
     daemon.start_container(&warm, &sleep);
     daemon.kill(&warm, libc::SIGKILL);
-    daemon.wait_until_empty("the warm-up to end");
+    daemon.wait_until_stopped("the warm-up to end");
     let pids = Pids::of(&daemon);
     let idle = settled(pids, None);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -460,7 +465,7 @@ fn kill_everything(daemon: &Daemon, ledger: &Mutex<Ledger>) {
             all: false,
         });
     }
-    daemon.wait_until_empty("every container to be gone");
+    daemon.wait_until_stopped("every container to stop");
     ledger.lock().unwrap().sleepers.clear();
 }
 

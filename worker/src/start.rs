@@ -55,6 +55,8 @@ pub struct StartJob {
     pub labels: BTreeMap<String, String>,
     /// When the start was accepted (nanoseconds since the epoch): names this life of the id.
     pub created: u64,
+    /// Started with `--rm`: the record says so, for a daemon that sees it stop after a restart.
+    pub remove: bool,
 }
 
 #[derive(Debug)]
@@ -97,6 +99,8 @@ pub fn start_container(
         },
         relayed: started.relay.is_some(),
         execs: BTreeMap::new(),
+        exit: None,
+        remove: job.remove,
     };
     if let Err(e) = record.write(runc.state_dir()) {
         log::warn!(

@@ -45,6 +45,8 @@ fn run(socket: &str, bundle: &str, count: usize, rounds: usize) -> Result<(), Cl
             checkpoint: None,
             stdin: None,
             terminal: None,
+            // Nothing of a run is kept once it has stopped.
+            remove: true,
         })?;
     }
     let mut times: Vec<Duration> = Vec::with_capacity(rounds);

@@ -6,13 +6,13 @@
 use std::time::Instant;
 
 use actix::prelude::*;
-use runtime::{ContainerId, Namespace, PidFd};
+use runtime::{ContainerId, ContainerRecord, Namespace, PidFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::lifecycle::Exit;
 use super::supervisor::{Member, Supervisor};
-use crate::container::{Container, ContainerPhase, Exec, ExecPhase};
+use crate::container::{Container, ContainerPhase, Ended, Exec, ExecPhase};
 use crate::keeper_link::{Outcome, ProcessExit};
 use crate::recovery::{Adopted, Recovery};
 
@@ -30,6 +30,7 @@ impl Supervisor {
     pub(super) fn adopt(&mut self, recovery: Recovery, ctx: &mut Context<Self>) {
         let Recovery {
             containers,
+            stopped,
             exits,
             unaccounted,
             orphans,
@@ -38,6 +39,9 @@ impl Supervisor {
         self.recovered = containers.len() as u64;
         for adopted in containers {
             self.adopt_container(adopted);
+        }
+        for record in stopped {
+            self.keep_stopped(record);
         }
         for exit in exits {
             <Self as Handler<Exit>>::handle(self, Exit(exit), ctx);
@@ -113,8 +117,47 @@ impl Supervisor {
             args: record.init.args,
             console: None,
             execs,
+            remove: record.remove,
+            deleters: Vec::new(),
         };
         self.containers.insert(key, container);
+    }
+
+    /// A stopped container an earlier daemon kept: kept here too, until it is deleted.
+    fn keep_stopped(&mut self, record: ContainerRecord) {
+        let (Ok(namespace), Ok(id), Some(exit)) = (
+            Namespace::new(&record.namespace),
+            ContainerId::new(&record.id),
+            record.exit,
+        ) else {
+            log::warn!(
+                "record of {}/{} names no valid stopped container",
+                record.namespace,
+                record.id
+            );
+            return;
+        };
+        let container = Container {
+            namespace: namespace.clone(),
+            id: id.clone(),
+            bundle: record.bundle,
+            labels: record.labels,
+            stdout: record.stdout,
+            stderr: record.stderr,
+            created: record.created,
+            phase: ContainerPhase::Stopped(Ended::from_record(record.init.pid, &exit)),
+            oom_kills: 0,
+            control: None,
+            relay: None,
+            relayed: record.relayed,
+            init_start: record.init.start_time,
+            args: record.init.args,
+            console: None,
+            execs: Default::default(),
+            remove: false,
+            deleters: Vec::new(),
+        };
+        self.containers.insert((namespace, id), container);
     }
 }
 

@@ -243,7 +243,7 @@ impl Supervisor {
             ContainerPhase::Running { pidfd: Some(_), .. } => {}
             ContainerPhase::Running { pidfd: None, .. } => return not("exiting"),
             ContainerPhase::Starting { .. } => return not("still starting"),
-            ContainerPhase::Stopped { .. } => return not("stopped"),
+            ContainerPhase::Exiting { .. } | ContainerPhase::Stopped(_) => return not("stopped"),
             ContainerPhase::Checkpointing { name, .. } => {
                 return not(&format!("already being checkpointed as \"{name}\""))
             }

@@ -127,7 +127,7 @@ impl Handler<ExecDone> for Supervisor {
                     .abandon(&key.0, &key.1, Some(&name), error.message.clone());
                 let _ = reply.send(Response::Error(error));
                 self.prune_unclaimed();
-                self.finish(&key);
+                self.finish(&key, ctx);
                 return;
             }
         };
@@ -175,7 +175,7 @@ impl Handler<ExecExit> for Supervisor {
     type Result = ();
 
     /// Reports the exec's exit and forgets it; a stopped container may then be finished too.
-    fn handle(&mut self, ExecExit { key, name, exit }: ExecExit, _: &mut Context<Self>) {
+    fn handle(&mut self, ExecExit { key, name, exit }: ExecExit, ctx: &mut Context<Self>) {
         let Some(container) = self.containers.get_mut(&key) else {
             return;
         };
@@ -191,7 +191,7 @@ impl Handler<ExecExit> for Supervisor {
         );
         self.persist(&key);
         self.acknowledge(exit.ack);
-        self.finish(&key);
+        self.finish(&key, ctx);
     }
 }
 
@@ -242,7 +242,7 @@ impl Supervisor {
             ContainerPhase::Starting { .. } => {
                 return Err(container_state(&container.id, "still starting"))
             }
-            ContainerPhase::Stopped { .. } => {
+            ContainerPhase::Exiting { .. } | ContainerPhase::Stopped(_) => {
                 return Err(container_state(&container.id, "stopped"))
             }
             ContainerPhase::Checkpointing { .. } => {

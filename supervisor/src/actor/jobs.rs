@@ -6,6 +6,7 @@
 //! A test's own [`Workers`] holds the jobs instead and completes them, in any order it chooses,
 //! by sending the result messages itself.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use protocol::{ErrorResponse, Response, Status};
 use runtime::{
-    checkpoint, Bundle, Cgroup, CheckpointMeta, CheckpointName, ListedCheckpoint, ProcessName,
-    ResourceUpdate, Runc, RuntimeError,
+    checkpoint, Bundle, Cgroup, CheckpointMeta, CheckpointName, ContainerRecord, ListedCheckpoint,
+    ProcessName, ResourceUpdate, Runc, RuntimeError,
 };
 use tokio::sync::oneshot;
 use worker::pool::PoolClosed;
@@ -49,6 +50,14 @@ pub enum Job {
         cgroup: Option<Cgroup>,
         relay: Option<Relay>,
         done: Recipient<Deleted>,
+    },
+    /// Delete a stopped container's files: its record, its runtime state, if any is left, and
+    /// its directory in the state dir → [`Removed`].
+    Remove {
+        key: Key,
+        record: Option<ContainerRecord>,
+        dir: PathBuf,
+        done: Recipient<Removed>,
     },
     /// `runc exec` one more process → [`ExecDone`].
     Exec {
@@ -138,6 +147,14 @@ pub struct Deleted {
     pub result: Result<(), RuntimeError>,
     /// The cgroup's OOM kill counter, read just before runc deleted it.
     pub oom_kills: u64,
+}
+
+/// A worker removed a deleted container's files; `Err` says what it could not remove.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Removed {
+    pub key: Key,
+    pub result: Result<(), String>,
 }
 
 /// A worker finished an exec: the process runs, or `runc exec` failed.
@@ -284,6 +301,15 @@ impl Job {
                     oom_kills,
                 });
             }
+            Job::Remove {
+                key,
+                record,
+                dir,
+                done,
+            } => {
+                let result = remove_files(runc, &key, record.as_ref(), &dir);
+                done.do_send(Removed { key, result });
+            }
             Job::Exec { job, done } => {
                 let result = exec_process(runc, &job);
                 done.do_send(ExecDone {
@@ -373,6 +399,31 @@ impl Job {
                 let _ = reply.send(response);
             }
         }
+    }
+}
+
+/// Removes what is left of a deleted container: its record, runc's state (normally deleted at
+/// its exit already) and its directory (pid file, default logs, checkpoint work dirs).
+fn remove_files(
+    runc: &Runc,
+    (namespace, id): &Key,
+    record: Option<&ContainerRecord>,
+    dir: &std::path::Path,
+) -> Result<(), String> {
+    if let Some(record) = record {
+        record
+            .remove(runc.state_dir())
+            .map_err(|e| format!("cannot remove its record: {e}"))?;
+    }
+    if runc.has_state(namespace, id) {
+        runc.delete(namespace, id, true)
+            .map_err(|e| format!("runc could not delete it: {e}"))?;
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {e}", dir.display()))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,8 @@
 //! A container's life as the actor sees it: [`Start`] (admitted, then run by a worker, back as
-//! [`StartDone`]), [`Signal`], the keeper's [`Exit`] of its init, the cleanup that follows
-//! ([`Deleted`]), and the `exit` event once runc has deleted it and every exec of it is reported.
+//! [`StartDone`]), [`StartExisting`] (a stopped container started again, or restored),
+//! [`Signal`], the keeper's [`Exit`] of its init, the cleanup that follows ([`Deleted`]), and the
+//! `exit` event once runc has deleted it and every exec of it is reported; the container is then
+//! stopped and kept, with its exit, until it is deleted (see [`super::delete`]).
 //!
 //! An exit can reach the actor before the result of the start (or exec) whose process it is:
 //! such exits wait among the unclaimed while any start or exec is in flight, and the start's
@@ -12,17 +14,20 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use actix::prelude::*;
-use protocol::{ErrorKind, ErrorResponse, EventKind, KillRequest, Response, StartRequest};
+use protocol::{
+    ErrorKind, ErrorResponse, EventKind, KillRequest, Response, StartExistingRequest, StartRequest,
+};
 use runtime::CheckpointName;
 use tokio::sync::oneshot;
 use worker::console::Winsize;
+use worker::pool::PoolClosed;
 use worker::StartJob;
 
 use super::errors::{absolute, invalid, key, pool_gone, runtime_error, valid_signal};
 use super::exec::ExecExit;
 use super::jobs::{Deleted, Job, StartDone};
 use super::supervisor::{now_ns, Member, Supervisor};
-use crate::container::{Container, ContainerPhase, ExecPhase, Key, INIT};
+use crate::container::{Again, Container, ContainerPhase, Ended, ExecPhase, Key, INIT};
 use crate::keeper_link::{Outcome, ProcessExit};
 
 // ---- messages -------------------------------------------------------------------------------
@@ -32,6 +37,15 @@ use crate::keeper_link::{Outcome, ProcessExit};
 #[rtype(result = "()")]
 pub struct Start {
     pub req: StartRequest,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Start a stopped container again from its bundle, or restore it from a checkpoint; `reply` is
+/// answered once it runs or has failed (and is stopped as it was).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartExisting {
+    pub req: StartExistingRequest,
     pub reply: oneshot::Sender<Response>,
 }
 
@@ -54,6 +68,22 @@ impl Handler<Start> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, Start { req, reply }: Start, ctx: &mut Context<Self>) {
+        let deleting = key(&req.namespace, &req.id)
+            .ok()
+            .and_then(|key| self.removing.get_mut(&key));
+        if let Some(removal) = deleting {
+            // The id is free once the deletion in flight is done: the start follows it.
+            removal.starts.push(Start { req, reply });
+            return;
+        }
+        if let Some(again) = self.as_start_again(&req) {
+            <Self as Handler<StartExisting>>::handle(
+                self,
+                StartExisting { req: again, reply },
+                ctx,
+            );
+            return;
+        }
         let Admitted {
             key,
             stdout,
@@ -80,18 +110,13 @@ impl Handler<Start> for Supervisor {
             }),
             labels: req.labels.clone(),
             created: now_ns(),
+            remove: req.remove,
         };
         let created = job.created;
-        let since = Instant::now();
-        let submitted = self.workers.submit(Job::Start {
-            job,
-            cancelled: self.stopping.clone(),
-            done: ctx.address().recipient(),
-        });
-        if submitted.is_err() {
+        let Ok(since) = self.submit_start(job, ctx) else {
             let _ = reply.send(Response::Error(pool_gone()));
             return;
-        }
+        };
         let container = Container {
             namespace: key.0.clone(),
             id: key.1.clone(),
@@ -100,7 +125,11 @@ impl Handler<Start> for Supervisor {
             stdout,
             stderr,
             created,
-            phase: ContainerPhase::Starting { since, reply },
+            phase: ContainerPhase::Starting {
+                since,
+                reply,
+                again: None,
+            },
             oom_kills: 0,
             control: None,
             relay: None,
@@ -109,8 +138,51 @@ impl Handler<Start> for Supervisor {
             args: Vec::new(),
             console: None,
             execs: Default::default(),
+            remove: req.remove,
+            deleters: Vec::new(),
         };
         self.containers.insert(key, container);
+    }
+}
+
+impl Handler<StartExisting> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, StartExisting { req, reply }: StartExisting, ctx: &mut Context<Self>) {
+        let job = match self.admit_again(&req) {
+            Ok(job) => job,
+            Err(err) => {
+                let _ = reply.send(Response::Error(err));
+                return;
+            }
+        };
+        let key = (job.namespace.clone(), job.id.clone());
+        let created = job.created;
+        let Ok(since) = self.submit_start(job, ctx) else {
+            let _ = reply.send(Response::Error(pool_gone()));
+            return;
+        };
+        let Some(container) = self.containers.get_mut(&key) else {
+            return;
+        };
+        let record = container.record();
+        // admit_again let only a stopped container through.
+        let ContainerPhase::Stopped(ended) = container.phase else {
+            return;
+        };
+        let again = Again {
+            created: std::mem::replace(&mut container.created, created),
+            ended,
+            record,
+        };
+        container.phase = ContainerPhase::Starting {
+            since,
+            reply,
+            again: Some(Box::new(again)),
+        };
+        container.oom_kills = 0;
+        container.relay = None;
+        container.init_start = None;
     }
 }
 
@@ -134,7 +206,12 @@ impl Handler<StartDone> for Supervisor {
             );
             return;
         };
-        let ContainerPhase::Starting { since, reply } = container.phase else {
+        let ContainerPhase::Starting {
+            since,
+            reply,
+            again,
+        } = container.phase
+        else {
             log::error!("start of {}/{} finished twice", key.0, key.1);
             self.containers.insert(key, container);
             return;
@@ -153,11 +230,33 @@ impl Handler<StartDone> for Supervisor {
                     container.created,
                 ));
                 let _ = reply.send(Response::Error(error));
+                if let Some(again) = again {
+                    // A stopped container that failed to start again is stopped as it was.
+                    let stopped = Container {
+                        created: again.created,
+                        phase: ContainerPhase::Stopped(again.ended),
+                        ..container
+                    };
+                    self.containers.insert(key, stopped);
+                }
                 self.prune_unclaimed();
                 self.notify_if_empty();
                 return;
             }
         };
+        if let Some(old) = again.and_then(|again| again.record) {
+            // The new life has its own record (the worker wrote it); the last one's goes.
+            let state = self.state_dir.clone();
+            self.journal.after_write(move || {
+                if let Err(e) = old.remove(&state) {
+                    log::warn!(
+                        "cannot remove the record of {}/{}: {e}",
+                        old.namespace,
+                        old.id
+                    );
+                }
+            });
+        }
         let pid = started.pid;
         self.telemetry
             .start_succeeded(since, timing, Instant::now());
@@ -236,7 +335,7 @@ impl Handler<Exit> for Supervisor {
 impl Handler<Deleted> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: Deleted, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Deleted, ctx: &mut Context<Self>) {
         if let Err(err) = &msg.result {
             log::warn!(
                 "container {}/{} exited but runc could not delete it: {err}",
@@ -245,7 +344,7 @@ impl Handler<Deleted> for Supervisor {
             );
         }
         if let Some(container) = self.containers.get_mut(&msg.key) {
-            if let ContainerPhase::Stopped { deleted, .. } = &mut container.phase {
+            if let ContainerPhase::Exiting { deleted, .. } = &mut container.phase {
                 *deleted = true;
             }
             let reported = container.oom_kills;
@@ -255,7 +354,7 @@ impl Handler<Deleted> for Supervisor {
                 self.emit(EventKind::Oom, &msg.key, INIT, pid, None);
             }
         }
-        self.finish(&msg.key);
+        self.finish(&msg.key, ctx);
     }
 }
 
@@ -322,7 +421,7 @@ impl Supervisor {
             *exited = Some(exit);
             return;
         }
-        let Some(pid) = container.phase.pid() else {
+        let ContainerPhase::Running { pid, .. } = container.phase else {
             return;
         };
         if let Outcome::Unknown(why) = exit.outcome {
@@ -337,7 +436,7 @@ impl Supervisor {
             .cgroup()
             .cloned()
             .filter(|_| self.oom_notify);
-        container.phase = ContainerPhase::Stopped {
+        container.phase = ContainerPhase::Exiting {
             exit,
             deleted: false,
         };
@@ -365,13 +464,13 @@ impl Supervisor {
         }
     }
 
-    /// Reports a stopped container's exit and forgets it, once runc has deleted it and every exec
-    /// of it has been reported.
-    pub(super) fn finish(&mut self, key: &Key) {
+    /// Reports the exit of an exiting container, once runc has deleted it and every exec of it
+    /// has been reported: it is then stopped, kept with its exit (or deleted, if it was to be).
+    pub(super) fn finish(&mut self, key: &Key, ctx: &mut Context<Self>) {
         let Some(container) = self.containers.get(key) else {
             return;
         };
-        let ContainerPhase::Stopped {
+        let ContainerPhase::Exiting {
             exit,
             deleted: true,
         } = container.phase
@@ -382,38 +481,62 @@ impl Supervisor {
             return;
         }
         let oom_killed = container.oom_kills > 0;
+        let status = exit.outcome.code();
+        let time = self.publish(EventKind::Exit, key, INIT, exit.pid, status, oom_killed);
+        let Some(container) = self.containers.get_mut(key) else {
+            return;
+        };
+        container.phase = ContainerPhase::Stopped(Ended {
+            pid: exit.pid,
+            status,
+            time,
+            oom_killed,
+        });
         let record = container.record();
         let relayed = container.relayed;
-        self.publish(
-            EventKind::Exit,
-            key,
-            INIT,
-            exit.pid,
-            exit.outcome.code(),
-            oom_killed,
-        );
-        // The record goes only once the exit is on disk: a daemon killed in between finds the
-        // exit in the journal and does not report it again.
+        let remove = container.remove;
+        // The record takes the exit only once the exit is on disk: a daemon killed in between
+        // finds the exit in the journal and takes it from there.
         let state = self.state_dir.clone();
         let keeper = self.keeper.clone();
         self.journal.after_write(move || {
             let Some(record) = record else {
                 return;
             };
-            if let Err(e) = record.remove(&state) {
-                log::warn!(
-                    "cannot remove the record of {}/{}: {e}",
-                    record.namespace,
-                    record.id
-                );
+            if !remove {
+                if let Err(e) = record.write(&state) {
+                    log::warn!(
+                        "cannot record the exit of {}/{}: {e}",
+                        record.namespace,
+                        record.id
+                    );
+                }
             }
             if relayed {
                 keeper.release(record.token());
             }
         });
         self.acknowledge(exit.ack);
-        self.containers.remove(key);
+        if remove {
+            self.remove_stopped(key, ctx);
+        }
         self.notify_if_empty();
+    }
+
+    /// Submits a start (or restore) to the workers; returns when it was queued: an exit reaped
+    /// before cannot be its init's.
+    fn submit_start(
+        &mut self,
+        job: StartJob,
+        ctx: &mut Context<Self>,
+    ) -> Result<Instant, PoolClosed> {
+        let since = Instant::now();
+        self.workers.submit(Job::Start {
+            job,
+            cancelled: self.stopping.clone(),
+            done: ctx.address().recipient(),
+        })?;
+        Ok(since)
     }
 }
 
@@ -518,6 +641,78 @@ impl Supervisor {
 
 // ---- admission ------------------------------------------------------------------------------
 
+impl Supervisor {
+    /// A start that names a stopped container exactly as it was started (bundle, labels,
+    /// outputs, `--rm`) starts it again, as one without a bundle does; anything else about it
+    /// is refused by [`Supervisor::admit`].
+    fn as_start_again(&self, req: &StartRequest) -> Option<StartExistingRequest> {
+        let key = key(&req.namespace, &req.id).ok()?;
+        let container = self.containers.get(&key)?;
+        let dir = self.state_dir.container_dir(&key.0, &key.1);
+        let output = |given: &Option<String>, name: &str| {
+            given
+                .as_ref()
+                .map_or_else(|| dir.join(format!("{name}.log")), PathBuf::from)
+        };
+        let same = matches!(container.phase, ContainerPhase::Stopped(_))
+            && req.bundle == container.bundle
+            && req.labels == container.labels
+            && req.remove == container.remove
+            && req.stdin.is_none()
+            && req.terminal.is_none()
+            && output(&req.stdout, "stdout") == container.stdout
+            && output(&req.stderr, "stderr") == container.stderr;
+        same.then(|| StartExistingRequest {
+            namespace: req.namespace.clone(),
+            id: req.id.clone(),
+            checkpoint: req.checkpoint.clone(),
+        })
+    }
+
+    /// Checks a start of a container the actor keeps: it must be stopped, and have been started
+    /// detached (an attached one's stdio was a client's, gone with it). It starts again as it
+    /// was: same bundle, labels, outputs and `--rm`.
+    fn admit_again(&self, req: &StartExistingRequest) -> Result<StartJob, ErrorResponse> {
+        self.accepting()?;
+        let checkpoint = req
+            .checkpoint
+            .as_deref()
+            .map(CheckpointName::new)
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?;
+        let ((namespace, id), container) = self.find(&req.namespace, &req.id)?;
+        let refuse = |why: String| {
+            Err(ErrorResponse::new(
+                ErrorKind::FailedPrecondition,
+                format!("cannot start container \"{id}\": {why}"),
+            ))
+        };
+        if !matches!(container.phase, ContainerPhase::Stopped(_)) {
+            let status = container.phase.status();
+            return refuse(format!("it is {status}; only a stopped one starts again"));
+        }
+        if !container.relayed {
+            return refuse(
+                "it ran attached to a client, whose stdio is gone; delete it and start it anew"
+                    .into(),
+            );
+        }
+        Ok(StartJob {
+            namespace: namespace.clone(),
+            id: id.clone(),
+            bundle: container.bundle.clone().into(),
+            stdin: None,
+            stdout: container.stdout.clone(),
+            stderr: container.stderr.clone(),
+            checkpoint,
+            terminal: None,
+            labels: container.labels.clone(),
+            created: now_ns(),
+            remove: container.remove,
+        })
+    }
+}
+
 /// A start that passed every check the actor can make without touching the disk.
 struct Admitted {
     key: Key,
@@ -532,10 +727,16 @@ impl Supervisor {
     fn admit(&self, req: &StartRequest) -> Result<Admitted, ErrorResponse> {
         self.accepting()?;
         let key = key(&req.namespace, &req.id)?;
-        if self.containers.contains_key(&key) {
+        if let Some(container) = self.containers.get(&key) {
+            let hint = if matches!(container.phase, ContainerPhase::Stopped(_)) {
+                " and is stopped: start it again as it was (without a bundle, or with its own \
+                 bundle, labels and outputs), or delete it first"
+            } else {
+                ""
+            };
             return Err(ErrorResponse::new(
                 ErrorKind::AlreadyExists,
-                format!("container \"{}\" already exists", key.1),
+                format!("container \"{}\" already exists{hint}", key.1),
             ));
         }
         absolute("bundle", &req.bundle)?;

@@ -4,7 +4,7 @@
 //! back as messages ([`jobs::StartDone`], [`jobs::Deleted`], ...); exits come from the keeper as
 //! [`Exit`]. Events are emitted here, in the order the actor decides them: a container's
 //! `start-container` always precedes its `exit`, and its `exit` is emitted only once runc has
-//! deleted it, so an id is free for reuse the moment a client sees the exit. A container's `oom`
+//! deleted it; the container is then stopped, and kept until it is deleted. A container's `oom`
 //! events precede its `exit`: the worker that deletes it reads the cgroup's OOM kill counter
 //! first. Each exec's exit is reported before the init's. Each event is numbered here and handed
 //! to the [`Journal`](crate::journal::Journal), whose own thread writes it to disk and then
@@ -12,7 +12,9 @@
 //!
 //! Where each behaviour lives:
 //! - [`supervisor`]: the state, the actor's start, numbering and emitting events;
-//! - [`lifecycle`]: [`Start`], the keeper's [`Exit`], the cleanup after it, [`Signal`];
+//! - [`lifecycle`]: [`Start`], [`StartExisting`], the keeper's [`Exit`], the cleanup after it,
+//!   [`Signal`];
+//! - [`delete`]: [`Delete`], and deleting a container started with `--rm` once it stops;
 //! - [`exec`]: [`AddProcess`] and its result, [`exec::ExecExit`], [`KillProcess`], [`Resize`];
 //! - [`checkpoints`]: [`Checkpoint`], [`ListCheckpoints`], [`DeleteCheckpoint`];
 //! - [`control`]: [`Pause`], [`Resume`], [`Update`], the OOM notifier's [`Oom`];
@@ -31,6 +33,7 @@
 mod adopt;
 mod checkpoints;
 mod control;
+mod delete;
 mod errors;
 mod exec;
 mod images;
@@ -46,9 +49,10 @@ mod tests;
 pub use adopt::KeeperSynced;
 pub use checkpoints::{Checkpoint, DeleteCheckpoint, ListCheckpoints};
 pub use control::{Pause, Resume, Update};
+pub use delete::Delete;
 pub use exec::{AddProcess, KillProcess, Resize};
 pub use images::{StoreEvent, StoreEvents};
-pub use lifecycle::{Exit, Signal, Start};
+pub use lifecycle::{Exit, Signal, Start, StartExisting};
 pub use queries::{Info, List, Logs, State, Stats, StatsTarget, Subscribe, TakeMetrics, Wait};
 pub use stopping::{CloseSubscriptions, Flushed, HandOver, Settled, Shutdown, WaitEmpty};
 pub use supervisor::{now_ns, Supervisor};

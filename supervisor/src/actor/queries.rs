@@ -161,9 +161,11 @@ impl Handler<Wait> for Supervisor {
             }
         };
         // The init, or an exec the container still holds, is still to exit; for any other
-        // process the journal answers with its exit, if it holds one.
+        // process, and any process of a stopped container, the journal answers with its exit,
+        // if it holds one.
         let liveness = match self.containers.get(&key) {
             None => Liveness::ContainerGone,
+            Some(c) if matches!(c.phase, ContainerPhase::Stopped(_)) => Liveness::ContainerGone,
             Some(c)
                 if req.process == INIT
                     || ProcessName::new(&req.process)
@@ -286,7 +288,7 @@ impl Handler<Logs> for Supervisor {
             Some(c) => LogFiles {
                 stdout: c.stdout.to_string_lossy().into_owned(),
                 stderr: c.stderr.to_string_lossy().into_owned(),
-                running: !matches!(c.phase, ContainerPhase::Stopped { .. }),
+                running: !c.phase.has_exited(),
             },
             // Gone: its logs stay in its directory until a new start with its id.
             None => {

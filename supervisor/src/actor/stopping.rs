@@ -1,6 +1,7 @@
 //! Stopping, and handing over to a new daemon, as the actor takes part in them (the order of
 //! each is written down in `main`): [`Shutdown`] refuses new starts and signals every container,
-//! [`WaitEmpty`] answers once none is left, [`HandOver`] refuses new work and leaves the
+//! [`WaitEmpty`] answers once every one is stopped (stopped ones are kept on disk for the next
+//! daemon), [`HandOver`] refuses new work and leaves the
 //! containers alone, [`Settled`] says whether work is still in flight, [`Flushed`] and
 //! [`CloseSubscriptions`] end the event streams once the last events are on disk.
 
@@ -23,7 +24,7 @@ pub struct Shutdown {
     pub signal: i32,
 }
 
-/// Answer `reply` once no container is left.
+/// Answer `reply` once no container runs any more and no deletion is in flight.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct WaitEmpty {
@@ -35,8 +36,8 @@ pub struct WaitEmpty {
 #[rtype(result = "()")]
 pub struct HandOver;
 
-/// Whether nothing is in flight: no start, exec, checkpoint, pause, resume or update under way,
-/// no exit waiting for its cleanup, no job in the pool.
+/// Whether nothing is in flight: no start, exec, checkpoint, pause, resume, update or deletion
+/// under way, no exit waiting for its cleanup, no job in the pool.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct Settled;
@@ -100,14 +101,14 @@ impl Handler<Settled> for Supervisor {
                     c.phase,
                     ContainerPhase::Starting { .. }
                         | ContainerPhase::Checkpointing { .. }
-                        | ContainerPhase::Stopped { .. }
+                        | ContainerPhase::Exiting { .. }
                 )
                 || c.execs
                     .values()
                     .any(|e| matches!(e.phase, ExecPhase::Starting { .. }))
         };
         let load = self.workers.load();
-        load.idle && !self.containers.values().any(busy)
+        load.idle && self.removing.is_empty() && !self.containers.values().any(busy)
     }
 }
 

@@ -13,6 +13,7 @@ use runtime::{ProcessName, StateDir};
 use tokio::sync::oneshot;
 use worker::Pool;
 
+use super::delete::Removal;
 use super::errors::{key, not_found};
 use super::jobs::{PoolWorkers, Workers};
 use super::keeper::Keeper;
@@ -35,6 +36,9 @@ pub struct Supervisor {
     /// Runs the slow calls (runc, CRIU, the disk); see [`super::jobs`].
     pub(super) workers: Box<dyn Workers>,
     pub(super) containers: HashMap<Key, Container>,
+    /// Containers being deleted: their files are being removed, and starts of their ids wait
+    /// here until they are (see [`super::delete`]).
+    pub(super) removing: HashMap<Key, Removal>,
     /// Pids of running processes: inits and execs.
     pub(super) by_pid: HashMap<u32, (Key, Member)>,
     /// Exits of pids no container claimed yet, by pid: one may be the init of a start, or the
@@ -98,6 +102,7 @@ impl Supervisor {
             state_dir,
             workers,
             containers: HashMap::new(),
+            removing: HashMap::new(),
             by_pid: HashMap::new(),
             unclaimed: HashMap::new(),
             journal,
@@ -143,7 +148,8 @@ impl Supervisor {
         self.publish(kind, key, process, pid, status, false);
     }
 
-    /// [`Supervisor::emit`], for an `exit` that may report an OOM kill.
+    /// [`Supervisor::emit`], for an `exit` that may report an OOM kill; returns the event's
+    /// time.
     pub(super) fn publish(
         &mut self,
         kind: EventKind,
@@ -152,15 +158,16 @@ impl Supervisor {
         pid: u32,
         status: Option<i32>,
         oom_killed: bool,
-    ) {
+    ) -> u64 {
         let labels = self
             .containers
             .get(key)
             .map(|c| c.labels.clone())
             .unwrap_or_default();
+        let time = now_ns();
         self.append(Event {
             seq: 0,
-            time: now_ns(),
+            time,
             kind,
             namespace: key.0.to_string(),
             id: key.1.to_string(),
@@ -170,6 +177,7 @@ impl Supervisor {
             labels,
             oom_killed,
         });
+        time
     }
 
     /// Numbers an image store event and hands it to the journal, in one order with the
@@ -262,8 +270,14 @@ impl Supervisor {
         }
     }
 
+    /// Answers the [`super::WaitEmpty`] waiters once no container runs (those stopped are
+    /// kept) and no deletion is in flight.
     pub(super) fn notify_if_empty(&mut self) {
-        if self.containers.is_empty() {
+        let live = self
+            .containers
+            .values()
+            .any(|c| !matches!(c.phase, crate::container::ContainerPhase::Stopped(_)));
+        if !live && self.removing.is_empty() {
             for waiter in self.empty_waiters.drain(..) {
                 let _ = waiter.send(());
             }

@@ -10,19 +10,21 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use protocol::{
-    CheckpointOptions, CheckpointRequest, ErrorKind, Event, ExecRequest, Filter, Response,
-    StartRequest, WaitRequest,
+    CheckpointOptions, CheckpointRequest, DeleteRequest, ErrorKind, Event, ExecRequest, Filter,
+    Response, StartExistingRequest, StartRequest, Status, WaitRequest,
 };
 use runtime::{CheckpointMeta, ExitStatus, PidFd, RuntimeError, StateDir};
 use tokio::sync::{mpsc, oneshot};
 use worker::pool::PoolClosed;
 use worker::{Execed, StartedContainer};
 
-use super::jobs::{CheckpointDone, ControlDone, Deleted, ExecDone, Job, Load, StartDone, Workers};
+use super::jobs::{
+    CheckpointDone, ControlDone, Deleted, ExecDone, Job, Load, Removed, StartDone, Workers,
+};
 use super::keeper::Keeper;
 use super::{
-    AddProcess, Checkpoint, Exit, Flushed, HandOver, KeeperSynced, Pause, Resume, Start, Subscribe,
-    Supervisor, Wait,
+    AddProcess, Checkpoint, Delete, Exit, Flushed, HandOver, KeeperSynced, List, Pause, Resume,
+    Start, StartExisting, Subscribe, Supervisor, Wait,
 };
 use crate::journal::Journal;
 use crate::keeper_link::{Outcome, ProcessExit};
@@ -127,6 +129,11 @@ impl Harness {
 
     /// Sends `Start` for container [`ID`]; the answer comes once its job is completed.
     async fn start(&self) -> oneshot::Receiver<Response> {
+        self.start_removing(false).await
+    }
+
+    /// Sends `Start` for container [`ID`], with `--rm` if `remove`.
+    async fn start_removing(&self, remove: bool) -> oneshot::Receiver<Response> {
         let (reply, answer) = oneshot::channel();
         let req = StartRequest {
             namespace: "default".into(),
@@ -138,9 +145,71 @@ impl Harness {
             checkpoint: None,
             stdin: None,
             terminal: None,
+            remove,
         };
         self.actor.send(Start { req, reply }).await.unwrap();
         answer
+    }
+
+    /// Sends `StartExisting` for container [`ID`].
+    async fn start_again(&self) -> oneshot::Receiver<Response> {
+        let (reply, answer) = oneshot::channel();
+        let req = StartExistingRequest {
+            namespace: "default".into(),
+            id: ID.into(),
+            checkpoint: None,
+        };
+        self.actor.send(StartExisting { req, reply }).await.unwrap();
+        answer
+    }
+
+    /// Sends `Delete` for container [`ID`].
+    async fn delete(&self, force: bool) -> oneshot::Receiver<Response> {
+        let (reply, answer) = oneshot::channel();
+        let req = DeleteRequest {
+            namespace: "default".into(),
+            id: ID.into(),
+            force,
+        };
+        self.actor.send(Delete { req, reply }).await.unwrap();
+        answer
+    }
+
+    /// The status of container [`ID`] as listed, and its exit status; `None` if not listed.
+    async fn listed(&self) -> Option<(Status, Option<i32>)> {
+        let list = List {
+            namespace: "default".into(),
+            filter: Filter::everything(),
+        };
+        let Response::Containers(list) = self.actor.send(list).await.unwrap() else {
+            panic!("list answered something else");
+        };
+        list.first()
+            .map(|c| (c.status, c.exit.and_then(|e| e.status)))
+    }
+
+    /// Waits until what the actor queued behind the journal's writes has reached it and been
+    /// handled: the `Flushed` answer follows those writes, and a round trip follows its mailbox.
+    async fn settle(&self) {
+        let (reply, flushed) = oneshot::channel();
+        self.actor.send(Flushed { reply }).await.unwrap();
+        flushed.await.unwrap();
+        self.listed().await;
+    }
+
+    /// Completes the removal of a deleted container's files, submitted once the events before
+    /// the deletion are on disk; returns the record the worker was to remove.
+    async fn complete_remove(&self) -> Option<runtime::ContainerRecord> {
+        self.settle().await;
+        let Job::Remove {
+            key, record, done, ..
+        } = self.next_job()
+        else {
+            panic!("the next job is no removal");
+        };
+        let result = Ok(());
+        done.send(Removed { key, result }).await.unwrap();
+        record
     }
 
     /// Starts container [`ID`] with its init as [`INIT_PID`], all the way to running.
@@ -686,6 +755,8 @@ fn adopted_gone(id: &str, pid: u32) -> Adopted {
         },
         relayed: false,
         execs: Default::default(),
+        exit: None,
+        remove: false,
     };
     Adopted {
         record,
@@ -709,6 +780,7 @@ fn a_process_found_gone_takes_the_exit_that_comes_before_the_keeper_syncs() {
         };
         let recovery = Recovery {
             containers: vec![adopted_gone("reaped", 100), adopted_gone("lost", 101)],
+            stopped: Vec::new(),
             exits: Vec::new(),
             unaccounted: vec![unaccounted(100), unaccounted(101)],
             orphans: Vec::new(),
@@ -738,5 +810,149 @@ fn a_process_found_gone_takes_the_exit_that_comes_before_the_keeper_syncs() {
         let exit = |id: &str, status| ("exit".to_string(), id.to_string(), status);
         assert_eq!(exits, [exit("lost", None), exit("reaped", Some(41))]);
         assert_eq!(*h.keeper.acks.lock().unwrap(), [9]);
+    });
+}
+
+#[test]
+fn a_stopped_container_is_kept_until_deleted_and_a_running_one_is_not_deleted_without_force() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        h.running().await;
+        match answered(h.delete(false).await).await {
+            Response::Error(e) => {
+                assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+                assert_eq!(
+                    e.message,
+                    format!(
+                        "container \"{ID}\" is running; stop it first, or delete it with --force"
+                    )
+                );
+            }
+            other => panic!("deleting a running container answered {other:?}"),
+        }
+        h.no_job();
+        assert_eq!(h.listed().await, Some((Status::Running, None)));
+
+        h.exit(INIT_PID, 3, 1).await;
+        h.complete_delete().await;
+        assert_eq!(h.listed().await, Some((Status::Stopped, Some(3))));
+        // The record keeps the exit, for a daemon restarted from here.
+        let (events, _) = h.journaled().await;
+        assert_eq!(events, ["start-container init", "exit init"]);
+        let record = std::fs::read_dir(h.dir.path().join("state/default"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .expect("no record");
+        let record: runtime::ContainerRecord =
+            serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+        assert_eq!(record.exit.map(|e| e.status), Some(Some(3)));
+
+        let deleted = h.delete(false).await;
+        // The worker that removes its files removes that record too.
+        let removed = h.complete_remove().await.expect("no record to remove");
+        assert_eq!(removed.created, record.created);
+        assert_eq!(answered(deleted).await, Response::Done);
+        assert_eq!(h.listed().await, None);
+        let (_, acks) = h.journaled().await;
+        assert_eq!(acks, [1]);
+    });
+}
+
+#[test]
+fn a_start_of_an_id_being_deleted_runs_once_the_deletion_is_done() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        let answer = h.start_removing(true).await;
+        h.complete_start(Ok(started(INIT_PID))).await;
+        assert_eq!(answered(answer).await, started_reply(INIT_PID));
+        h.exit(INIT_PID, 0, 1).await;
+        h.complete_delete().await;
+        // --rm: gone from the listing at its exit, its files being removed.
+        assert_eq!(h.listed().await, None);
+        let again = h.start().await;
+        // The start waits behind the removal: nothing is submitted for it yet.
+        h.settle().await;
+        assert!(matches!(
+            h.jobs.0.lock().unwrap().back(),
+            Some(Job::Remove { .. })
+        ));
+        h.complete_remove().await;
+        h.complete_start(Ok(started(INIT_PID + 1))).await;
+        assert_eq!(answered(again).await, started_reply(INIT_PID + 1));
+        let (events, _) = h.journaled().await;
+        assert_eq!(
+            events,
+            ["start-container init", "exit init", "start-container init"]
+        );
+    });
+}
+
+#[test]
+fn a_stopped_container_starts_again_and_stays_stopped_if_that_fails() {
+    in_system(async {
+        let mut h = Harness::new().await;
+        let answer = h.start().await;
+        // As a detached start's: its output went through pipes (here, ones at their end).
+        let null = || std::fs::File::open("/dev/null").unwrap();
+        let pipes = worker::RelayPipes {
+            stdout: null().into(),
+            stderr: null().into(),
+        };
+        let relay = worker::Relay::copy(pipes, null(), null()).unwrap();
+        let detached = StartedContainer {
+            relay: Some(relay),
+            ..started(INIT_PID)
+        };
+        h.complete_start(Ok(detached)).await;
+        assert_eq!(answered(answer).await, started_reply(INIT_PID));
+        h.exit(INIT_PID, 3, 1).await;
+        h.complete_delete().await;
+
+        // A start with another bundle does not replace it.
+        let (reply, answer) = oneshot::channel();
+        let req = StartRequest {
+            namespace: "default".into(),
+            id: ID.into(),
+            bundle: "/bundles/other".into(),
+            labels: Default::default(),
+            stdout: None,
+            stderr: None,
+            checkpoint: None,
+            stdin: None,
+            terminal: None,
+            remove: false,
+        };
+        h.actor.send(Start { req, reply }).await.unwrap();
+        match answered(answer).await {
+            Response::Error(e) => {
+                assert_eq!(e.kind, ErrorKind::AlreadyExists);
+                assert!(e.message.contains("start it again"), "{}", e.message);
+            }
+            other => panic!("a start of a stopped id answered {other:?}"),
+        }
+        let again = h.start_again().await;
+        assert_eq!(h.listed().await, Some((Status::Starting, None)));
+        let failed = RuntimeError::Failed {
+            op: "run",
+            id: ID.into(),
+            message: "the bundle is gone".into(),
+        };
+        h.complete_start(Err(failed)).await;
+        match answered(again).await {
+            Response::Error(e) => assert_eq!(e.kind, ErrorKind::Runtime),
+            other => panic!("a failed start answered {other:?}"),
+        }
+        assert_eq!(h.listed().await, Some((Status::Stopped, Some(3))));
+
+        let again = h.start_again().await;
+        h.complete_start(Ok(started(INIT_PID + 1))).await;
+        assert_eq!(answered(again).await, started_reply(INIT_PID + 1));
+        assert_eq!(h.listed().await, Some((Status::Running, None)));
+        let (events, _) = h.journaled().await;
+        assert_eq!(
+            events,
+            ["start-container init", "exit init", "start-container init"]
+        );
     });
 }

@@ -134,6 +134,8 @@ pub struct LastExit {
     pub pid: u32,
     /// Nanoseconds since the epoch.
     pub time: u64,
+    pub status: Option<i32>,
+    pub oom_killed: bool,
 }
 
 /// What the journal held when it was opened.
@@ -330,7 +332,9 @@ mod tests {
             opened.exits.get(&key),
             Some(&LastExit {
                 pid: exit.pid,
-                time: exit.time
+                time: exit.time,
+                status: exit.status,
+                oom_killed: exit.oom_killed,
             })
         );
         let (_, replay) = subscribe(&journal);

@@ -96,6 +96,8 @@ impl Writer {
                     let last = LastExit {
                         pid: event.pid,
                         time: event.time,
+                        status: event.status,
+                        oom_killed: event.oom_killed,
                     };
                     last_exits.insert(ProcessKey::of(&event), last);
                 }

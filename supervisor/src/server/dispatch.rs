@@ -20,8 +20,9 @@ use super::images;
 use super::run;
 use super::stream::Stream;
 use crate::actor::{
-    AddProcess, Checkpoint, DeleteCheckpoint, Info, KillProcess, List, ListCheckpoints, Logs,
-    Pause, Resize, Resume, Signal, Start, State, Stats, Subscribe, Supervisor, Update, Wait,
+    AddProcess, Checkpoint, Delete, DeleteCheckpoint, Info, KillProcess, List, ListCheckpoints,
+    Logs, Pause, Resize, Resume, Signal, Start, StartExisting, State, Stats, Subscribe, Supervisor,
+    Update, Wait,
 };
 use crate::journal::Registration;
 use crate::stats;
@@ -55,6 +56,14 @@ pub async fn dispatch(
         Request::Start(req) => {
             let (reply, answer) = oneshot::channel();
             send_then_await(supervisor, Start { req, reply }, answer).await
+        }
+        Request::StartExisting(req) => {
+            let (reply, answer) = oneshot::channel();
+            send_then_await(supervisor, StartExisting { req, reply }, answer).await
+        }
+        Request::Delete(req) => {
+            let (reply, answer) = oneshot::channel();
+            send_then_await(supervisor, Delete { req, reply }, answer).await
         }
         Request::Kill(req) => {
             let (reply, answer) = oneshot::channel();

@@ -220,6 +220,9 @@ pub async fn run(
         checkpoint: None,
         stdin: req.stdin.clone(),
         terminal: req.terminal,
+        // With --rm the container goes too, once it stops; without, it is kept stopped, as a
+        // started one is.
+        remove: req.remove,
     };
     let (reply, answer) = oneshot::channel();
     let started = if supervisor.send(Start { req: start, reply }).await.is_err() {

@@ -238,15 +238,23 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("kill {id}: {e}"));
     }
 
-    /// Waits until the daemon lists no container in the default namespace: every exit reported.
-    pub fn wait_until_empty(&self, what: &str) {
+    /// Waits until every container the daemon lists in the default namespace is stopped: every
+    /// exit reported (stopped containers are kept until deleted).
+    pub fn wait_until_stopped(&self, what: &str) {
         wait_until(what, || {
-            self.client()
-                .list(DEFAULT_NAMESPACE)
-                .unwrap()
-                .is_empty()
-                .then_some(())
+            all_stopped(&self.client().list(DEFAULT_NAMESPACE).unwrap()).then_some(())
         });
+    }
+
+    /// Deletes a stopped container.
+    pub fn delete(&self, id: &str) {
+        self.client()
+            .delete(protocol::DeleteRequest {
+                namespace: DEFAULT_NAMESPACE.into(),
+                id: id.into(),
+                force: false,
+            })
+            .unwrap_or_else(|e| panic!("delete {id}: {e}"));
     }
 
     /// What runc still holds under this daemon's state dir.
@@ -322,6 +330,13 @@ impl Drop for Daemon {
     }
 }
 
+/// Whether each of `containers` has stopped, with its exit.
+pub fn all_stopped(containers: &[protocol::Container]) -> bool {
+    containers
+        .iter()
+        .all(|c| c.status == protocol::Status::Stopped && c.exit.is_some())
+}
+
 pub fn start_request(id: &str, bundle: &Path) -> StartRequest {
     StartRequest {
         namespace: DEFAULT_NAMESPACE.into(),
@@ -333,6 +348,7 @@ pub fn start_request(id: &str, bundle: &Path) -> StartRequest {
         checkpoint: None,
         stdin: None,
         terminal: None,
+        remove: false,
     }
 }
 
