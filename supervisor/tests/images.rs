@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{unique_id, wait_for_output, wait_until, Daemon};
+use common::{ctr_ok, ctr_refused, unique_id, wait_for_output, wait_until, Daemon};
 use layout::{Compression, Entry, ImageSpec, Layout};
 use protocol::frame::{read_frame, write_frame};
 use protocol::{
@@ -60,27 +60,8 @@ fn archive(daemon: &Daemon, name: &str, spec: &ImageSpec) -> (PathBuf, String) {
     (path, digest)
 }
 
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "ctr failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// A `ctr` failure: ctr's own exit code, 125, and one line `ctr: ...` on stderr; returns that
-/// line.
-fn refused(output: Output) -> String {
-    assert_eq!(output.status.code(), Some(125), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("ctr: "), "{stderr}");
-    stderr
-}
-
 fn json(output: Output) -> Value {
-    serde_json::from_str(&ok(output)).unwrap()
+    serde_json::from_str(&ctr_ok(output)).unwrap()
 }
 
 fn path(p: &Path) -> &str {
@@ -96,7 +77,7 @@ fn listings(daemon: &Daemon) -> [Value; 3] {
 /// The events matching `filter` the journal holds for the default namespace, as (type, id)
 /// pairs in order.
 fn journal(daemon: &Daemon, filter: &str) -> Vec<(String, String)> {
-    let out = ok(daemon.ctr(&[
+    let out = ctr_ok(daemon.ctr(&[
         "events", "--since", "0", "--until", "0s", "--filter", filter, "--format", "json",
     ]));
     out.lines()
@@ -116,10 +97,10 @@ fn an_image_is_imported_listed_inspected_exported_removed_and_pruned() {
     let name = "example.com/app:1";
     let (file, digest) = archive(&daemon, name, &two_layers());
 
-    let out = ok(daemon.ctr(&["images", "import", "--label", "team=a", path(&file)]));
+    let out = ctr_ok(daemon.ctr(&["images", "import", "--label", "team=a", path(&file)]));
     assert_eq!(out, format!("{name} {digest}\n"));
 
-    let table = ok(daemon.ctr(&["images", "ls"]));
+    let table = ctr_ok(daemon.ctr(&["images", "ls"]));
     let lines: Vec<&str> = table.lines().collect();
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
@@ -150,7 +131,7 @@ fn an_image_is_imported_listed_inspected_exported_removed_and_pruned() {
         "json",
     ]));
     assert_eq!(none, Value::Array(Vec::new()));
-    let bad_filter = refused(daemon.ctr(&["images", "ls", "--filter", "status==x"]));
+    let bad_filter = ctr_refused(daemon.ctr(&["images", "ls", "--filter", "status==x"]));
     assert!(bad_filter.contains("unknown field"), "{bad_filter}");
 
     let inspected = json(daemon.ctr(&["images", "inspect", name]));
@@ -171,7 +152,7 @@ fn an_image_is_imported_listed_inspected_exported_removed_and_pruned() {
     assert!(snapshots.iter().all(|s| s["kind"] == "committed"));
     let top = snapshots.iter().find(|s| !s["parent"].is_null()).unwrap();
     assert!(snapshots.iter().any(|s| s["key"] == top["parent"]));
-    let usage = ok(daemon.ctr(&["snapshots", "usage"]));
+    let usage = ctr_ok(daemon.ctr(&["snapshots", "usage"]));
     assert_eq!(usage.lines().count(), 3, "{usage}");
     let blobs = json(daemon.ctr(&["content", "ls", "--format", "json"]));
     assert_eq!(
@@ -179,12 +160,12 @@ fn an_image_is_imported_listed_inspected_exported_removed_and_pruned() {
         5,
         "two layers, a config, a manifest, an index"
     );
-    assert!(ok(daemon.ctr(&["content", "ls"])).starts_with("DIGEST"));
+    assert!(ctr_ok(daemon.ctr(&["content", "ls"])).starts_with("DIGEST"));
 
     // Exported and imported again, in another namespace, it is the same image.
     let exported = daemon.dir.path().join("exported.tar");
-    ok(daemon.ctr(&["images", "export", path(&exported), name]));
-    let out = ok(daemon.ctr(&["-n", "other", "images", "import", path(&exported)]));
+    ctr_ok(daemon.ctr(&["images", "export", path(&exported), name]));
+    let out = ctr_ok(daemon.ctr(&["-n", "other", "images", "import", path(&exported)]));
     assert_eq!(out, format!("{name} {digest}\n"));
     // From stdin, under another name.
     let mut import = daemon
@@ -200,18 +181,21 @@ fn an_image_is_imported_listed_inspected_exported_removed_and_pruned() {
         .write_all(&std::fs::read(&exported).unwrap())
         .unwrap();
     assert_eq!(
-        ok(import.wait_with_output().unwrap()),
+        ctr_ok(import.wait_with_output().unwrap()),
         format!("copy {digest}\n")
     );
 
     // Removing every name and pruning leaves nothing.
-    assert_eq!(ok(daemon.ctr(&["images", "rm", name])), format!("{name}\n"));
-    let missing = refused(daemon.ctr(&["-n", "other", "images", "rm", "copy", "nope"]));
+    assert_eq!(
+        ctr_ok(daemon.ctr(&["images", "rm", name])),
+        format!("{name}\n")
+    );
+    let missing = ctr_refused(daemon.ctr(&["-n", "other", "images", "rm", "copy", "nope"]));
     assert!(
         missing.contains("image nope not found in namespace other"),
         "{missing}"
     );
-    ok(daemon.ctr(&["-n", "other", "images", "rm", name, "copy"]));
+    ctr_ok(daemon.ctr(&["-n", "other", "images", "rm", name, "copy"]));
     let pruned = json(daemon.ctr(&["images", "prune", "--format", "json"]));
     assert_eq!(pruned["blobs"].as_array().unwrap().len(), 5);
     assert_eq!(pruned["snapshots"].as_array().unwrap().len(), 2);
@@ -244,7 +228,7 @@ fn an_image_is_imported_listed_inspected_exported_removed_and_pruned() {
             ("image-delete".to_string(), name.to_string())
         ]
     );
-    let other = ok(daemon.ctr(&[
+    let other = ctr_ok(daemon.ctr(&[
         "-n",
         "other",
         "events",
@@ -266,7 +250,7 @@ fn an_image_is_imported_listed_inspected_exported_removed_and_pruned() {
 fn a_refused_archive_changes_nothing() {
     let daemon = Daemon::start();
     let (good, _) = archive(&daemon, "kept", &two_layers());
-    ok(daemon.ctr(&["images", "import", path(&good)]));
+    ctr_ok(daemon.ctr(&["images", "import", path(&good)]));
     let before = listings(&daemon);
     let tree = layout::tree(&daemon.root());
 
@@ -296,19 +280,19 @@ fn a_refused_archive_changes_nothing() {
         (&corrupt, "is corrupt"),
         (&truncated, "invalid image archive"),
     ] {
-        let line = refused(daemon.ctr(&["images", "import", path(file)]));
+        let line = ctr_refused(daemon.ctr(&["images", "import", path(file)]));
         assert!(line.contains(why), "{}: {line}", file.display());
     }
-    let line = refused(daemon.ctr(&["images", "import", "--platform", "linux", path(&good)]));
+    let line = ctr_refused(daemon.ctr(&["images", "import", "--platform", "linux", path(&good)]));
     assert!(line.contains("invalid platform"), "{line}");
-    let line = refused(daemon.ctr(&["images", "import", "/nonexistent.tar"]));
+    let line = ctr_refused(daemon.ctr(&["images", "import", "/nonexistent.tar"]));
     assert!(line.contains("cannot open /nonexistent.tar"), "{line}");
 
     assert_eq!(listings(&daemon), before);
     assert_eq!(layout::tree(&daemon.root()), tree);
-    let line = refused(daemon.ctr(&["images", "inspect", "nope"]));
+    let line = ctr_refused(daemon.ctr(&["images", "inspect", "nope"]));
     assert!(line.contains("image nope not found"), "{line}");
-    let line = refused(daemon.ctr(&["snapshots", "rm", "sha256:nope"]));
+    let line = ctr_refused(daemon.ctr(&["snapshots", "rm", "sha256:nope"]));
     assert!(
         line.contains("not found") || line.contains("invalid digest"),
         "{line}"
@@ -388,7 +372,7 @@ fn a_second_ctrd_on_the_same_root_is_refused() {
         "{stderr}"
     );
     // The first one still serves.
-    ok(daemon.ctr(&["images", "ls"]));
+    ctr_ok(daemon.ctr(&["images", "ls"]));
 }
 
 /// A mount the test made, taken off (lazily) if the test fails before it unmounts it, so the
@@ -425,12 +409,12 @@ fn a_container_runs_on_a_mounted_snapshot() {
         ),
     ]);
     let (file, _) = archive(&daemon, "busybox", &spec);
-    ok(daemon.ctr(&["images", "import", path(&file)]));
+    ctr_ok(daemon.ctr(&["images", "import", path(&file)]));
 
     let id = unique_id("snap");
-    let key = ok(daemon.ctr(&["snapshots", "prepare", "--image", "busybox", &id]));
+    let key = ctr_ok(daemon.ctr(&["snapshots", "prepare", "--image", "busybox", &id]));
     assert_eq!(key, format!("default/{id}\n"));
-    let again = refused(daemon.ctr(&["snapshots", "prepare", "--image", "busybox", &id]));
+    let again = ctr_refused(daemon.ctr(&["snapshots", "prepare", "--image", "busybox", &id]));
     assert!(again.contains("already has an active snapshot"), "{again}");
 
     // A bundle whose rootfs is the mounted snapshot, not make-bundle.sh's.
@@ -438,12 +422,12 @@ fn a_container_runs_on_a_mounted_snapshot() {
     let rootfs = bundle.join("rootfs");
     std::fs::remove_dir_all(&rootfs).unwrap();
     std::fs::create_dir(&rootfs).unwrap();
-    ok(daemon.ctr(&["snapshots", "mount", &id, path(&rootfs)]));
+    ctr_ok(daemon.ctr(&["snapshots", "mount", &id, path(&rootfs)]));
     let mounted = Mounted(rootfs.clone());
     assert!(rootfs.join("greeting").exists());
 
     let mut events = daemon.events();
-    ok(daemon.ctr(&["containers", "start", &id, path(&bundle)]));
+    ctr_ok(daemon.ctr(&["containers", "start", &id, path(&bundle)]));
     let exit = events.wait_for(1, |e| e.id == id && e.kind == EventKind::Exit);
     assert_eq!(exit[0].status, Some(0));
     wait_for_output(&daemon, &id, "from the image");
@@ -457,11 +441,11 @@ fn a_container_runs_on_a_mounted_snapshot() {
         "json",
     ]));
     assert_eq!(listed[0]["key"], format!("default/{id}"));
-    let busy = refused(daemon.ctr(&["snapshots", "rm", &id]));
+    let busy = ctr_refused(daemon.ctr(&["snapshots", "rm", &id]));
     assert!(busy.contains("mounted"), "{busy}");
-    ok(daemon.ctr(&["snapshots", "unmount", path(&rootfs)]));
+    ctr_ok(daemon.ctr(&["snapshots", "unmount", path(&rootfs)]));
     std::mem::forget(mounted);
-    ok(daemon.ctr(&["snapshots", "rm", &id]));
+    ctr_ok(daemon.ctr(&["snapshots", "rm", &id]));
     let active = json(daemon.ctr(&[
         "snapshots",
         "ls",
@@ -486,14 +470,14 @@ fn a_container_runs_on_a_mounted_snapshot() {
 fn images_survive_a_daemon_crash() {
     let daemon = Daemon::start();
     let (file, digest) = archive(&daemon, "kept", &two_layers());
-    ok(daemon.ctr(&["images", "import", path(&file)]));
+    ctr_ok(daemon.ctr(&["images", "import", path(&file)]));
     let before = listings(&daemon);
     daemon.kill_daemon_process();
     assert_eq!(listings(&daemon), before);
     let listed = json(daemon.ctr(&["images", "ls", "--format", "json"]));
     assert_eq!(listed[0]["digest"], digest.as_str());
-    ok(daemon.ctr(&["images", "rm", "kept"]));
-    ok(daemon.ctr(&["images", "prune"]));
+    ctr_ok(daemon.ctr(&["images", "rm", "kept"]));
+    ctr_ok(daemon.ctr(&["images", "prune"]));
     assert_eq!(
         journal(&daemon, "type~=image"),
         [

@@ -11,9 +11,8 @@ mod common;
 mod layout;
 
 use std::path::PathBuf;
-use std::process::Output;
 
-use common::{unique_id, Daemon};
+use common::{ctr_ok, ctr_refused, unique_id, Daemon};
 use layout::{Compression, Entry, ImageSpec, Layout};
 use oci_spec::image::{Config, ConfigBuilder};
 use protocol::{EventKind, REMOVE_ERROR_LABEL};
@@ -81,29 +80,11 @@ fn import(daemon: &Daemon, namespace: &str, name: &str, spec: &ImageSpec) {
         .path()
         .join(format!("{}.tar", unique_id("image")));
     std::fs::write(&path, bytes).unwrap();
-    ok(daemon.ctr(&["-n", namespace, "images", "import", path.to_str().unwrap()]));
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "ctr failed: {output:?} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// A `ctr` failure: exit code 125 and one line `ctr: ...`; returns that line.
-fn refused(output: Output) -> String {
-    assert_eq!(output.status.code(), Some(125), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("ctr: "), "{stderr}");
-    stderr
+    ctr_ok(daemon.ctr(&["-n", namespace, "images", "import", path.to_str().unwrap()]));
 }
 
 fn active_snapshots(daemon: &Daemon, namespace: &str) -> Value {
-    serde_json::from_str(&ok(daemon.ctr(&[
+    serde_json::from_str(&ctr_ok(daemon.ctr(&[
         "-n",
         namespace,
         "snapshots",
@@ -135,12 +116,12 @@ fn the_container_sees_the_images_env_working_dir_and_user() {
     let daemon = Daemon::start();
     import(&daemon, "default", "report", &reporting_image());
     let id = unique_id("run");
-    let out = ok(daemon.ctr(&["run", "--rm", "report", &id]));
+    let out = ctr_ok(daemon.ctr(&["run", "--rm", "report", &id]));
     assert_eq!(out, "hi\n/srv\n1234\n2345\n2345 3456\n");
     assert_nothing_left(&daemon, "default", &id);
 
     // The flags win over the image.
-    let out = ok(daemon.ctr(&[
+    let out = ctr_ok(daemon.ctr(&[
         "run",
         "--rm",
         "--env",
@@ -185,7 +166,7 @@ fn containers_of_one_image_do_not_see_each_others_writes() {
         &a,
         "echo mine > /srv/mark; cat /srv/mark",
     ]);
-    ok(detached);
+    ctr_ok(detached);
     let mut waited = daemon.ctr_command(&["containers", "wait", &a]);
     assert!(waited.status().unwrap().success());
     assert_eq!(
@@ -193,7 +174,7 @@ fn containers_of_one_image_do_not_see_each_others_writes() {
             .unwrap(),
         "mine\n"
     );
-    let out = ok(daemon.ctr(&[
+    let out = ctr_ok(daemon.ctr(&[
         "run",
         "--rm",
         "report",
@@ -205,8 +186,8 @@ fn containers_of_one_image_do_not_see_each_others_writes() {
     let active = active_snapshots(&daemon, "default");
     assert_eq!(active[0]["key"], format!("default/{a}"));
     let rootfs = bundle_dir(&daemon, "default", &a).join("rootfs");
-    ok(daemon.ctr(&["snapshots", "unmount", rootfs.to_str().unwrap()]));
-    ok(daemon.ctr(&["snapshots", "rm", &a]));
+    ctr_ok(daemon.ctr(&["snapshots", "unmount", rootfs.to_str().unwrap()]));
+    ctr_ok(daemon.ctr(&["snapshots", "rm", &a]));
 }
 
 #[test]
@@ -215,7 +196,7 @@ fn one_id_runs_in_two_namespaces_at_once() {
     let id = "same";
     for ns in ["a", "b"] {
         import(&daemon, ns, "report", &reporting_image());
-        ok(daemon.ctr(&[
+        ctr_ok(daemon.ctr(&[
             "-n",
             ns,
             "run",
@@ -227,7 +208,7 @@ fn one_id_runs_in_two_namespaces_at_once() {
         ]));
     }
     for ns in ["a", "b"] {
-        let state: Value = serde_json::from_str(&ok(daemon.ctr(&[
+        let state: Value = serde_json::from_str(&ctr_ok(daemon.ctr(&[
             "-n",
             ns,
             "containers",
@@ -245,7 +226,7 @@ fn one_id_runs_in_two_namespaces_at_once() {
     }
     for ns in ["a", "b"] {
         let events = daemon.client().subscribe(ns).unwrap();
-        ok(daemon.ctr(&["-n", ns, "containers", "kill", "--signal", "KILL", id]));
+        ctr_ok(daemon.ctr(&["-n", ns, "containers", "kill", "--signal", "KILL", id]));
         let status = daemon
             .ctr_command(&["-n", ns, "containers", "wait", id])
             .status()
@@ -270,9 +251,9 @@ fn the_container_has_its_own_network_with_loopback_up() {
     let id = unique_id("net");
     let script = "cat /sys/class/net/lo/operstate; ls /sys/class/net";
     // Loopback that is up reads "unknown" (it has no carrier to report); "down" if not.
-    let out = ok(daemon.ctr(&["run", "--rm", "report", &id, script]));
+    let out = ctr_ok(daemon.ctr(&["run", "--rm", "report", &id, script]));
     assert_eq!(out, "unknown\nlo\n");
-    let host = ok(daemon.ctr(&[
+    let host = ctr_ok(daemon.ctr(&[
         "run",
         "--rm",
         "--net",
@@ -303,7 +284,7 @@ fn refused_runs_leave_nothing_behind() {
         (&["run", "--env", "NOVALUE", "report", &id], "KEY=VALUE"),
     ];
     for (args, says) in cases {
-        let line = refused(daemon.ctr(args));
+        let line = ctr_refused(daemon.ctr(args));
         assert!(line.contains(says), "{args:?}: {line}");
         assert_nothing_left(&daemon, "default", &id);
     }

@@ -552,3 +552,23 @@ pub fn closed_by_peer(stream: &mut impl std::io::Read) -> bool {
         Err(_) => true,
     }
 }
+
+/// A `ctr` that succeeded: its stdout.
+pub fn ctr_ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "ctr failed: {output:?} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A `ctr` failure: ctr's own exit code, 125, and one line `ctr: ...` on stderr; returns that
+/// line.
+pub fn ctr_refused(output: Output) -> String {
+    assert_eq!(output.status.code(), Some(125), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("ctr: "), "{stderr}");
+    stderr
+}
